@@ -1,0 +1,235 @@
+//! A lossless model of the `<jingle xmlns='urn:xmpp:jingle:1'/>` element.
+//!
+//! We do not use xmpp-parsers' Jingle types: they drop parts real clients send.
+//! Everything we do not model is kept as a [`minidom::Element`] in an `other`
+//! field and written back out unchanged.
+//!
+//! INTERFACE SKELETON — implementation in progress (see crate docs).
+
+use crate::ids::Sid;
+use crate::status::ReasonCondition;
+use minidom::Element;
+
+/// Jingle `action` attribute (XEP-0166 §7.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    ContentAccept,
+    ContentAdd,
+    ContentModify,
+    ContentReject,
+    ContentRemove,
+    DescriptionInfo,
+    SecurityInfo,
+    SessionAccept,
+    SessionInfo,
+    SessionInitiate,
+    SessionTerminate,
+    TransportAccept,
+    TransportInfo,
+    TransportReject,
+    TransportReplace,
+}
+
+impl Action {
+    /// The wire name, e.g. `session-initiate`.
+    pub fn as_str(self) -> &'static str {
+        todo!()
+    }
+    /// Parse a wire name; `None` for an unknown action.
+    pub fn parse(s: &str) -> Option<Self> {
+        let _ = s;
+        todo!()
+    }
+}
+
+/// Why a `<jingle/>` element could not be parsed. Every variant is a peer
+/// fault answered with an IQ `bad-request`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JingleError {
+    #[error("element is not <jingle xmlns='urn:xmpp:jingle:1'/>")]
+    NotJingle,
+    #[error("<jingle/> has no sid attribute")]
+    MissingSid,
+    #[error("<jingle/> has no action attribute")]
+    MissingAction,
+    #[error("unknown Jingle action '{0}'")]
+    UnknownAction(String),
+    #[error("invalid <{element}/>: {detail}")]
+    Invalid { element: &'static str, detail: String },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Jingle {
+    pub action: Action,
+    pub sid: Sid,
+    /// `initiator` attribute (a full or bare JID, as text).
+    pub initiator: Option<String>,
+    /// `responder` attribute.
+    pub responder: Option<String>,
+    pub contents: Vec<Content>,
+    pub reason: Option<Reason>,
+    /// Payload children of session-info (`<ringing/>`, `<hold/>`, `<active/>`,
+    /// `<mute/>` … in `urn:xmpp:jingle:apps:rtp:info:1`), kept as elements.
+    pub info: Vec<Element>,
+    /// Children we do not model (e.g. XEP-0338 `<group/>` until it is typed).
+    pub other: Vec<Element>,
+}
+
+impl Jingle {
+    pub fn new(action: Action, sid: Sid) -> Self {
+        let _ = (action, sid);
+        todo!()
+    }
+    pub fn parse(element: &Element) -> Result<Self, JingleError> {
+        let _ = element;
+        todo!()
+    }
+    pub fn to_element(&self) -> Element {
+        todo!()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Creator {
+    #[default]
+    Initiator,
+    Responder,
+}
+
+/// `senders`, always seen from the session initiator (XEP-0166). Absent = `Both`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Senders {
+    #[default]
+    Both,
+    Initiator,
+    Responder,
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Content {
+    pub creator: Creator,
+    pub name: String,
+    pub senders: Senders,
+    pub disposition: Option<String>,
+    pub description: Option<Description>,
+    pub transport: Option<Transport>,
+    pub other: Vec<Element>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Description {
+    Rtp(RtpDescription),
+    /// A description in another namespace: kept, never mapped to SDP.
+    Other(Element),
+}
+
+/// XEP-0167 `<description xmlns='urn:xmpp:jingle:apps:rtp:1'/>`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RtpDescription {
+    pub media: String,
+    pub ssrc: Option<String>,
+    pub payload_types: Vec<PayloadType>,
+    /// `<bandwidth type='AS'>128</bandwidth>` ⇄ `b=AS:128`.
+    pub bandwidth: Option<Bandwidth>,
+    pub rtcp_mux: bool,
+    /// Unmodelled children (rtcp-fb, rtp-hdrext, sources, encryption … until typed).
+    pub other: Vec<Element>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bandwidth {
+    pub kind: String,
+    pub value: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PayloadType {
+    pub id: u8,
+    pub name: Option<String>,
+    pub clockrate: Option<u32>,
+    pub channels: Option<u8>,
+    pub ptime: Option<u32>,
+    pub maxptime: Option<u32>,
+    pub parameters: Vec<Parameter>,
+    pub other: Vec<Element>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parameter {
+    pub name: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Transport {
+    IceUdp(IceUdpTransport),
+    RawUdp(RawUdpTransport),
+    /// A transport in another namespace: kept, never mapped to SDP.
+    Other(Element),
+}
+
+/// XEP-0176 `<transport xmlns='urn:xmpp:jingle:transports:ice-udp:1'/>`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct IceUdpTransport {
+    pub ufrag: Option<String>,
+    pub pwd: Option<String>,
+    pub candidates: Vec<IceCandidate>,
+    /// XEP-0320 `<fingerprint xmlns='urn:xmpp:jingle:apps:dtls:0'/>`.
+    pub fingerprints: Vec<Fingerprint>,
+    pub other: Vec<Element>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IceCandidate {
+    pub component: u8,
+    pub foundation: String,
+    pub generation: u32,
+    pub id: String,
+    /// Kept as text: IPv4, IPv6 or (for mDNS candidates) a host name.
+    pub ip: String,
+    pub port: u16,
+    pub priority: u32,
+    pub protocol: String,
+    /// `host`, `prflx`, `srflx`, `relay`.
+    pub kind: String,
+    pub rel_addr: Option<String>,
+    pub rel_port: Option<u16>,
+    pub tcptype: Option<String>,
+    pub network: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fingerprint {
+    pub hash: String,
+    /// `actpass`, `active`, `passive`, `holdconn`.
+    pub setup: Option<String>,
+    pub value: String,
+}
+
+/// XEP-0177 `<transport xmlns='urn:xmpp:jingle:transports:raw-udp:1'/>`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RawUdpTransport {
+    pub candidates: Vec<RawUdpCandidate>,
+    pub other: Vec<Element>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawUdpCandidate {
+    pub component: u8,
+    pub generation: u32,
+    pub id: String,
+    pub ip: String,
+    pub port: u16,
+}
+
+/// `<reason><busy/><text>…</text></reason>`, plus the gateway's optional
+/// `<sip-status xmlns='urn:xmpp:stox:sip-status:0' code='486'/>`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reason {
+    pub condition: ReasonCondition,
+    pub text: Option<String>,
+    pub sip_status: Option<u16>,
+    pub other: Vec<Element>,
+}
