@@ -56,7 +56,10 @@ pub enum JingleError {
     #[error("unknown Jingle action '{0}'")]
     UnknownAction(String),
     #[error("invalid <{element}/>: {detail}")]
-    Invalid { element: &'static str, detail: String },
+    Invalid {
+        element: &'static str,
+        detail: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
