@@ -1,0 +1,314 @@
+//! The per-call state machine, shared parts. The two directions live in
+//! `xmpp_to_sip.rs` and `sip_to_xmpp.rs`.
+
+use crate::core::CoreConfig;
+use crate::stanza::{self, AppError, IqHeader};
+use crate::time::Millis;
+use crate::types::{
+    CallState, Direction, EndedBy, IqOutcome, Output, SessionRecord, SipCommand, SipInput,
+    TimerKey,
+};
+use minidom::Element;
+use std::collections::HashMap;
+use stox_mapping::ids::{CallId, Sid};
+use stox_mapping::jingle::{Action, Content, Jingle, Reason};
+use stox_mapping::status::{ErrorCondition, ReasonCondition};
+
+mod sip_to_xmpp;
+mod xmpp_to_sip;
+
+/// What an IQ the gateway sent was for, so its answer can be acted on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IqPurpose {
+    SessionInitiate,
+    SessionAccept,
+    SessionInfo,
+    SessionTerminate,
+}
+
+/// Where a call is. The operator-visible [`CallState`] is derived from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    // XMPP → SIP
+    /// INVITE sent, no provisional response yet.
+    Inviting,
+    /// A 180/183 arrived and `<ringing/>` went to the caller.
+    Alerting,
+    /// The XMPP caller hung up before the answer; CANCEL sent, waiting for
+    /// the INVITE's final response (a 2xx is then ended with BYE).
+    Cancelling,
+    // SIP → XMPP
+    /// session-initiate sent, its IQ not answered yet.
+    Initiating,
+    /// The XMPP callee acknowledged the session-initiate.
+    Offered,
+    /// 200 OK sent, waiting for the ACK.
+    AwaitingAck,
+    // Both
+    Active,
+    /// Nothing left to wait for: the core drops the call.
+    Finished,
+}
+
+/// Everything a call may use from the core while it handles one input.
+pub(crate) struct Ctx<'a> {
+    pub now: Millis,
+    pub cfg: &'a CoreConfig,
+    pub out: &'a mut Vec<Output>,
+    pub iqs: &'a mut HashMap<String, (i64, IqPurpose)>,
+    pub iq_seq: &'a mut u64,
+}
+
+impl Ctx<'_> {
+    fn send(&mut self, el: Element) {
+        self.out.push(Output::Xmpp(el));
+    }
+
+    fn sip(&mut self, cmd: SipCommand) {
+        self.out.push(Output::Sip(cmd));
+    }
+
+    fn error(&mut self, req: &IqHeader, cond: ErrorCondition, text: &str, app: Option<AppError>) {
+        self.send(stanza::iq_error(req, cond, text, app));
+    }
+
+    fn result(&mut self, req: &IqHeader) {
+        self.send(stanza::iq_result(req));
+    }
+
+    /// Sends a Jingle IQ set and remembers what it was for.
+    fn jingle(&mut self, call: i64, purpose: IqPurpose, from: &str, to: &str, jingle: &Jingle) {
+        *self.iq_seq += 1;
+        let id = format!("stox-{}-{}", call, *self.iq_seq);
+        self.iqs.insert(id.clone(), (call, purpose));
+        self.send(stanza::iq_set(&id, from, to, jingle.to_element()));
+    }
+}
+
+pub(crate) struct Call {
+    rec: SessionRecord,
+    phase: Phase,
+    /// The XMPP user's full JID (the one end of the Jingle session).
+    xmpp_peer: String,
+    /// The JID the gateway speaks as (the SIP user on the component domain).
+    gateway_jid: String,
+    /// Jingle roles: the XMPP→SIP caller, or the gateway JID.
+    initiator: String,
+    /// The contents of the session-initiate (or of the SIP offer, mapped).
+    offered: Vec<Content>,
+    /// SIP → XMPP: the SDP offer, for writing the answer against it.
+    sip_offer: Option<String>,
+    /// SIP → XMPP: 180 already sent.
+    alerted: bool,
+}
+
+impl Call {
+    pub fn id(&self) -> i64 {
+        self.rec.id
+    }
+    pub fn sid(&self) -> &Sid {
+        &self.rec.jingle_sid
+    }
+    pub fn call_id(&self) -> &CallId {
+        &self.rec.sip_call_id
+    }
+    pub fn xmpp_peer(&self) -> &str {
+        &self.xmpp_peer
+    }
+    pub fn is_finished(&self) -> bool {
+        self.phase == Phase::Finished
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        now: Millis,
+        id: i64,
+        direction: Direction,
+        sid: Sid,
+        call_id: CallId,
+        xmpp_peer: String,
+        gateway_jid: String,
+        sip_uri: String,
+        phase: Phase,
+    ) -> Call {
+        let initiator = match direction {
+            Direction::XmppToSip => xmpp_peer.clone(),
+            Direction::SipToXmpp => gateway_jid.clone(),
+        };
+        Call {
+            rec: SessionRecord {
+                id,
+                jingle_sid: sid,
+                sip_call_id: call_id,
+                direction,
+                xmpp_jid: xmpp_peer.clone(),
+                sip_uri,
+                gateway_jid: gateway_jid.clone(),
+                state: CallState::Pending,
+                created_at: now,
+                answered_at: None,
+                ended_at: None,
+                end_reason: None,
+                sip_status: None,
+                ended_by: None,
+                updated_at: now,
+            },
+            phase,
+            xmpp_peer,
+            gateway_jid,
+            initiator,
+            offered: Vec::new(),
+            sip_offer: None,
+            alerted: false,
+        }
+    }
+
+    pub fn on_jingle(&mut self, ctx: &mut Ctx<'_>, req: &IqHeader, jingle: Jingle) {
+        match self.rec.direction {
+            Direction::XmppToSip => self.xmpp_caller_jingle(ctx, req, jingle),
+            Direction::SipToXmpp => self.xmpp_callee_jingle(ctx, req, jingle),
+        }
+    }
+
+    pub fn on_sip(&mut self, ctx: &mut Ctx<'_>, sip: SipInput) {
+        match self.rec.direction {
+            Direction::XmppToSip => self.sip_callee_event(ctx, sip),
+            Direction::SipToXmpp => self.sip_caller_event(ctx, sip),
+        }
+    }
+
+    pub fn on_iq_response(&mut self, ctx: &mut Ctx<'_>, purpose: IqPurpose, outcome: IqOutcome) {
+        match self.rec.direction {
+            Direction::XmppToSip => self.xmpp_caller_iq_response(ctx, purpose, outcome),
+            Direction::SipToXmpp => self.xmpp_callee_iq_response(ctx, purpose, outcome),
+        }
+    }
+
+    pub fn on_timer(&mut self, ctx: &mut Ctx<'_>, key: TimerKey) {
+        match key {
+            TimerKey::RingTimeout { .. } => self.ring_timeout(ctx),
+        }
+    }
+
+    // ---- shared helpers -------------------------------------------------
+
+    fn persist(&mut self, ctx: &mut Ctx<'_>) {
+        self.rec.updated_at = ctx.now;
+        ctx.out.push(Output::Persist(self.rec.clone()));
+    }
+
+    fn set_state(&mut self, ctx: &mut Ctx<'_>, state: CallState) {
+        self.rec.state = state;
+        if state == CallState::Active && self.rec.answered_at.is_none() {
+            self.rec.answered_at = Some(ctx.now);
+        }
+        self.persist(ctx);
+    }
+
+    /// Ends the call in the store. `phase` is normally `Finished`;
+    /// `Cancelling` keeps the call until the INVITE's final response.
+    fn end(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        reason: ReasonCondition,
+        by: EndedBy,
+        sip_status: Option<u16>,
+        phase: Phase,
+    ) {
+        self.rec.state = CallState::Ended;
+        self.rec.ended_at = Some(ctx.now);
+        self.rec.end_reason = Some(reason.as_str().to_owned());
+        self.rec.ended_by = Some(by);
+        if sip_status.is_some() {
+            self.rec.sip_status = sip_status;
+        }
+        self.phase = phase;
+        self.persist(ctx);
+    }
+
+    fn new_jingle(&self, action: Action) -> Jingle {
+        let mut j = Jingle::new(action, self.rec.jingle_sid.clone());
+        j.initiator = Some(self.initiator.clone());
+        j
+    }
+
+    fn send_jingle(&mut self, ctx: &mut Ctx<'_>, purpose: IqPurpose, jingle: &Jingle) {
+        ctx.jingle(self.rec.id, purpose, &self.gateway_jid, &self.xmpp_peer, jingle);
+    }
+
+    /// Sends session-terminate to the XMPP user.
+    fn terminate_xmpp(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        condition: ReasonCondition,
+        sip_status: Option<u16>,
+        text: Option<String>,
+    ) {
+        let mut j = self.new_jingle(Action::SessionTerminate);
+        j.reason = Some(Reason {
+            condition,
+            text,
+            sip_status,
+            other: Vec::new(),
+        });
+        self.send_jingle(ctx, IqPurpose::SessionTerminate, &j);
+    }
+
+    fn out_of_order(ctx: &mut Ctx<'_>, req: &IqHeader, action: Action, phase: Phase) {
+        ctx.error(
+            req,
+            ErrorCondition::UnexpectedRequest,
+            &format!("{} is not allowed now (call is {:?})", action.as_str(), phase),
+            Some(AppError::OutOfOrder),
+        );
+    }
+
+    fn not_implemented(ctx: &mut Ctx<'_>, req: &IqHeader, action: Action) {
+        ctx.error(
+            req,
+            ErrorCondition::FeatureNotImplemented,
+            &format!("{} is not supported by this gateway yet", action.as_str()),
+            None,
+        );
+    }
+
+    /// Answers a session-info: known XEP-0167 payloads (and the empty ping)
+    /// are acknowledged; anything else gets `unsupported-info`.
+    fn session_info_known(ctx: &mut Ctx<'_>, req: &IqHeader, jingle: &Jingle) -> bool {
+        const KNOWN: &[&str] = &["active", "hold", "unhold", "mute", "unmute", "ringing"];
+        let unknown = jingle.info.iter().find(|el| {
+            el.ns() != stox_mapping::ns::JINGLE_RTP_INFO || !KNOWN.contains(&el.name())
+        });
+        if let Some(el) = unknown {
+            ctx.error(
+                req,
+                ErrorCondition::FeatureNotImplemented,
+                &format!("session-info <{}/> is not supported", el.name()),
+                Some(AppError::UnsupportedInfo),
+            );
+            return false;
+        }
+        ctx.result(req);
+        true
+    }
+}
+
+/// Does the session-info carry `<ringing/>`?
+fn is_ringing(jingle: &Jingle) -> bool {
+    jingle
+        .info
+        .iter()
+        .any(|el| el.name() == "ringing" && el.ns() == stox_mapping::ns::JINGLE_RTP_INFO)
+}
+
+/// The node of a JID string, for the SDP `o=` username (`-` when none).
+fn local_part(jid: &str) -> String {
+    let bare = jid.split('/').next().unwrap_or("");
+    match bare.split_once('@') {
+        Some((node, _)) if !node.is_empty() => node
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>(),
+        _ => "-".to_owned(),
+    }
+}

@@ -1,0 +1,259 @@
+//! XMPP → SIP: the XMPP user is the Jingle initiator, the gateway sends the
+//! INVITE.
+
+use super::{Call, Ctx, IqPurpose, Phase, local_part};
+use crate::stanza::IqHeader;
+use crate::types::{CallState, Direction, EndedBy, IqOutcome, SipCommand, SipInput};
+use stox_mapping::address::{JidParts, gateway_jid_to_sip_user, xmpp_user_to_sip};
+use stox_mapping::ids::CallId;
+use stox_mapping::jingle::{Action, Description, Jingle};
+use stox_mapping::sdp::{self, SdpAuthor, SdpError, SdpOrigin};
+use stox_mapping::status::{ErrorCondition, ReasonCondition, reason_for_sip_status};
+
+impl Call {
+    /// A session-initiate from an XMPP user to a SIP address on the
+    /// component domain. Returns `None` when it was refused with an IQ error
+    /// (nothing was started, nothing is stored).
+    pub(crate) fn from_session_initiate(
+        ctx: &mut Ctx<'_>,
+        id: i64,
+        call_id: CallId,
+        req: &IqHeader,
+        jingle: Jingle,
+    ) -> Option<Call> {
+        let callee = match JidParts::parse(&req.to).map_err(|e| e.to_string()).and_then(|to| {
+            let node = to.node.clone().ok_or_else(|| {
+                format!("{} is the gateway itself; call user\\40domain@{}", req.to, to.domain)
+            })?;
+            gateway_jid_to_sip_user(&node, to.resource.as_deref()).map_err(|e| e.to_string())
+        }) {
+            Ok(uri) => uri,
+            Err(text) => {
+                ctx.error(req, ErrorCondition::ItemNotFound, &text, None);
+                return None;
+            }
+        };
+        let caller = match JidParts::parse(&req.from) {
+            Ok(jid) => xmpp_user_to_sip(&jid.bare(), false),
+            Err(e) => {
+                ctx.error(req, ErrorCondition::JidMalformed, &e.to_string(), None);
+                return None;
+            }
+        };
+        if jingle.contents.is_empty() {
+            ctx.error(
+                req,
+                ErrorCondition::BadRequest,
+                "session-initiate without any <content/>",
+                None,
+            );
+            return None;
+        }
+
+        let mut call = Call::new(
+            ctx.now,
+            id,
+            Direction::XmppToSip,
+            jingle.sid.clone(),
+            call_id.clone(),
+            req.from.clone(),
+            req.to.clone(),
+            callee.to_string(),
+            Phase::Inviting,
+        );
+        let origin = SdpOrigin {
+            username: local_part(&req.from),
+            session_id: ctx.now.0,
+            session_version: 1,
+        };
+        match sdp::jingle_to_sdp_offer(&jingle.contents, SdpAuthor::Initiator, &origin) {
+            Ok(offer) => {
+                ctx.result(req);
+                call.offered = jingle.contents;
+                ctx.sip(SipCommand::Invite {
+                    call_id,
+                    request_uri: callee.to_string(),
+                    from: caller.to_string(),
+                    sdp: offer,
+                });
+                call.persist(ctx);
+            }
+            Err(err) => {
+                // XEP-0166 §6.3.2: acknowledge, then terminate with the reason.
+                ctx.result(req);
+                let has_rtp = jingle
+                    .contents
+                    .iter()
+                    .any(|c| matches!(c.description, Some(Description::Rtp(_))));
+                let reason = match (&err, has_rtp) {
+                    (SdpError::NothingMappable(_), false) => ReasonCondition::UnsupportedApplications,
+                    (SdpError::NothingMappable(_), true) => ReasonCondition::UnsupportedTransports,
+                    _ => ReasonCondition::FailedApplication,
+                };
+                call.terminate_xmpp(ctx, reason, None, Some(err.to_string()));
+                call.end(ctx, reason, EndedBy::Gateway, None, Phase::Finished);
+            }
+        }
+        Some(call)
+    }
+
+    /// A Jingle action from the XMPP caller.
+    pub(super) fn xmpp_caller_jingle(&mut self, ctx: &mut Ctx<'_>, req: &IqHeader, jingle: Jingle) {
+        match jingle.action {
+            Action::SessionTerminate => {
+                ctx.result(req);
+                let reason = jingle.reason.as_ref().map(|r| r.condition);
+                match self.phase {
+                    Phase::Inviting | Phase::Alerting => {
+                        ctx.sip(SipCommand::Cancel {
+                            call_id: self.rec.sip_call_id.clone(),
+                        });
+                        let reason = reason.unwrap_or(ReasonCondition::Cancel);
+                        self.end(ctx, reason, EndedBy::Xmpp, None, Phase::Cancelling);
+                    }
+                    Phase::Active => {
+                        ctx.sip(SipCommand::Bye {
+                            call_id: self.rec.sip_call_id.clone(),
+                        });
+                        let reason = reason.unwrap_or(ReasonCondition::Success);
+                        self.end(ctx, reason, EndedBy::Xmpp, None, Phase::Finished);
+                    }
+                    // Already ending: a repeated terminate is harmless.
+                    _ => {}
+                }
+            }
+            Action::SessionInfo => {
+                Self::session_info_known(ctx, req, &jingle);
+            }
+            Action::TransportInfo => {
+                // Trickled candidates after the INVITE: forwarding them needs
+                // SIP INFO (RFC 8840) or batching, which is issue 4.
+                ctx.result(req);
+            }
+            Action::SessionInitiate | Action::SessionAccept => {
+                Self::out_of_order(ctx, req, jingle.action, self.phase);
+            }
+            other => Self::not_implemented(ctx, req, other),
+        }
+    }
+
+    /// A SIP event about our INVITE's dialog.
+    pub(super) fn sip_callee_event(&mut self, ctx: &mut Ctx<'_>, sip: SipInput) {
+        match sip {
+            SipInput::Provisional { status, .. } if status > 100 => {
+                // Forking: only the first provisional reaches XMPP. An early
+                // SDP answer is never forwarded before the final response.
+                if self.phase == Phase::Inviting {
+                    self.phase = Phase::Alerting;
+                    let mut j = self.new_jingle(Action::SessionInfo);
+                    j.info.push(minidom::Element::bare(
+                        "ringing",
+                        stox_mapping::ns::JINGLE_RTP_INFO,
+                    ));
+                    self.send_jingle(ctx, IqPurpose::SessionInfo, &j);
+                    self.set_state(ctx, CallState::Ringing);
+                }
+            }
+            SipInput::Answered { sdp, .. } => match self.phase {
+                Phase::Inviting | Phase::Alerting => self.sip_answered(ctx, sdp),
+                Phase::Cancelling => {
+                    // Our CANCEL lost the race against the 2xx: end it with BYE.
+                    ctx.sip(SipCommand::Bye {
+                        call_id: self.rec.sip_call_id.clone(),
+                    });
+                    self.rec.sip_status = Some(200);
+                    self.phase = Phase::Finished;
+                    self.persist(ctx);
+                }
+                _ => {}
+            },
+            SipInput::Rejected { status, reason, .. } => match self.phase {
+                Phase::Inviting | Phase::Alerting => {
+                    let condition = reason_for_sip_status(status);
+                    self.terminate_xmpp(ctx, condition, Some(status), Some(format!("{status} {reason}")));
+                    self.end(ctx, condition, EndedBy::Sip, Some(status), Phase::Finished);
+                }
+                Phase::Cancelling => {
+                    self.rec.sip_status = Some(status);
+                    self.phase = Phase::Finished;
+                    self.persist(ctx);
+                }
+                _ => {}
+            },
+            SipInput::Bye { .. } if self.phase == Phase::Active => {
+                self.terminate_xmpp(ctx, ReasonCondition::Success, None, None);
+                self.end(ctx, ReasonCondition::Success, EndedBy::Sip, None, Phase::Finished);
+            }
+            SipInput::Terminated { reason, .. } => {
+                if matches!(self.phase, Phase::Inviting | Phase::Alerting | Phase::Active) {
+                    let condition = ReasonCondition::ConnectivityError;
+                    self.terminate_xmpp(ctx, condition, None, Some(reason));
+                    self.end(ctx, condition, EndedBy::Gateway, None, Phase::Finished);
+                } else {
+                    self.phase = Phase::Finished;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn sip_answered(&mut self, ctx: &mut Ctx<'_>, sdp: Option<String>) {
+        self.rec.sip_status = Some(200);
+        let mapped = match sdp {
+            None => Err("the 200 OK carries no SDP answer".to_owned()),
+            Some(answer) => {
+                sdp::sdp_answer_to_jingle(&answer, &self.offered, SdpAuthor::Responder)
+                    .map_err(|e| e.to_string())
+                    .and_then(|m| {
+                        if m.contents.is_empty() {
+                            Err("the SDP answer rejected every stream".to_owned())
+                        } else {
+                            Ok(m)
+                        }
+                    })
+            }
+        };
+        match mapped {
+            Ok(m) => {
+                let mut j = self.new_jingle(Action::SessionAccept);
+                j.responder = Some(self.gateway_jid.clone());
+                j.contents = m.contents;
+                self.send_jingle(ctx, IqPurpose::SessionAccept, &j);
+                self.phase = Phase::Active;
+                self.set_state(ctx, CallState::Active);
+            }
+            Err(text) => {
+                ctx.sip(SipCommand::Bye {
+                    call_id: self.rec.sip_call_id.clone(),
+                });
+                let condition = ReasonCondition::IncompatibleParameters;
+                self.terminate_xmpp(ctx, condition, Some(200), Some(text));
+                self.end(ctx, condition, EndedBy::Gateway, Some(200), Phase::Finished);
+            }
+        }
+    }
+
+    pub(super) fn xmpp_caller_iq_response(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        purpose: IqPurpose,
+        outcome: IqOutcome,
+    ) {
+        // Losing the caller after the answer: hang up the SIP side.
+        if purpose == IqPurpose::SessionAccept
+            && outcome != IqOutcome::Result
+            && self.phase == Phase::Active
+        {
+            ctx.sip(SipCommand::Bye {
+                call_id: self.rec.sip_call_id.clone(),
+            });
+            self.end(
+                ctx,
+                ReasonCondition::ConnectivityError,
+                EndedBy::Gateway,
+                None,
+                Phase::Finished,
+            );
+        }
+    }
+}

@@ -1,0 +1,323 @@
+//! Routing: which call an input belongs to, and what to answer when it
+//! belongs to none.
+
+use crate::call::{Call, Ctx, IqPurpose};
+use crate::stanza::{self, AppError, IqHeader};
+use crate::time::Millis;
+use crate::types::{Input, IqOutcome, Output, SipInput, TimerKey};
+use minidom::Element;
+use std::collections::HashMap;
+use stox_mapping::ids::{CallId, Sid};
+use stox_mapping::jingle::{Action, Jingle};
+use stox_mapping::ns;
+use stox_mapping::status::ErrorCondition;
+
+/// What the core needs to know of the configuration.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    /// The component's domain, e.g. `sip.example.com`.
+    pub component: String,
+    /// XMPP domains served to SIP callers (`sip:user@<domain>`).
+    pub domains: Vec<String>,
+    /// How long a SIP → XMPP call may stay unanswered, in milliseconds.
+    pub ring_timeout_ms: u64,
+}
+
+/// The gateway core: every call in memory, and the indexes that route
+/// stanzas and SIP events to them.
+pub struct Core {
+    cfg: CoreConfig,
+    calls: HashMap<i64, Call>,
+    /// (sid, XMPP user's full JID) → call.
+    by_jingle: HashMap<(Sid, String), i64>,
+    by_call_id: HashMap<CallId, i64>,
+    /// Our outstanding IQs: id → (call, what it was).
+    iqs: HashMap<String, (i64, IqPurpose)>,
+    next_id: i64,
+    iq_seq: u64,
+}
+
+impl Core {
+    /// `first_id` is the next free `sessions.id` (one past the largest stored).
+    pub fn new(cfg: CoreConfig, first_id: i64) -> Self {
+        Core {
+            cfg,
+            calls: HashMap::new(),
+            by_jingle: HashMap::new(),
+            by_call_id: HashMap::new(),
+            iqs: HashMap::new(),
+            next_id: first_id.max(1),
+            iq_seq: 0,
+        }
+    }
+
+    /// Number of calls held in memory (live calls and calls winding down).
+    pub fn live_calls(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Handles one input at time `now`; returns what the adapters must do,
+    /// in order.
+    pub fn handle(&mut self, now: Millis, input: Input) -> Vec<Output> {
+        let mut out = Vec::new();
+        match input {
+            Input::Stanza(el) => self.on_stanza(now, el, &mut out),
+            Input::IqResponse { id, outcome } => self.on_iq_response(now, id, outcome, &mut out),
+            Input::Sip(sip) => self.on_sip(now, sip, &mut out),
+            Input::Timer(key) => self.on_timer(now, key, &mut out),
+        }
+        out
+    }
+
+    fn ctx<'a>(
+        cfg: &'a CoreConfig,
+        iqs: &'a mut HashMap<String, (i64, IqPurpose)>,
+        iq_seq: &'a mut u64,
+        now: Millis,
+        out: &'a mut Vec<Output>,
+    ) -> Ctx<'a> {
+        Ctx {
+            now,
+            cfg,
+            out,
+            iqs,
+            iq_seq,
+        }
+    }
+
+    fn on_stanza(&mut self, now: Millis, el: Element, out: &mut Vec<Output>) {
+        if el.name() != "iq" {
+            // Messages and presence (JMI, issue 4) are not handled yet.
+            return;
+        }
+        let kind = el.attr("type").unwrap_or("");
+        if kind != "set" && kind != "get" {
+            // A result/error nobody waits for (late, after its timeout).
+            return;
+        }
+        let Some(header) = IqHeader::of(&el) else {
+            return;
+        };
+        let Some(payload) = stanza::payload(&el) else {
+            out.push(Output::Xmpp(stanza::iq_error(
+                &header,
+                ErrorCondition::BadRequest,
+                "IQ without payload",
+                None,
+            )));
+            return;
+        };
+        match (kind, payload.name(), payload.ns().as_str()) {
+            ("set", "jingle", ns::JINGLE) => self.on_jingle(now, &header, payload, out),
+            ("get", "ping", stanza::NS_PING) => {
+                out.push(Output::Xmpp(stanza::iq_result(&header)));
+            }
+            ("get", "query", stanza::NS_DISCO_INFO) => {
+                let reply = stanza::disco_info(payload.attr("node"));
+                out.push(Output::Xmpp(stanza::iq_result_with(&header, reply)));
+            }
+            _ => out.push(Output::Xmpp(stanza::iq_error(
+                &header,
+                ErrorCondition::ServiceUnavailable,
+                "",
+                None,
+            ))),
+        }
+    }
+
+    fn on_jingle(&mut self, now: Millis, header: &IqHeader, payload: &Element, out: &mut Vec<Output>) {
+        let jingle = match Jingle::parse(payload) {
+            Ok(j) => j,
+            Err(err) => {
+                out.push(Output::Xmpp(stanza::iq_error(
+                    header,
+                    ErrorCondition::BadRequest,
+                    &err.to_string(),
+                    None,
+                )));
+                return;
+            }
+        };
+        let key = (jingle.sid.clone(), header.from.clone());
+        if let Some(&id) = self.by_jingle.get(&key) {
+            let Some(call) = self.calls.get_mut(&id) else {
+                return;
+            };
+            let mut ctx = Self::ctx(&self.cfg, &mut self.iqs, &mut self.iq_seq, now, out);
+            call.on_jingle(&mut ctx, header, jingle);
+            self.reap(id);
+            return;
+        }
+        if jingle.action != Action::SessionInitiate {
+            out.push(Output::Xmpp(stanza::iq_error(
+                header,
+                ErrorCondition::ItemNotFound,
+                &format!("no Jingle session '{}' with {}", jingle.sid, header.from),
+                Some(AppError::UnknownSession),
+            )));
+            return;
+        }
+        let id = self.allocate_id();
+        let call_id = self.call_id_for(&jingle.sid);
+        let mut ctx = Self::ctx(&self.cfg, &mut self.iqs, &mut self.iq_seq, now, out);
+        if let Some(call) = Call::from_session_initiate(&mut ctx, id, call_id, header, jingle) {
+            self.insert(call);
+            self.reap(id);
+        }
+    }
+
+    fn on_sip(&mut self, now: Millis, sip: SipInput, out: &mut Vec<Output>) {
+        if let SipInput::IncomingInvite {
+            call_id,
+            request_uri,
+            from,
+            sdp,
+        } = sip
+        {
+            if self.by_call_id.contains_key(&call_id) {
+                // A second INVITE for a Call-ID we already route; the SIP
+                // stack absorbs retransmissions, so this is a loop or a
+                // confused peer.
+                out.push(Output::Sip(crate::types::SipCommand::Respond {
+                    call_id,
+                    status: 482,
+                    reason: Some("Loop Detected".into()),
+                    sdp: None,
+                }));
+                return;
+            }
+            let id = self.allocate_id();
+            let sid = self.sid_for(&call_id);
+            let mut ctx = Self::ctx(&self.cfg, &mut self.iqs, &mut self.iq_seq, now, out);
+            let call = Call::from_invite(&mut ctx, id, sid, call_id, &request_uri, &from, sdp);
+            self.insert(call);
+            self.reap(id);
+            return;
+        }
+        let call_id = sip_call_id(&sip);
+        let Some(&id) = self.by_call_id.get(call_id) else {
+            return;
+        };
+        if let Some(call) = self.calls.get_mut(&id) {
+            let mut ctx = Self::ctx(&self.cfg, &mut self.iqs, &mut self.iq_seq, now, out);
+            call.on_sip(&mut ctx, sip);
+        }
+        self.reap(id);
+    }
+
+    fn on_iq_response(&mut self, now: Millis, id: String, outcome: IqOutcome, out: &mut Vec<Output>) {
+        let Some((call_key, purpose)) = self.iqs.remove(&id) else {
+            return;
+        };
+        if let Some(call) = self.calls.get_mut(&call_key) {
+            let mut ctx = Self::ctx(&self.cfg, &mut self.iqs, &mut self.iq_seq, now, out);
+            call.on_iq_response(&mut ctx, purpose, outcome);
+        }
+        self.reap(call_key);
+    }
+
+    fn on_timer(&mut self, now: Millis, key: TimerKey, out: &mut Vec<Output>) {
+        let TimerKey::RingTimeout { call: id } = key;
+        if let Some(call) = self.calls.get_mut(&id) {
+            let mut ctx = Self::ctx(&self.cfg, &mut self.iqs, &mut self.iq_seq, now, out);
+            call.on_timer(&mut ctx, key);
+        }
+        self.reap(id);
+    }
+
+    fn allocate_id(&mut self) -> i64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    fn insert(&mut self, call: Call) {
+        let id = call.id();
+        if !call.is_finished() {
+            self.by_jingle
+                .insert((call.sid().clone(), call.xmpp_peer().to_owned()), id);
+            self.by_call_id.insert(call.call_id().clone(), id);
+        }
+        self.calls.insert(id, call);
+    }
+
+    /// Drops a call that has nothing left to wait for, with its indexes.
+    fn reap(&mut self, id: i64) {
+        let finished = self.calls.get(&id).is_none_or(Call::is_finished);
+        if !finished {
+            return;
+        }
+        if let Some(call) = self.calls.remove(&id) {
+            let key = (call.sid().clone(), call.xmpp_peer().to_owned());
+            if self.by_jingle.get(&key) == Some(&id) {
+                self.by_jingle.remove(&key);
+            }
+            if self.by_call_id.get(call.call_id()) == Some(&id) {
+                self.by_call_id.remove(call.call_id());
+            }
+            self.iqs.retain(|_, (call_key, _)| *call_key != id);
+        }
+    }
+
+    /// STOX: the Jingle sid is the local part of the Call-ID, when it can be.
+    fn call_id_for(&self, sid: &Sid) -> CallId {
+        let candidate = CallId::new(format!("{}@{}", sid, self.cfg.component));
+        if is_call_id_word(sid.as_str()) && !self.by_call_id.contains_key(&candidate) {
+            candidate
+        } else {
+            CallId::new(format!("{}@{}", random_token(self.next_id, self.iq_seq), self.cfg.component))
+        }
+    }
+
+    /// STOX: the sid is the Call-ID's local part (it is only unique per XMPP
+    /// peer, which the routing key includes).
+    fn sid_for(&self, call_id: &CallId) -> Sid {
+        let local = call_id.as_str().split('@').next().unwrap_or("");
+        if !local.is_empty() && local.len() <= 256 && is_sid_safe(local) {
+            Sid::new(local)
+        } else {
+            Sid::new(random_token(self.next_id, self.iq_seq))
+        }
+    }
+}
+
+fn sip_call_id(sip: &SipInput) -> &CallId {
+    match sip {
+        SipInput::IncomingInvite { call_id, .. }
+        | SipInput::Provisional { call_id, .. }
+        | SipInput::Answered { call_id, .. }
+        | SipInput::Rejected { call_id, .. }
+        | SipInput::Acked { call_id }
+        | SipInput::Cancelled { call_id }
+        | SipInput::Bye { call_id }
+        | SipInput::Terminated { call_id, .. } => call_id,
+    }
+}
+
+/// RFC 3261 `word` characters (what a Call-ID may consist of).
+fn is_call_id_word(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes().all(|b| {
+            b.is_ascii_alphanumeric()
+                || b"-.!%*_+`'~()<>:\\\"/[]?{}".contains(&b)
+        })
+}
+
+/// Characters we accept in a sid derived from a Call-ID (anything that is
+/// plain to write in an XML attribute and a log line).
+fn is_sid_safe(s: &str) -> bool {
+    s.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-._~+!*()".contains(&b))
+}
+
+/// A token that is unique within this process's lifetime for the given
+/// counters, mixed so that it does not look sequential.
+fn random_token(a: i64, b: u64) -> String {
+    // SplitMix64 over the counters: deterministic (the core is pure) yet
+    // well spread; uniqueness comes from the counters themselves.
+    let mut z = (a as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.rotate_left(32);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    format!("stox{:016x}{:x}", z, a)
+}

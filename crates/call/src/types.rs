@@ -1,0 +1,182 @@
+//! What goes into the core and what comes out of it.
+
+use crate::time::Millis;
+use minidom::Element;
+use stox_mapping::ids::{CallId, Sid};
+use stox_mapping::status::ErrorCondition;
+
+/// Who placed the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    XmppToSip,
+    SipToXmpp,
+}
+
+impl Direction {
+    /// The value stored in `sessions.direction`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::XmppToSip => "xmpp-to-sip",
+            Direction::SipToXmpp => "sip-to-xmpp",
+        }
+    }
+}
+
+/// The call's state as operators see it in `sessions.state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallState {
+    Pending,
+    Ringing,
+    Active,
+    Ended,
+}
+
+impl CallState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallState::Pending => "pending",
+            CallState::Ringing => "ringing",
+            CallState::Active => "active",
+            CallState::Ended => "ended",
+        }
+    }
+}
+
+/// Which side ended the call (`sessions.ended_by`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndedBy {
+    Xmpp,
+    Sip,
+    Gateway,
+}
+
+impl EndedBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndedBy::Xmpp => "xmpp",
+            EndedBy::Sip => "sip",
+            EndedBy::Gateway => "gateway",
+        }
+    }
+}
+
+/// One row of the `sessions` table, written whole on every state change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// Primary key, assigned by the core.
+    pub id: i64,
+    pub jingle_sid: Sid,
+    pub sip_call_id: CallId,
+    pub direction: Direction,
+    pub xmpp_jid: String,
+    pub sip_uri: String,
+    pub gateway_jid: String,
+    pub state: CallState,
+    pub created_at: Millis,
+    pub answered_at: Option<Millis>,
+    pub ended_at: Option<Millis>,
+    /// Jingle reason name (`success`, `busy`, …).
+    pub end_reason: Option<String>,
+    pub sip_status: Option<u16>,
+    pub ended_by: Option<EndedBy>,
+    pub updated_at: Millis,
+}
+
+/// What the SIP adapter reports, already reduced to what the core needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SipInput {
+    IncomingInvite {
+        call_id: CallId,
+        request_uri: String,
+        from: String,
+        sdp: Option<String>,
+    },
+    Provisional {
+        call_id: CallId,
+        status: u16,
+        sdp: Option<String>,
+    },
+    Answered {
+        call_id: CallId,
+        sdp: Option<String>,
+    },
+    Rejected {
+        call_id: CallId,
+        status: u16,
+        reason: String,
+    },
+    Acked {
+        call_id: CallId,
+    },
+    Cancelled {
+        call_id: CallId,
+    },
+    Bye {
+        call_id: CallId,
+    },
+    Terminated {
+        call_id: CallId,
+        reason: String,
+    },
+}
+
+/// What the core asks the SIP adapter to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SipCommand {
+    Invite {
+        call_id: CallId,
+        request_uri: String,
+        from: String,
+        sdp: String,
+    },
+    Respond {
+        call_id: CallId,
+        status: u16,
+        reason: Option<String>,
+        sdp: Option<String>,
+    },
+    Cancel {
+        call_id: CallId,
+    },
+    Bye {
+        call_id: CallId,
+    },
+}
+
+/// How an IQ the gateway sent was answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IqOutcome {
+    Result,
+    Error(ErrorCondition),
+    /// No answer within the XMPP adapter's IQ timeout.
+    Timeout,
+}
+
+/// A timer the core asked for. Stale timers (for calls that moved on) are
+/// ignored when they fire, so the adapter never needs to cancel one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TimerKey {
+    /// A SIP → XMPP call that the XMPP user has not accepted in time.
+    RingTimeout { call: i64 },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// A stanza (`<iq/>`, `<message/>`, `<presence/>`) received by the
+    /// component, except the results and errors of IQs the gateway sent.
+    Stanza(Element),
+    /// The answer (or timeout) of an IQ the gateway sent, by its `id`.
+    IqResponse { id: String, outcome: IqOutcome },
+    Sip(SipInput),
+    Timer(TimerKey),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// Send this stanza. IQs of type `set`/`get` are tracked by the adapter,
+    /// which reports their outcome as [`Input::IqResponse`].
+    Xmpp(Element),
+    Sip(SipCommand),
+    Persist(SessionRecord),
+    SetTimer { key: TimerKey, at: Millis },
+}
