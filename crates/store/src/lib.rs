@@ -1,1 +1,226 @@
+//! The SQLite store: one `sessions` row per call, written whole on every state
+//! change by a single writer task that batches what is queued into one
+//! transaction. Migrations from the workspace's `migrations/` folder are
+//! embedded at build time (no database is needed to build) and applied at
+//! start-up; the database runs in WAL mode so operators can query it while the
+//! gateway writes.
 
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+use std::path::Path;
+use std::str::FromStr;
+use stox_call::{CallState, Direction, EndedBy, Millis, SessionRecord, iso8601};
+use stox_mapping::ids::{CallId, Sid};
+use tokio::sync::mpsc;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("cannot open database {path}: {source}")]
+    Open { path: String, source: sqlx::Error },
+    #[error("cannot migrate database {path}: {source}")]
+    Migrate {
+        path: String,
+        source: sqlx::migrate::MigrateError,
+    },
+    #[error("database error: {0}")]
+    Query(#[from] sqlx::Error),
+    #[error("corrupt row {id}: {detail}")]
+    Corrupt { id: i64, detail: String },
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+
+const UPSERT: &str = "INSERT INTO sessions (id, jingle_sid, sip_call_id, direction, xmpp_jid, \
+     sip_uri, gateway_jid, state, created_at, answered_at, ended_at, end_reason, sip_status, \
+     ended_by, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+     ON CONFLICT(id) DO UPDATE SET jingle_sid = excluded.jingle_sid, \
+     sip_call_id = excluded.sip_call_id, xmpp_jid = excluded.xmpp_jid, sip_uri = excluded.sip_uri, \
+     gateway_jid = excluded.gateway_jid, state = excluded.state, answered_at = excluded.answered_at, \
+     ended_at = excluded.ended_at, end_reason = excluded.end_reason, sip_status = excluded.sip_status, \
+     ended_by = excluded.ended_by, updated_at = excluded.updated_at";
+
+#[derive(Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating it if needed) and migrates the database at `path`.
+    pub async fn open(path: &Path) -> Result<Store, StoreError> {
+        let shown = path.display().to_string();
+        let options = SqliteConnectOptions::from_str("sqlite:")
+            .map_err(|source| StoreError::Open {
+                path: shown.clone(),
+                source,
+            })?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(std::time::Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Open {
+                path: shown.clone(),
+                source,
+            })?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|source| StoreError::Migrate { path: shown, source })?;
+        Ok(Store { pool })
+    }
+
+    /// Writes the records in one transaction, in order (the last write of a
+    /// row wins).
+    pub async fn save(&self, records: &[SessionRecord]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for r in records {
+            sqlx::query(UPSERT)
+                .bind(r.id)
+                .bind(r.jingle_sid.as_str())
+                .bind(r.sip_call_id.as_str())
+                .bind(r.direction.as_str())
+                .bind(&r.xmpp_jid)
+                .bind(&r.sip_uri)
+                .bind(&r.gateway_jid)
+                .bind(r.state.as_str())
+                .bind(iso8601(r.created_at))
+                .bind(r.answered_at.map(iso8601))
+                .bind(r.ended_at.map(iso8601))
+                .bind(r.end_reason.as_deref())
+                .bind(r.sip_status.map(i64::from))
+                .bind(r.ended_by.map(EndedBy::as_str))
+                .bind(iso8601(r.updated_at))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// One past the largest id ever stored: where the core starts numbering.
+    pub async fn next_id(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COALESCE(MAX(id), 0) + 1 FROM sessions")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>(0)?)
+    }
+
+    /// Rows of calls that were not ended (left by a previous run).
+    pub async fn live_sessions(&self) -> Result<Vec<SessionRecord>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM sessions WHERE state <> 'ended' ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(record_from_row).collect()
+    }
+
+    pub async fn session(&self, id: i64) -> Result<Option<SessionRecord>, StoreError> {
+        let row = sqlx::query("SELECT * FROM sessions WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(record_from_row).transpose()
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Runs the writer: drains the queue, writing everything that is waiting in
+/// one transaction, until every sender is gone. A failed write is logged and
+/// retried once; records are never silently dropped without an error line.
+pub async fn run_writer(store: Store, mut rx: mpsc::Receiver<SessionRecord>) {
+    const BATCH: usize = 512;
+    let mut batch = Vec::with_capacity(BATCH);
+    while rx.recv_many(&mut batch, BATCH).await > 0 {
+        if let Err(first) = store.save(&batch).await {
+            tracing::warn!(error = %first, rows = batch.len(), "session write failed, retrying");
+            if let Err(e) = store.save(&batch).await {
+                for r in &batch {
+                    tracing::error!(error = %e, id = r.id, sid = %r.jingle_sid, state = r.state.as_str(), "session row NOT written");
+                }
+            }
+        }
+        batch.clear();
+    }
+}
+
+fn record_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<SessionRecord, StoreError> {
+    let id: i64 = row.try_get("id")?;
+    let corrupt = |detail: String| StoreError::Corrupt { id, detail };
+    let time = |col: &str| -> Result<Option<Millis>, StoreError> {
+        let text: Option<String> = row.try_get(col)?;
+        text.map(|t| parse_iso8601(&t).ok_or_else(|| corrupt(format!("{col} = {t:?}"))))
+            .transpose()
+    };
+    let direction: String = row.try_get("direction")?;
+    let state: String = row.try_get("state")?;
+    let ended_by: Option<String> = row.try_get("ended_by")?;
+    let sip_status: Option<i64> = row.try_get("sip_status")?;
+    Ok(SessionRecord {
+        id,
+        jingle_sid: Sid::new(row.try_get::<String, _>("jingle_sid")?),
+        sip_call_id: CallId::new(row.try_get::<String, _>("sip_call_id")?),
+        direction: match direction.as_str() {
+            "xmpp-to-sip" => Direction::XmppToSip,
+            "sip-to-xmpp" => Direction::SipToXmpp,
+            other => return Err(corrupt(format!("direction = {other:?}"))),
+        },
+        xmpp_jid: row.try_get("xmpp_jid")?,
+        sip_uri: row.try_get("sip_uri")?,
+        gateway_jid: row.try_get("gateway_jid")?,
+        state: match state.as_str() {
+            "pending" => CallState::Pending,
+            "ringing" => CallState::Ringing,
+            "active" => CallState::Active,
+            "ended" => CallState::Ended,
+            other => return Err(corrupt(format!("state = {other:?}"))),
+        },
+        created_at: time("created_at")?.ok_or_else(|| corrupt("created_at is NULL".into()))?,
+        answered_at: time("answered_at")?,
+        ended_at: time("ended_at")?,
+        end_reason: row.try_get("end_reason")?,
+        sip_status: sip_status
+            .map(|s| u16::try_from(s).map_err(|_| corrupt(format!("sip_status = {s}"))))
+            .transpose()?,
+        ended_by: match ended_by.as_deref() {
+            None => None,
+            Some("xmpp") => Some(EndedBy::Xmpp),
+            Some("sip") => Some(EndedBy::Sip),
+            Some("gateway") => Some(EndedBy::Gateway),
+            Some(other) => return Err(corrupt(format!("ended_by = {other:?}"))),
+        },
+        updated_at: time("updated_at")?.ok_or_else(|| corrupt("updated_at is NULL".into()))?,
+    })
+}
+
+/// Parses the store's own time format `YYYY-MM-DDTHH:MM:SS.sssZ`.
+pub fn parse_iso8601(s: &str) -> Option<Millis> {
+    let b = s.as_bytes();
+    if b.len() != 24 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[23] != b'Z' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<u64>().ok();
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, se, ms) = (num(11..13)?, num(14..16)?, num(17..19)?, num(20..23)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+        return None;
+    }
+    // Days from civil (H. Hinnant), the inverse of stox_call::iso8601.
+    let y = if mo <= 2 { y.checked_sub(1)? } else { y };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let mp = if mo > 2 { mo - 3 } else { mo + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = (era * 146_097 + doe).checked_sub(719_468)?;
+    Some(Millis(((days * 86_400 + h * 3600 + mi * 60 + se) * 1000) + ms))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,102 @@
+use super::*;
+
+fn record(id: i64, state: CallState) -> SessionRecord {
+    SessionRecord {
+        id,
+        jingle_sid: Sid::new(format!("sid{id}")),
+        sip_call_id: CallId::new(format!("sid{id}@sip.example.com")),
+        direction: Direction::XmppToSip,
+        xmpp_jid: "juliet@example.com/balcony".into(),
+        sip_uri: "sip:romeo@example.net".into(),
+        gateway_jid: "romeo\\40example.net@sip.example.com".into(),
+        state,
+        created_at: Millis(1_795_296_363_000),
+        answered_at: None,
+        ended_at: None,
+        end_reason: None,
+        sip_status: None,
+        ended_by: None,
+        updated_at: Millis(1_795_296_363_000),
+    }
+}
+
+fn temp_db(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("stox-store-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir.join("gw.db")
+}
+
+#[test]
+fn iso8601_round_trips() {
+    for ms in [0, 951_827_696_789, 1_795_296_363_123, 4_102_444_800_000] {
+        assert_eq!(parse_iso8601(&iso8601(Millis(ms))), Some(Millis(ms)));
+    }
+    assert_eq!(parse_iso8601("2026-13-01T00:00:00.000Z"), None);
+    assert_eq!(parse_iso8601("garbage"), None);
+    assert_eq!(parse_iso8601("2026-11-21 21:26:03.000Z"), None);
+}
+
+#[tokio::test]
+async fn upserts_rows_and_reads_them_back() {
+    let path = temp_db("upsert");
+    let store = Store::open(&path).await.expect("open");
+    assert_eq!(store.next_id().await.expect("next id"), 1);
+
+    let mut r = record(1, CallState::Pending);
+    store.save(std::slice::from_ref(&r)).await.expect("insert");
+    r.state = CallState::Active;
+    r.answered_at = Some(Millis(1_795_296_364_000));
+    r.sip_status = Some(200);
+    let other = record(2, CallState::Ringing);
+    store.save(&[r.clone(), other.clone()]).await.expect("update");
+
+    assert_eq!(store.session(1).await.expect("read"), Some(r.clone()));
+    assert_eq!(store.next_id().await.expect("next id"), 3);
+    let live = store.live_sessions().await.expect("live");
+    assert_eq!(live, vec![r.clone(), other]);
+
+    r.state = CallState::Ended;
+    r.ended_by = Some(EndedBy::Sip);
+    r.end_reason = Some("success".into());
+    store.save(&[r]).await.expect("end");
+    assert_eq!(store.live_sessions().await.expect("live").len(), 1);
+    store.close().await;
+
+    // Reopening runs the migrations again without harm.
+    let again = Store::open(&path).await.expect("reopen");
+    assert_eq!(again.next_id().await.expect("next id"), 3);
+}
+
+#[tokio::test]
+async fn writer_drains_the_queue_in_order() {
+    let path = temp_db("writer");
+    let store = Store::open(&path).await.expect("open");
+    let (tx, rx) = mpsc::channel(16);
+    let writer = tokio::spawn(run_writer(store.clone(), rx));
+    for state in [CallState::Pending, CallState::Ringing, CallState::Active] {
+        tx.send(record(7, state)).await.expect("queue");
+    }
+    drop(tx);
+    writer.await.expect("writer task");
+    let row = store.session(7).await.expect("read").expect("row");
+    assert_eq!(row.state, CallState::Active);
+}
+
+#[tokio::test]
+async fn corrupt_rows_are_reported_not_panicked_on() {
+    let path = temp_db("corrupt");
+    let store = Store::open(&path).await.expect("open");
+    sqlx::query(
+        "INSERT INTO sessions (id, jingle_sid, sip_call_id, direction, xmpp_jid, sip_uri, \
+         gateway_jid, state, created_at, updated_at) VALUES (9, 's', 'c', 'xmpp-to-sip', 'j', \
+         'u', 'g', 'active', 'yesterday', '2026-11-21T21:26:03.000Z')",
+    )
+    .execute(&store.pool)
+    .await
+    .expect("insert by hand");
+    match store.live_sessions().await {
+        Err(StoreError::Corrupt { id: 9, .. }) => {}
+        other => panic!("expected a corrupt-row error, got {other:?}"),
+    }
+}
