@@ -1,0 +1,141 @@
+"""Start the built `stox-gateway` binary with a fresh config and database."""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+from .net import HOST, free_port, tail
+from .prosody import COMPONENT, DOMAIN
+
+REPO = Path(__file__).resolve().parents[3]
+BINARY = REPO / "target" / "debug" / "stox-gateway"
+READY_LINE = "xmpp component online"
+
+
+class GatewayError(RuntimeError):
+    pass
+
+
+def wait_component(probe, timeout: float = 15.0, alive=lambda: None) -> float:
+    """Ping the component through Prosody until it answers with a result.
+
+    `alive()` returns None while the gateway runs, or a message if it died.
+    Returns the seconds it took; raises GatewayError on timeout."""
+    start = time.monotonic()
+    last = "no answer"
+    while time.monotonic() - start < timeout:
+        dead = alive()
+        if dead:
+            raise GatewayError(dead)
+        answer = probe.ping(COMPONENT, timeout=min(2.0, timeout))
+        if answer is not None and answer.type == "result":
+            return time.monotonic() - start
+        last = answer.text() if answer is not None else "no answer within 2s"
+        time.sleep(0.2)
+    raise GatewayError(f"no XEP-0199 ping result from {COMPONENT} within {timeout}s: "
+                       f"the component never came online. Last answer: {last}")
+
+
+class Gateway:
+    def __init__(self, workdir: Path, prosody, **options):
+        if not BINARY.exists():
+            raise GatewayError(f"{BINARY} is missing: run `cargo build -p stox-gateway` first")
+        self.dir = Path(workdir)
+        self.prosody = prosody
+        self.sip_port = free_port(udp_too=True)       # UDP and TCP share it
+        self.ws_port = free_port()
+        self.uas_port = free_port(udp_too=True)       # outbound proxy = the SIPp UAS
+        self.db = self.dir / "gw.db"
+        self.config = self.dir / "gateway.toml"
+        self.log = self.dir / "gateway.log"
+        self.iq_timeout_ms = options.get("iq_timeout_ms", 3000)
+        self.ring_timeout_secs = options.get("ring_timeout_secs", 60)
+        self.proc = None
+
+    def write_config(self):
+        self.config.write_text(f"""\
+[xmpp]
+server = "{HOST}:{self.prosody.component_port}"
+component = "{COMPONENT}"
+secret = "{self.prosody.secret}"
+domains = ["{DOMAIN}"]
+iq_timeout_ms = {self.iq_timeout_ms}
+
+[sip]
+udp = "{HOST}:{self.sip_port}"
+tcp = "{HOST}:{self.sip_port}"
+ws = "{HOST}:{self.ws_port}"
+outbound_proxy = "sip:{HOST}:{self.uas_port}"
+
+[store]
+database = "{self.db}"
+
+[calls]
+ring_timeout_secs = {self.ring_timeout_secs}
+""")
+
+    def start(self, probe, timeout: float = 15.0):
+        self.write_config()
+        env = {**os.environ, "RUST_LOG": "info,stox=debug", "RUST_BACKTRACE": "1"}
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen([str(BINARY), "--config", str(self.config)],
+                                         cwd=self.dir, env=env, stdout=log,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         start_new_session=True)
+        try:
+            self.ready_after = wait_component(probe, timeout, self._dead)
+        except GatewayError as e:
+            self.stop()
+            raise GatewayError(f"{e}\n--- gateway log ({self.log}) ---\n{tail(self.log)}") from None
+        return self
+
+    def _dead(self):
+        code = self.proc.poll()
+        if code is None:
+            return None
+        return f"stox-gateway exited with code {code} before it was ready"
+
+    def exit_code(self):
+        return self.proc.poll()
+
+    def stop(self, timeout: float = 5.0):
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout)
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    # --- the sessions table ---------------------------------------------
+
+    def rows(self) -> list[dict]:
+        if not self.db.exists():
+            return []
+        try:
+            with sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=2) as conn:
+                conn.row_factory = sqlite3.Row
+                return [dict(r) for r in conn.execute("SELECT * FROM sessions ORDER BY id")]
+        except sqlite3.OperationalError:
+            return []   # not created or migrated yet
+
+    def wait_row(self, predicate, timeout: float = 5.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            for row in self.rows():
+                if predicate(row):
+                    return row
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"no sessions row matched within {timeout}s; rows:\n"
+                                     + "\n".join(map(str, self.rows())))
+            time.sleep(0.05)
+
+    def sip_addr(self) -> str:
+        return f"{HOST}:{self.sip_port}"
