@@ -4,7 +4,18 @@
 //! Everything we do not model is kept as a [`minidom::Element`] in an `other`
 //! field and written back out unchanged.
 //!
-//! INTERFACE SKELETON — implementation in progress (see crate docs).
+//! Attributes we do not model are kept too: they travel in `other` inside one
+//! carrier element `<attributes xmlns='urn:xmpp:stox:attributes:0' …/>`
+//! (see [`crate::ns::STOX_ATTRIBUTES`]) that [`Jingle::to_element`] turns back
+//! into attributes of the parent, never into a child.
+//!
+//! Parsing never panics: every malformed element or number is a
+//! [`JingleError`], answered with an IQ `bad-request`.
+
+mod parse;
+#[cfg(test)]
+mod tests;
+mod write;
 
 use crate::ids::Sid;
 use crate::status::ReasonCondition;
@@ -33,13 +44,46 @@ pub enum Action {
 impl Action {
     /// The wire name, e.g. `session-initiate`.
     pub fn as_str(self) -> &'static str {
-        todo!()
+        match self {
+            Self::ContentAccept => "content-accept",
+            Self::ContentAdd => "content-add",
+            Self::ContentModify => "content-modify",
+            Self::ContentReject => "content-reject",
+            Self::ContentRemove => "content-remove",
+            Self::DescriptionInfo => "description-info",
+            Self::SecurityInfo => "security-info",
+            Self::SessionAccept => "session-accept",
+            Self::SessionInfo => "session-info",
+            Self::SessionInitiate => "session-initiate",
+            Self::SessionTerminate => "session-terminate",
+            Self::TransportAccept => "transport-accept",
+            Self::TransportInfo => "transport-info",
+            Self::TransportReject => "transport-reject",
+            Self::TransportReplace => "transport-replace",
+        }
     }
     /// Parse a wire name; `None` for an unknown action.
     pub fn parse(s: &str) -> Option<Self> {
-        let _ = s;
-        todo!()
+        Self::ALL.into_iter().find(|a| a.as_str() == s)
     }
+    /// Every action, in XEP-0166 order.
+    pub const ALL: [Action; 15] = [
+        Self::ContentAccept,
+        Self::ContentAdd,
+        Self::ContentModify,
+        Self::ContentReject,
+        Self::ContentRemove,
+        Self::DescriptionInfo,
+        Self::SecurityInfo,
+        Self::SessionAccept,
+        Self::SessionInfo,
+        Self::SessionInitiate,
+        Self::SessionTerminate,
+        Self::TransportAccept,
+        Self::TransportInfo,
+        Self::TransportReject,
+        Self::TransportReplace,
+    ];
 }
 
 /// Why a `<jingle/>` element could not be parsed. Every variant is a peer
@@ -81,15 +125,22 @@ pub struct Jingle {
 
 impl Jingle {
     pub fn new(action: Action, sid: Sid) -> Self {
-        let _ = (action, sid);
-        todo!()
+        Jingle {
+            action,
+            sid,
+            initiator: None,
+            responder: None,
+            contents: Vec::new(),
+            reason: None,
+            info: Vec::new(),
+            other: Vec::new(),
+        }
     }
     pub fn parse(element: &Element) -> Result<Self, JingleError> {
-        let _ = element;
-        todo!()
+        parse::jingle(element)
     }
     pub fn to_element(&self) -> Element {
-        todo!()
+        write::jingle(self)
     }
 }
 
@@ -100,6 +151,22 @@ pub enum Creator {
     Responder,
 }
 
+impl Creator {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Creator::Initiator => "initiator",
+            Creator::Responder => "responder",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "initiator" => Some(Creator::Initiator),
+            "responder" => Some(Creator::Responder),
+            _ => None,
+        }
+    }
+}
+
 /// `senders`, always seen from the session initiator (XEP-0166). Absent = `Both`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Senders {
@@ -108,6 +175,26 @@ pub enum Senders {
     Initiator,
     Responder,
     None,
+}
+
+impl Senders {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Senders::Both => "both",
+            Senders::Initiator => "initiator",
+            Senders::Responder => "responder",
+            Senders::None => "none",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "both" => Some(Senders::Both),
+            "initiator" => Some(Senders::Initiator),
+            "responder" => Some(Senders::Responder),
+            "none" => Some(Senders::None),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -235,4 +322,59 @@ pub struct Reason {
     pub text: Option<String>,
     pub sip_status: Option<u16>,
     pub other: Vec<Element>,
+}
+
+impl Reason {
+    pub fn new(condition: ReasonCondition) -> Self {
+        Reason {
+            condition,
+            text: None,
+            sip_status: None,
+            other: Vec::new(),
+        }
+    }
+}
+
+impl Content {
+    /// A content with no description or transport yet (creator initiator,
+    /// senders both).
+    pub fn new(name: impl Into<String>) -> Self {
+        Content {
+            creator: Creator::Initiator,
+            name: name.into(),
+            senders: Senders::Both,
+            disposition: None,
+            description: None,
+            transport: None,
+            other: Vec::new(),
+        }
+    }
+
+    /// The RTP description, if the content has one.
+    pub fn rtp(&self) -> Option<&RtpDescription> {
+        match &self.description {
+            Some(Description::Rtp(rtp)) => Some(rtp),
+            _ => None,
+        }
+    }
+}
+
+impl PayloadType {
+    pub fn new(id: u8, name: &str, clockrate: u32) -> Self {
+        PayloadType {
+            id,
+            name: Some(name.to_owned()),
+            clockrate: Some(clockrate),
+            ..PayloadType::default()
+        }
+    }
+}
+
+impl Parameter {
+    pub fn new(name: impl Into<String>, value: impl Into<String>) -> Self {
+        Parameter {
+            name: name.into(),
+            value: value.into(),
+        }
+    }
 }

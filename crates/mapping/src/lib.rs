@@ -17,3 +17,4 @@ pub mod jingle;
 pub mod ns;
 pub mod sdp;
 pub mod status;
+mod xml;

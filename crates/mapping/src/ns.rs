@@ -19,3 +19,9 @@ pub const STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
 pub const COMPONENT: &str = "jabber:component:accept";
 /// Namespace of the gateway's own `<sip-status/>` child in a Jingle `<reason/>`.
 pub const STOX_SIP_STATUS: &str = "urn:xmpp:stox:sip-status:0";
+/// Carrier for attributes the model does not know (kept in an `other` list,
+/// written back as attributes of the parent element).
+pub const STOX_ATTRIBUTES: &str = "urn:xmpp:stox:attributes:0";
+/// `<sdp-attribute name value/>` (and `level='session'`) for SDP attributes
+/// that have no Jingle mapping yet, so they survive SDP → Jingle → SDP.
+pub const STOX_SDP: &str = "urn:xmpp:stox:sdp:0";
