@@ -6,10 +6,34 @@
 //! Jingle: the gateway core tells it what to send with [`SipCommand`]-style
 //! method calls and hears back through [`SipEvent`]s, keyed by Call-ID.
 //!
-//! INTERFACE SKELETON — implementation in progress.
+//! # Run loop
+//!
+//! [`SipEndpoint::start`] binds the listeners, starts rsipstack's endpoint
+//! (transport reader, transaction timers) and one dispatcher task for
+//! incoming transactions. Each INVITE dialog then gets a watcher task that
+//! turns rsipstack's dialog states into [`SipEvent`]s and removes the call
+//! from the table when the dialog ends.
+//!
+//! Modules: `transport` (listeners), `wire` (bad input), `server` (incoming
+//! requests, UAS), `client` (outgoing INVITE, UAC), `table` (live calls).
 
+mod client;
+mod server;
+mod table;
+mod transport;
+mod wire;
+
+use rsipstack::EndpointBuilder;
+use rsipstack::dialog::dialog_layer::DialogLayer;
+use rsipstack::sip::{Scheme, Transport, Uri};
+use rsipstack::transaction::endpoint::{EndpointInner, EndpointOption};
+use rsipstack::transport::{SipAddr, TransportLayer};
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 use stox_mapping::ids::CallId;
+use table::{CallTable, Role};
+use tracing::{debug, warn};
 
 /// Listener and routing configuration (the `[sip]` table of the config file).
 #[derive(Debug, Clone, Default)]
@@ -26,7 +50,11 @@ pub struct SipConfig {
 #[non_exhaustive]
 pub enum SipError {
     #[error("cannot listen on {addr} ({transport}): {detail}")]
-    Listen { transport: &'static str, addr: SocketAddr, detail: String },
+    Listen {
+        transport: &'static str,
+        addr: SocketAddr,
+        detail: String,
+    },
     #[error("invalid SIP URI '{0}'")]
     InvalidUri(String),
     #[error("no such call {0}")]
@@ -61,11 +89,23 @@ pub enum SipEvent {
         source: SocketAddr,
     },
     /// A provisional response (101–199) to our INVITE.
-    Provisional { call_id: CallId, status: u16, sdp: Option<String> },
+    Provisional {
+        call_id: CallId,
+        status: u16,
+        sdp: Option<String>,
+    },
     /// A 2xx to our INVITE; the ACK has been sent.
-    Answered { call_id: CallId, status: u16, sdp: Option<String> },
+    Answered {
+        call_id: CallId,
+        status: u16,
+        sdp: Option<String>,
+    },
     /// A final non-2xx to our INVITE, or a transaction timeout (408).
-    Rejected { call_id: CallId, status: u16, reason: String },
+    Rejected {
+        call_id: CallId,
+        status: u16,
+        reason: String,
+    },
     /// The ACK for our 2xx arrived.
     Acked { call_id: CallId },
     /// The caller cancelled our pending incoming INVITE; 200 to the CANCEL and
@@ -78,9 +118,77 @@ pub enum SipEvent {
     Terminated { call_id: CallId, reason: String },
 }
 
+/// RFC 3261 timer base values. The defaults are the RFC's; tests shorten
+/// them to exercise timeouts quickly.
+#[derive(Debug, Clone, Copy)]
+pub struct SipTimers {
+    /// T1, the RTT estimate (500 ms). Timers B, F, H and the ACK wait are 64*T1.
+    pub t1: Duration,
+    /// T2, the retransmission cap (4 s).
+    pub t2: Duration,
+    /// T4, how long a message may live in the network (5 s).
+    pub t4: Duration,
+}
+
+impl Default for SipTimers {
+    fn default() -> Self {
+        SipTimers {
+            t1: Duration::from_millis(500),
+            t2: Duration::from_secs(4),
+            t4: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Capacity of the event channel handed to the gateway core.
+const EVENT_QUEUE: usize = 1024;
+
 /// The running SIP endpoint. Cheap to clone.
 #[derive(Clone)]
-pub struct SipEndpoint {}
+pub struct SipEndpoint {
+    inner: Arc<Inner>,
+}
+
+/// Shared state of one endpoint.
+pub(crate) struct Inner {
+    pub endpoint: Arc<EndpointInner>,
+    pub dialogs: Arc<DialogLayer>,
+    pub calls: CallTable,
+    pub events: tokio::sync::mpsc::Sender<SipEvent>,
+    pub listeners: Vec<(&'static str, SocketAddr)>,
+    pub outbound_proxy: Option<SipAddr>,
+    pub t1x64: Duration,
+}
+
+impl Inner {
+    pub async fn emit(&self, event: SipEvent) {
+        debug!(?event, "sip event");
+        if self.events.send(event).await.is_err() {
+            debug!("sip event receiver dropped");
+        }
+    }
+
+    /// Our Contact for a dialog carried over `transport`: the listener of
+    /// that transport (or, failing that, the first one).
+    pub fn contact(&self, transport: Transport) -> Option<Uri> {
+        let listens = self.endpoint.transport_layer.get_listen_addrs();
+        let addr = listens
+            .iter()
+            .find(|a| a.r#type == Some(transport))
+            .or_else(|| listens.first())?;
+        let mut params = Vec::new();
+        if transport != Transport::Udp {
+            params.push(rsipstack::sip::Param::Transport(transport));
+        }
+        Some(Uri {
+            scheme: Some(Scheme::Sip),
+            auth: None,
+            host_with_port: addr.addr.clone(),
+            params,
+            headers: Vec::new(),
+        })
+    }
+}
 
 impl SipEndpoint {
     /// Binds the configured listeners and starts the stack. Events arrive on
@@ -89,14 +197,101 @@ impl SipEndpoint {
         config: SipConfig,
         cancel: tokio_util::sync::CancellationToken,
     ) -> Result<(SipEndpoint, tokio::sync::mpsc::Receiver<SipEvent>), SipError> {
-        let _ = (config, cancel);
-        todo!()
+        Self::start_with_timers(config, SipTimers::default(), cancel).await
+    }
+
+    /// [`SipEndpoint::start`] with non-default RFC 3261 timers.
+    pub async fn start_with_timers(
+        config: SipConfig,
+        timers: SipTimers,
+        cancel: tokio_util::sync::CancellationToken,
+    ) -> Result<(SipEndpoint, tokio::sync::mpsc::Receiver<SipEvent>), SipError> {
+        let outbound_proxy = match config.outbound_proxy.as_deref() {
+            Some(proxy) => Some(client::parse_proxy(proxy)?),
+            None => None,
+        };
+        let token = cancel.child_token();
+        let bound = transport::bind(&config, &token).await?;
+
+        let layer = TransportLayer::new(token.child_token());
+        if let Some(udp) = bound.udp {
+            layer.add_transport(udp.into());
+        }
+        let option = EndpointOption {
+            t1: timers.t1,
+            t2: timers.t2,
+            t4: timers.t4,
+            t1x64: timers.t1 * 64,
+            ..Default::default()
+        };
+        let user_agent = if config.user_agent.is_empty() {
+            concat!("stox-gateway/", env!("CARGO_PKG_VERSION")).to_string()
+        } else {
+            config.user_agent.clone()
+        };
+        let endpoint = EndpointBuilder::new()
+            .with_user_agent(&user_agent)
+            .with_transport_layer(layer)
+            .with_cancel_token(token.child_token())
+            .with_option(option)
+            .with_transport_inspector(Box::new(wire::WireInspector))
+            .with_allows(server::ALLOWED.to_vec())
+            .build();
+        let incoming = endpoint
+            .incoming_transactions()
+            .map_err(|e| SipError::Stack(e.to_string()))?;
+        let endpoint_inner = endpoint.inner.clone();
+
+        // Poll the serve future once before registering the TCP/WS listener
+        // entries: its first poll starts rsipstack's own listeners from the
+        // list as it is then (see `transport`).
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+        let serving = endpoint_inner.clone();
+        tokio::spawn(async move {
+            let serve = serving.serve();
+            tokio::pin!(serve);
+            let first = futures::poll!(serve.as_mut());
+            let _ = started_tx.send(());
+            let result = match first {
+                std::task::Poll::Ready(result) => result,
+                std::task::Poll::Pending => serve.await,
+            };
+            if let Err(e) = result {
+                warn!(error = %e, "sip endpoint stopped");
+            }
+        });
+        started_rx
+            .await
+            .map_err(|_| SipError::Stack("sip endpoint task died at start".into()))?;
+
+        let tcp_addr = bound.tcp.as_ref().map(|(_, a)| *a);
+        let ws_addr = bound.ws.as_ref().map(|(_, a)| *a);
+        transport::register_stream_listeners(&endpoint_inner.transport_layer, tcp_addr, ws_addr)
+            .await?;
+        if let Some((listener, local)) = bound.tcp {
+            transport::spawn_tcp_accept(listener, local, endpoint_inner.clone(), token.clone());
+        }
+        if let Some((listener, local)) = bound.ws {
+            transport::spawn_ws_accept(listener, local, endpoint_inner.clone(), token.clone());
+        }
+
+        let (events, receiver) = tokio::sync::mpsc::channel(EVENT_QUEUE);
+        let inner = Arc::new(Inner {
+            dialogs: Arc::new(DialogLayer::new(endpoint_inner.clone())),
+            endpoint: endpoint_inner,
+            calls: CallTable::default(),
+            events,
+            listeners: bound.addrs,
+            outbound_proxy,
+            t1x64: timers.t1 * 64,
+        });
+        tokio::spawn(server::dispatch(inner.clone(), incoming, token));
+        Ok((SipEndpoint { inner }, receiver))
     }
 
     /// Sends an INVITE; progress comes back as events for `invite.call_id`.
     pub fn invite(&self, invite: OutgoingInvite) -> Result<(), SipError> {
-        let _ = invite;
-        todo!()
+        client::invite(&self.inner, invite)
     }
 
     /// Answers a pending incoming INVITE: 180/183 (optionally with SDP),
@@ -108,24 +303,48 @@ impl SipEndpoint {
         reason: Option<String>,
         sdp: Option<String>,
     ) -> Result<(), SipError> {
-        let _ = (call_id, status, reason, sdp);
-        todo!()
+        server::respond(&self.inner, call_id, status, reason, sdp)
     }
 
     /// CANCELs our pending outgoing INVITE.
     pub fn cancel(&self, call_id: &CallId) -> Result<(), SipError> {
-        let _ = call_id;
-        todo!()
+        client::cancel(&self.inner, call_id)
     }
 
     /// Sends BYE in an established dialog (either direction).
     pub fn bye(&self, call_id: &CallId) -> Result<(), SipError> {
-        let _ = call_id;
-        todo!()
+        let entry = self
+            .inner
+            .calls
+            .get(call_id)
+            .ok_or_else(|| SipError::UnknownCall(call_id.clone()))?;
+        let dialog = entry.dialog;
+        let state = dialog.state();
+        let can_bye = state.is_confirmed() || (entry.role == Role::Uas && state.waiting_ack());
+        if !can_bye {
+            return Err(SipError::Stack(format!(
+                "call {call_id} is not established (state {state}); use cancel or respond"
+            )));
+        }
+        let span = tracing::info_span!("sip_call", call_id = %call_id);
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                if let Err(e) = dialog.bye().await {
+                    warn!(error = %e, "BYE failed");
+                }
+            },
+            span,
+        ));
+        Ok(())
     }
 
     /// The local addresses actually bound, per transport (useful with port 0).
     pub fn local_addrs(&self) -> Vec<(&'static str, SocketAddr)> {
-        todo!()
+        self.inner.listeners.clone()
+    }
+
+    /// The Call-IDs of the dialogs currently alive (either role), sorted.
+    pub fn live_calls(&self) -> Vec<CallId> {
+        self.inner.calls.ids()
     }
 }

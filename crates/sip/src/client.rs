@@ -1,0 +1,242 @@
+//! Outgoing INVITEs: the UAC side.
+//!
+//! What rsipstack does here: `do_invite_async` builds and sends the INVITE,
+//! retransmits it (timer A), times it out with a local 408 (timer B), ACKs
+//! every final response — the 2xx once, and again for each retransmitted 2xx
+//! during the RFC 6026 Accepted window — and registers the confirmed dialog
+//! so the peer's BYE finds it. `InviteDialog::cancel` defers the CANCEL until
+//! a provisional response when none came yet (RFC 3261 §9.1).
+//! What we add: routing (outbound proxy or Request-URI), the Contact for the
+//! chosen transport, events, and the table entry.
+
+use crate::server::{sdp_body, transport_name};
+use crate::table::{CallEntry, Role};
+use crate::{Inner, OutgoingInvite, SipError, SipEvent};
+use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver, TerminatedReason};
+use rsipstack::dialog::invitation::{InviteAsyncResult, InviteOption};
+use rsipstack::dialog::invite_dialog::InviteDialog;
+use rsipstack::sip::uri::ParamsExt;
+use rsipstack::sip::{Response, Transport, Uri};
+use rsipstack::transport::SipAddr;
+use std::sync::Arc;
+use stox_mapping::ids::CallId;
+use tokio::task::JoinHandle;
+use tracing::{Instrument, info, info_span, warn};
+
+/// `sip:host:port[;transport=tcp]` → the next hop for out-of-dialog requests.
+pub(crate) fn parse_proxy(proxy: &str) -> Result<SipAddr, SipError> {
+    let uri = parse_uri(proxy)?;
+    SipAddr::try_from(&uri).map_err(|_| SipError::InvalidUri(proxy.to_string()))
+}
+
+/// A `sip:`/`sips:` URI with a host (rsipstack's parser alone is lenient).
+fn parse_uri(text: &str) -> Result<Uri, SipError> {
+    let invalid = || SipError::InvalidUri(text.to_string());
+    let trimmed = text.trim().trim_start_matches('<').trim_end_matches('>');
+    let lower = trimmed.to_ascii_lowercase();
+    if !(lower.starts_with("sip:") || lower.starts_with("sips:"))
+        || trimmed.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(invalid());
+    }
+    let uri = Uri::try_from(trimmed).map_err(|_| invalid())?;
+    if uri.host_with_port.host.to_string().is_empty() {
+        return Err(invalid());
+    }
+    Ok(uri)
+}
+
+pub(crate) fn invite(inner: &Arc<Inner>, invite: OutgoingInvite) -> Result<(), SipError> {
+    let callee = parse_uri(&invite.request_uri)?;
+    let caller = parse_uri(&invite.from)?;
+    if inner.calls.contains(&invite.call_id) {
+        return Err(SipError::Stack(format!(
+            "call {} already exists",
+            invite.call_id
+        )));
+    }
+    let destination = inner.outbound_proxy.clone();
+    let transport = destination
+        .as_ref()
+        .and_then(|d| d.r#type)
+        .or_else(|| callee.transport().cloned())
+        .unwrap_or(Transport::Udp);
+    let contact = inner
+        .contact(transport)
+        .ok_or_else(|| SipError::Stack("no SIP listener configured".into()))?;
+    let option = InviteOption {
+        caller,
+        callee,
+        destination,
+        content_type: Some("application/sdp".into()),
+        offer: Some(invite.sdp.into_bytes()),
+        contact,
+        call_id: Some(invite.call_id.to_string()),
+        ..Default::default()
+    };
+    let call_id = invite.call_id;
+    let span = info_span!("sip_call", call_id = %call_id);
+    let _entered = span.enter();
+    let (state_tx, state_rx) = inner.dialogs.new_dialog_state_channel();
+    let (dialog, outcome) = inner
+        .dialogs
+        .do_invite_async(option, state_tx)
+        .map_err(|e| SipError::Stack(e.to_string()))?;
+    let entry = CallEntry {
+        role: Role::Uac,
+        dialog: dialog.clone(),
+        uas: None,
+    };
+    if !inner.calls.insert_new(call_id.clone(), entry) {
+        outcome.abort();
+        return Err(SipError::Stack(format!("call {call_id} already exists")));
+    }
+    info!(transport = transport_name(transport), "INVITE sent");
+    tokio::spawn(watch(inner.clone(), call_id, dialog, state_rx, outcome).in_current_span());
+    Ok(())
+}
+
+pub(crate) fn cancel(inner: &Inner, call_id: &CallId) -> Result<(), SipError> {
+    let entry = inner
+        .calls
+        .get(call_id)
+        .ok_or_else(|| SipError::UnknownCall(call_id.clone()))?;
+    if entry.role != Role::Uac {
+        return Err(SipError::Stack(format!(
+            "call {call_id} is not an outgoing call"
+        )));
+    }
+    let dialog = entry.dialog;
+    let span = info_span!("sip_call", call_id = %call_id);
+    tokio::spawn(
+        async move {
+            info!("cancelling INVITE");
+            if let Err(e) = dialog.cancel().await {
+                warn!(error = %e, "CANCEL failed");
+            }
+        }
+        .instrument(span),
+    );
+    Ok(())
+}
+
+/// Reports the UAC dialog's life as events; removes it when it ends.
+async fn watch(
+    inner: Arc<Inner>,
+    call_id: CallId,
+    dialog: InviteDialog,
+    mut states: DialogStateReceiver,
+    outcome: JoinHandle<InviteAsyncResult>,
+) {
+    let mut outcome = Some(outcome);
+    let mut final_response: Option<Response> = None;
+    let mut answered = false;
+    loop {
+        let finished = async {
+            match outcome.as_mut() {
+                Some(handle) => handle.await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            state = states.recv() => {
+                let Some(state) = state else { break };
+                match state {
+                    DialogState::Early(_, resp) => {
+                        let status = resp.status_code.code();
+                        let sdp = sdp_body(resp.headers.iter(), &resp.body);
+                        inner.emit(SipEvent::Provisional { call_id: call_id.clone(), status, sdp }).await;
+                    }
+                    DialogState::Confirmed(_, resp) if !answered => {
+                        answered = true;
+                        let status = resp.status_code.code();
+                        let sdp = sdp_body(resp.headers.iter(), &resp.body);
+                        info!(status, "answered");
+                        inner.emit(SipEvent::Answered { call_id: call_id.clone(), status, sdp }).await;
+                    }
+                    DialogState::Terminated(_, reason) => {
+                        info!(?reason, "dialog ended");
+                        if !answered {
+                            if final_response.is_none()
+                                && let Some(handle) = outcome.take()
+                            {
+                                final_response = final_of(handle.await);
+                            }
+                            inner.emit(rejected(&call_id, final_response.take(), &reason)).await;
+                        } else {
+                            match reason {
+                                TerminatedReason::UasBye => {
+                                    inner.emit(SipEvent::Bye { call_id: call_id.clone() }).await;
+                                }
+                                TerminatedReason::UacBye | TerminatedReason::UacCancel => {}
+                                other => {
+                                    let reason = format!("{other:?}");
+                                    inner.emit(SipEvent::Terminated { call_id: call_id.clone(), reason }).await;
+                                }
+                            }
+                        }
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            result = finished => {
+                outcome = None;
+                match result {
+                    Ok(Ok((_, resp))) => final_response = resp,
+                    Ok(Err(e)) if !answered => {
+                        // The INVITE could not even be sent (bad target,
+                        // transport failure): no dialog state will follow.
+                        warn!(error = %e, "INVITE failed");
+                        let reason = "Service Unavailable".to_string();
+                        inner.emit(SipEvent::Rejected { call_id: call_id.clone(), status: 503, reason }).await;
+                        break;
+                    }
+                    Ok(Err(e)) => warn!(error = %e, "INVITE task ended with an error"),
+                    Err(e) => warn!(error = %e, "INVITE task died"),
+                }
+            }
+        }
+    }
+    inner.calls.remove(&call_id);
+    inner.dialogs.remove_dialog(&dialog.id());
+}
+
+fn final_of(result: Result<InviteAsyncResult, tokio::task::JoinError>) -> Option<Response> {
+    match result {
+        Ok(Ok((_, resp))) => resp,
+        Ok(Err(e)) => {
+            warn!(error = %e, "INVITE failed");
+            None
+        }
+        Err(e) => {
+            warn!(error = %e, "INVITE task died");
+            None
+        }
+    }
+}
+
+fn rejected(call_id: &CallId, resp: Option<Response>, reason: &TerminatedReason) -> SipEvent {
+    let (status, reason) = match resp {
+        Some(resp) if resp.status_code.code() >= 300 => {
+            let phrase = resp
+                .wire_reason
+                .clone()
+                .unwrap_or_else(|| resp.status_code.text().to_string());
+            (resp.status_code.code(), phrase)
+        }
+        // Ended without a final response of its own: cancelled before any
+        // provisional, or the transaction gave up.
+        _ => match reason {
+            TerminatedReason::UacCancel => (487, "Request Terminated".to_string()),
+            _ => (408, "Request Timeout".to_string()),
+        },
+    };
+    info!(status, %reason, "INVITE rejected");
+    SipEvent::Rejected {
+        call_id: call_id.clone(),
+        status,
+        reason,
+    }
+}

@@ -1,0 +1,142 @@
+//! Defence against bad wire input.
+//!
+//! rsipstack parses every message itself; these two hooks sit in front of it:
+//! - [`GuardedUdpSocket`] wraps the UDP socket and drops (with a warning)
+//!   datagrams that do not parse as SIP — rsipstack would drop them too, but
+//!   only at debug level;
+//! - [`WireInspector`] sees every parsed message and answers a request that
+//!   lacks a mandatory header (Via, From with tag, To, Call-ID, CSeq matching
+//!   the method) with `400 Bad Request`, instead of letting the transaction
+//!   layer drop it silently. Malformed responses are dropped.
+
+use async_trait::async_trait;
+use rsipstack::sip::prelude::{HeadersExt, ToTypedHeader};
+use rsipstack::sip::{Header, Method, Request, Response, SipMessage, StatusCode};
+use rsipstack::transaction::endpoint::TransportEventInspector;
+use rsipstack::transport::TransportEvent;
+use std::net::SocketAddr;
+use tracing::{debug, warn};
+
+/// A tokio UDP socket that swallows unparsable datagrams.
+pub(crate) struct GuardedUdpSocket(pub tokio::net::UdpSocket);
+
+#[async_trait]
+impl rsipstack::platform::net::UdpSocket for GuardedUdpSocket {
+    async fn recv_from(&self, buf: &mut [u8]) -> rsipstack::Result<(usize, SocketAddr)> {
+        loop {
+            let (len, from) = self.0.recv_from(buf).await?;
+            let packet = buf.get(..len).unwrap_or_default();
+            // Keep-alives (CRLF) are rsipstack's business.
+            if packet.iter().all(u8::is_ascii_whitespace) {
+                return Ok((len, from));
+            }
+            match SipMessage::try_from(packet) {
+                Ok(_) => return Ok((len, from)),
+                Err(e) => warn!(%from, len, error = %e, "dropping unparsable UDP datagram"),
+            }
+        }
+    }
+
+    async fn send_to(&self, buf: &[u8], addr: SocketAddr) -> rsipstack::Result<usize> {
+        Ok(self.0.send_to(buf, addr).await?)
+    }
+
+    fn local_addr(&self) -> rsipstack::Result<SocketAddr> {
+        Ok(self.0.local_addr()?)
+    }
+}
+
+/// Rejects structurally broken messages before the transaction layer.
+pub(crate) struct WireInspector;
+
+#[async_trait]
+impl TransportEventInspector for WireInspector {
+    async fn handle(&self, event: TransportEvent) -> Option<TransportEvent> {
+        match &event {
+            TransportEvent::Incoming(SipMessage::Request(req), conn, from) => {
+                if let Some(problem) = request_problem(req) {
+                    warn!(%from, method = %req.method, problem, "malformed SIP request");
+                    // Never answer an ACK; without a Via there is nowhere to answer.
+                    if req.method != Method::Ack && req.via_header().is_ok() {
+                        let resp = bad_request(req, problem);
+                        if let Err(e) = conn.send(resp.into(), Some(from)).await {
+                            debug!(%from, error = %e, "cannot send 400");
+                        }
+                    }
+                    return None;
+                }
+            }
+            TransportEvent::Incoming(SipMessage::Response(resp), _, from) => {
+                if let Some(problem) = response_problem(resp) {
+                    warn!(%from, status = resp.status_code.code(), problem, "dropping malformed SIP response");
+                    return None;
+                }
+            }
+            _ => {}
+        }
+        Some(event)
+    }
+}
+
+/// What makes a request unprocessable, if anything (RFC 3261 §8.1.1).
+pub(crate) fn request_problem(req: &Request) -> Option<&'static str> {
+    if req.via_header().and_then(|v| v.typed()).is_err() {
+        return Some("missing or invalid Via");
+    }
+    if req.call_id_header().is_err() {
+        return Some("missing Call-ID");
+    }
+    match req.cseq_header() {
+        Err(_) => return Some("missing CSeq"),
+        Ok(cseq) => {
+            if cseq.seq().is_err() {
+                return Some("invalid CSeq number");
+            }
+            match cseq.method() {
+                Ok(m) if m == req.method => {}
+                _ => return Some("CSeq method does not match the request"),
+            }
+        }
+    }
+    match req.from_header().and_then(|f| f.tag()) {
+        Err(_) => return Some("missing or invalid From"),
+        Ok(None) => return Some("From without tag"),
+        Ok(Some(_)) => {}
+    }
+    if req.to_header().and_then(|t| t.typed()).is_err() {
+        return Some("missing or invalid To");
+    }
+    None
+}
+
+fn response_problem(resp: &Response) -> Option<&'static str> {
+    if resp.via_header().is_err() {
+        return Some("missing Via");
+    }
+    if resp.call_id_header().is_err() {
+        return Some("missing Call-ID");
+    }
+    match resp.cseq_header() {
+        Ok(cseq) if cseq.seq().is_ok() && cseq.method().is_ok() => {}
+        _ => return Some("missing or invalid CSeq"),
+    }
+    None
+}
+
+/// `400 Bad Request` echoing whatever identifying headers the request had.
+fn bad_request(req: &Request, problem: &str) -> Response {
+    let mut resp = Response {
+        status_code: StatusCode::Other(400, format!("Bad Request ({problem})")),
+        ..Default::default()
+    };
+    for header in req.headers.iter() {
+        if matches!(
+            header,
+            Header::Via(_) | Header::From(_) | Header::To(_) | Header::CallId(_) | Header::CSeq(_)
+        ) {
+            resp.headers.push(header.clone());
+        }
+    }
+    resp.headers.push(Header::ContentLength(0u32.into()));
+    resp
+}
