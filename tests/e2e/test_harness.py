@@ -11,7 +11,8 @@ from harness import gateway as gateway_mod
 from harness import jingle
 from harness.gateway import Gateway, GatewayError, wait_component
 from harness.net import HOST
-from harness.prosody import Prosody
+from harness.calls import ROMEO_JID
+from harness.prosody import COMPONENT, Prosody
 from harness.xmpp_client import Reply, iq_error
 
 
@@ -66,6 +67,62 @@ def test_readiness_poll_times_out_without_component(probe):
         wait_component(probe, timeout=2)
     assert 2 <= time.monotonic() - started < 6
     assert "Last answer" in str(failure.value)
+
+
+class FakeComponent:
+    """A few lines of XEP-0114 component (slixmpp) standing in for the gateway:
+    it answers pings and Jingle IQs, and rings back on every Jingle IQ."""
+
+    def __init__(self, xloop, prosody):
+        self.xloop, self.prosody = xloop, prosody
+
+    async def _start(self):
+        import asyncio
+        from slixmpp import ComponentXMPP
+        from slixmpp.xmlstream.handler import Callback
+        from slixmpp.xmlstream.matcher.base import MatcherBase
+
+        class AnyRequest(MatcherBase):
+            def match(self, xml):
+                return xml.name == "iq" and xml["type"] in ("get", "set")
+
+        xmpp = ComponentXMPP(COMPONENT, self.prosody.secret, HOST, self.prosody.component_port)
+        xmpp.loop = asyncio.get_running_loop()
+        online = xmpp.loop.create_future()
+        xmpp.add_event_handler("session_start", lambda _: online.set_result(True))
+        xmpp.register_handler(Callback("any", AnyRequest(None), self._on_iq))
+        self.xmpp = xmpp
+        xmpp.connect()
+        await asyncio.wait_for(online, 10)
+
+    def _on_iq(self, iq):
+        me, peer = iq.xml.get("to"), iq.xml.get("from")
+        self.xmpp.send_raw(f"<iq type='result' id='{iq['id']}' from='{me}' to='{peer}'/>")
+        j = iq.xml.find(f"{{{jingle.NS_JINGLE}}}jingle")
+        if j is not None:
+            self.xmpp.send_raw(f"<iq type='set' id='ring1' from='{me}' to='{peer}'>"
+                               f"{jingle.ringing(j.get('sid'))}</iq>")
+
+    def __enter__(self):
+        self.xloop.run(self._start(), 15)
+        return self
+
+    def __exit__(self, *exc):
+        async def stop():
+            await self.xmpp.disconnect(wait=1.0)
+        self.xloop.run(stop(), 5)
+
+
+def test_readiness_and_escaped_jids_through_a_real_component(xloop, prosody, probe, juliet):
+    with FakeComponent(xloop, prosody):
+        assert wait_component(probe, timeout=5) < 5
+        sid = "harness-2"
+        answer = juliet.send_iq(ROMEO_JID, jingle.session_initiate(sid, juliet.full_jid))
+        assert answer.type == "result" and answer.frm == ROMEO_JID, answer.text()
+        info = juliet.expect("session-info", timeout=5, sid=sid)
+        assert info.frm == ROMEO_JID and jingle.has_ringing(info.xml)
+    with pytest.raises(GatewayError):
+        wait_component(probe, timeout=1)
 
 
 def test_gateway_fixture_reports_missing_binary(tmp_path, prosody, monkeypatch):

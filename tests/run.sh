@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh Debian machine or a developer's:
+#   tests/run.sh [extra pytest arguments, e.g. -k cancel]
+# Installs the real peers the end-to-end tests need (Prosody, SIPp, slixmpp,
+# pytest) when missing, then: fmt, clippy, build, unit tests, e2e tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(prosody lua-unbound sip-tester python3-slixmpp python3-pytest sqlite3)
+PYTHON=/usr/bin/python3   # Debian's: the python3 first on PATH may not see Debian packages
+
+step() { printf '\n==> %s\n' "$*"; }
+die() { printf '\ntests/run.sh: FAILED: %s\n' "$*" >&2; exit 1; }
+run() { local what=$1; shift; step "$what"; "$@" || die "$what ($*)"; }
+
+install_missing() {
+    local missing=()
+    for pkg in "${PACKAGES[@]}"; do
+        dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+    done
+    command -v sipp >/dev/null || missing+=(sip-tester)
+    [ ${#missing[@]} -eq 0 ] && { step "test peers already installed"; return; }
+    step "installing ${missing[*]}"
+    local sudo=()
+    [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+    export DEBIAN_FRONTEND=noninteractive
+    "${sudo[@]}" apt-get update || die "apt-get update"
+    "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}" \
+        || die "apt-get install ${missing[*]}"
+}
+
+command -v cargo >/dev/null || die "cargo not found (install Rust: https://rustup.rs)"
+command -v apt-get >/dev/null || die "apt-get not found: the e2e peers come from Debian packages"
+install_missing
+"$PYTHON" -c 'import slixmpp, pytest' || die "$PYTHON cannot import slixmpp and pytest"
+
+run "cargo fmt --check" cargo fmt --all --check
+run "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
+run "cargo build -p stox-gateway" cargo build -p stox-gateway
+run "cargo test" cargo test --workspace
+step "end-to-end tests (Prosody + slixmpp + SIPp)"
+STOX_E2E_REQUIRE_GATEWAY=1 "$PYTHON" -m pytest -v tests/e2e "$@" || die "end-to-end tests"
+step "all tests passed"
