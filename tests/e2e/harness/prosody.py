@@ -57,12 +57,18 @@ class Prosody:
         self.proc = None
 
     def _write_config(self):
+        if os.geteuid() != 0:
+            raise ProsodyError("the e2e tests run Prosody as the `prosody` user with runuser: "
+                               "run them as root (CI does)")
+        try:
+            user = pwd.getpwnam("prosody")
+        except KeyError:
+            raise ProsodyError("no `prosody` user: install Prosody (tests/run.sh does)") from None
         (self.dir / "data").mkdir()
         self.config.write_text(CONFIG.format(
             dir=self.dir, host=HOST, c2s=self.c2s_port,
             component=self.component_port, domain=DOMAIN,
             component_domain=COMPONENT, secret=self.secret))
-        user = pwd.getpwnam("prosody")
         for path in (self.dir, self.dir / "data", self.config):
             os.chown(path, user.pw_uid, user.pw_gid)
 
