@@ -21,6 +21,9 @@ pub struct CoreConfig {
     pub domains: Vec<String>,
     /// How long a SIP → XMPP call may stay unanswered, in milliseconds.
     pub ring_timeout_ms: u64,
+    /// Mixed into generated Call-IDs and sids so that they differ between
+    /// gateway instances (the gateway passes a random value).
+    pub token_salt: u64,
 }
 
 /// The gateway core: every call in memory, and the indexes that route
@@ -265,7 +268,7 @@ impl Core {
         if is_call_id_word(sid.as_str()) && !self.by_call_id.contains_key(&candidate) {
             candidate
         } else {
-            CallId::new(format!("{}@{}", random_token(self.next_id, self.iq_seq), self.cfg.component))
+            CallId::new(format!("{}@{}", random_token(self.cfg.token_salt, self.next_id), self.cfg.component))
         }
     }
 
@@ -276,7 +279,7 @@ impl Core {
         if !local.is_empty() && local.len() <= 256 && is_sid_safe(local) {
             Sid::new(local)
         } else {
-            Sid::new(random_token(self.next_id, self.iq_seq))
+            Sid::new(random_token(self.cfg.token_salt, self.next_id))
         }
     }
 }
@@ -310,14 +313,14 @@ fn is_sid_safe(s: &str) -> bool {
         .all(|b| b.is_ascii_alphanumeric() || b"-._~+!*()".contains(&b))
 }
 
-/// A token that is unique within this process's lifetime for the given
-/// counters, mixed so that it does not look sequential.
-fn random_token(a: i64, b: u64) -> String {
-    // SplitMix64 over the counters: deterministic (the core is pure) yet
-    // well spread; uniqueness comes from the counters themselves.
-    let mut z = (a as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.rotate_left(32);
+/// A token unique per (salt, call number), mixed so that it does not look
+/// sequential. The call number makes it unique within one database; the salt
+/// across gateway instances.
+fn random_token(salt: u64, id: i64) -> String {
+    // SplitMix64: deterministic (the core is pure) yet well spread.
+    let mut z = salt ^ (id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^= z >> 31;
-    format!("stox{:016x}{:x}", z, a)
+    format!("stox{z:016x}{id:x}")
 }

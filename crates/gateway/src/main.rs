@@ -1,1 +1,59 @@
-fn main() {}
+//! `stox-gateway --config PATH`: the SIP ⇄ XMPP Jingle gateway.
+//!
+//! Start-up order: read the config (exit 2 with one line naming the problem),
+//! open and migrate the SQLite store, bind the SIP listeners, connect to the
+//! XMPP server as a component, then run [`app::run`] until SIGINT/SIGTERM.
+
+mod app;
+mod config;
+
+use clap::Parser;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(name = "stox-gateway", version, about = "SIP <-> XMPP Jingle interworking gateway")]
+struct Args {
+    /// Path of the TOML configuration file.
+    #[arg(long, short = 'c', value_name = "PATH")]
+    config: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let cfg = match config::Config::load(&args.config) {
+        Ok(cfg) => cfg,
+        Err(msg) => {
+            eprintln!("stox-gateway: {msg}");
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("stox-gateway: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(app::run(cfg)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("stox-gateway: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! A two-sided test harness for the core: feed it stanzas and SIP events on a
+//! virtual clock, inspect what it asks for. No sockets, no sleeping.
+
+#![allow(dead_code)]
+
+use minidom::Element;
+use stox_call::{
+    CallState, Core, CoreConfig, Input, IqOutcome, Millis, Output, SessionRecord, SipCommand,
+    SipInput, TimerKey,
+};
+use stox_mapping::ids::CallId;
+
+pub const JULIET: &str = "juliet@example.com/balcony";
+pub const ROMEO_GW: &str = "romeo\\40example.net@sip.example.com";
+
+pub struct Harness {
+    pub core: Core,
+    pub now: Millis,
+    pub out: Vec<Output>,
+    /// Every row written, in order.
+    pub rows: Vec<SessionRecord>,
+    pub timers: Vec<(TimerKey, Millis)>,
+}
+
+impl Harness {
+    pub fn new() -> Self {
+        Harness {
+            core: Core::new(
+                CoreConfig {
+                    component: "sip.example.com".into(),
+                    domains: vec!["example.com".into()],
+                    ring_timeout_ms: 60_000,
+                    token_salt: 7,
+                },
+                1,
+            ),
+            now: Millis(1_795_296_363_000),
+            out: Vec::new(),
+            rows: Vec::new(),
+            timers: Vec::new(),
+        }
+    }
+
+    pub fn advance(&mut self, ms: u64) {
+        self.now = self.now.plus_ms(ms);
+    }
+
+    fn feed(&mut self, input: Input) -> Vec<Output> {
+        let out = self.core.handle(self.now, input);
+        for o in &out {
+            match o {
+                Output::Persist(r) => self.rows.push(r.clone()),
+                Output::SetTimer { key, at } => self.timers.push((*key, *at)),
+                _ => {}
+            }
+        }
+        self.out.extend(out.iter().cloned());
+        out
+    }
+
+    /// Sends a stanza written as XML text (default namespace jabber:component:accept).
+    pub fn stanza(&mut self, xml: &str) -> Vec<Output> {
+        let el: Element = xml.parse().expect("test stanza is well-formed");
+        self.feed(Input::Stanza(el))
+    }
+
+    pub fn sip(&mut self, input: SipInput) -> Vec<Output> {
+        self.feed(Input::Sip(input))
+    }
+
+    pub fn iq_response(&mut self, id: &str, outcome: IqOutcome) -> Vec<Output> {
+        self.feed(Input::IqResponse {
+            id: id.to_owned(),
+            outcome,
+        })
+    }
+
+    /// Fires every timer due at the current time.
+    pub fn fire_timers(&mut self) -> Vec<Output> {
+        let due: Vec<TimerKey> = self
+            .timers
+            .iter()
+            .filter(|(_, at)| *at <= self.now)
+            .map(|(k, _)| *k)
+            .collect();
+        self.timers.retain(|(_, at)| *at > self.now);
+        let mut out = Vec::new();
+        for key in due {
+            out.extend(self.feed(Input::Timer(key)));
+        }
+        out
+    }
+
+    pub fn last_row(&self) -> &SessionRecord {
+        self.rows.last().expect("a row was written")
+    }
+
+    pub fn last_state(&self) -> CallState {
+        self.last_row().state
+    }
+}
+
+pub fn stanzas(out: &[Output]) -> Vec<&Element> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Xmpp(el) => Some(el),
+            _ => None,
+        })
+        .collect()
+}
+
+pub fn sip_commands(out: &[Output]) -> Vec<&SipCommand> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Sip(c) => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The one IQ of `kind` in `out`.
+pub fn iq<'a>(out: &'a [Output], kind: &str) -> &'a Element {
+    let found: Vec<_> = stanzas(out)
+        .into_iter()
+        .filter(|e| e.name() == "iq" && e.attr("type") == Some(kind))
+        .collect();
+    assert_eq!(found.len(), 1, "exactly one iq type={kind} in {out:#?}");
+    found[0]
+}
+
+pub const NS_JINGLE: &str = "urn:xmpp:jingle:1";
+
+/// The `<jingle/>` of the one IQ set in `out`.
+pub fn jingle_set(out: &[Output]) -> &Element {
+    iq(out, "set")
+        .get_child("jingle", NS_JINGLE)
+        .expect("iq set carries <jingle/>")
+}
+
+/// The error condition (first child of `<error/>` in the stanzas namespace).
+pub fn error_of(iq: &Element) -> (String, Option<String>) {
+    let error = iq
+        .children()
+        .find(|c| c.name() == "error")
+        .expect("<error/> child");
+    let cond = error
+        .children()
+        .find(|c| c.ns() == "urn:ietf:params:xml:ns:xmpp-stanzas" && c.name() != "text")
+        .map(|c| c.name().to_owned())
+        .expect("defined condition");
+    let app = error
+        .children()
+        .find(|c| c.ns() != "urn:ietf:params:xml:ns:xmpp-stanzas")
+        .map(|c| c.name().to_owned());
+    (cond, app)
+}
+
+pub fn reason_of(jingle: &Element) -> String {
+    jingle
+        .get_child("reason", NS_JINGLE)
+        .and_then(|r| r.children().find(|c| c.ns() == NS_JINGLE && c.name() != "text"))
+        .map(|c| c.name().to_owned())
+        .expect("<reason/> with a condition")
+}
+
+pub fn one_sip(out: &[Output]) -> &SipCommand {
+    let cmds = sip_commands(out);
+    assert_eq!(cmds.len(), 1, "exactly one SIP command in {out:#?}");
+    cmds[0]
+}
+
+pub fn respond_status(cmd: &SipCommand) -> u16 {
+    match cmd {
+        SipCommand::Respond { status, .. } => *status,
+        other => panic!("expected a response, got {other:?}"),
+    }
+}
+
+pub fn cid(s: &str) -> CallId {
+    CallId::new(s)
+}
+
+/// A plain audio session-initiate from Juliet to Romeo's gateway address.
+pub fn session_initiate(sid: &str) -> String {
+    format!(
+        "<iq xmlns='jabber:component:accept' type='set' id='si-{sid}' from='{JULIET}' to='{ROMEO_GW}'>\
+           <jingle xmlns='urn:xmpp:jingle:1' action='session-initiate' sid='{sid}' initiator='{JULIET}'>\
+             <content creator='initiator' name='audio'>\
+               <description xmlns='urn:xmpp:jingle:apps:rtp:1' media='audio'>\
+                 <payload-type id='0' name='PCMU' clockrate='8000'/>\
+                 <payload-type id='8' name='PCMA' clockrate='8000'/>\
+                 <payload-type id='101' name='telephone-event' clockrate='8000'/>\
+               </description>\
+               <transport xmlns='urn:xmpp:jingle:transports:raw-udp:1'>\
+                 <candidate component='1' generation='0' id='c1' ip='127.0.0.1' port='40000'/>\
+               </transport>\
+             </content>\
+           </jingle>\
+         </iq>"
+    )
+}
+
+/// A Jingle action from Juliet about `sid`, with optional inner XML.
+pub fn juliet_action(id: &str, sid: &str, action: &str, inner: &str) -> String {
+    format!(
+        "<iq xmlns='jabber:component:accept' type='set' id='{id}' from='{JULIET}' to='{ROMEO_GW}'>\
+           <jingle xmlns='urn:xmpp:jingle:1' action='{action}' sid='{sid}'>{inner}</jingle>\
+         </iq>"
+    )
+}
+
+pub const OFFER_SDP: &str = "v=0\r\no=romeo 123 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+m=audio 6000 RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
+a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=sendrecv\r\n";
+
+pub const ANSWER_SDP: &str = "v=0\r\no=romeo 456 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+m=audio 6000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n\
+a=fmtp:101 0-15\r\na=sendrecv\r\n";
+
+pub fn incoming_invite(call_id: &str, request_uri: &str, sdp: Option<&str>) -> SipInput {
+    SipInput::IncomingInvite {
+        call_id: cid(call_id),
+        request_uri: request_uri.into(),
+        from: "sip:romeo@example.net".into(),
+        sdp: sdp.map(str::to_owned),
+    }
+}
+
+/// session-accept contents from Juliet answering the OFFER_SDP (PCMA + DTMF).
+pub const ACCEPT_CONTENT: &str = "<content creator='initiator' name='audio'>\
+   <description xmlns='urn:xmpp:jingle:apps:rtp:1' media='audio'>\
+     <payload-type id='8' name='PCMA' clockrate='8000'/>\
+     <payload-type id='101' name='telephone-event' clockrate='8000'/>\
+   </description>\
+   <transport xmlns='urn:xmpp:jingle:transports:raw-udp:1'>\
+     <candidate component='1' generation='0' id='a1' ip='127.0.0.1' port='42000'/>\
+   </transport>\
+ </content>";

@@ -1,0 +1,158 @@
+//! SIP → XMPP calls through the core, on a virtual clock.
+
+mod harness;
+
+use harness::*;
+use stox_call::{CallState, EndedBy, IqOutcome, SipCommand, SipInput};
+use stox_mapping::status::ErrorCondition;
+
+/// Delivers an INVITE for Juliet's balcony resource; returns the
+/// session-initiate IQ id.
+fn ring_juliet(h: &mut Harness, call_id: &str) -> String {
+    let out = h.sip(incoming_invite(call_id, "sip:juliet@example.com;gr=balcony", Some(OFFER_SDP)));
+    let set = iq(&out, "set");
+    assert_eq!(set.attr("to"), Some(JULIET));
+    assert_eq!(set.attr("from"), Some(ROMEO_GW));
+    let j = jingle_set(&out);
+    assert_eq!(j.attr("action"), Some("session-initiate"));
+    assert_eq!(j.attr("initiator"), Some(ROMEO_GW));
+    assert_eq!(j.attr("sid"), call_id.split('@').next());
+    let row = h.last_row();
+    assert_eq!(row.state, CallState::Pending);
+    assert_eq!(row.direction.as_str(), "sip-to-xmpp");
+    assert_eq!(row.sip_uri, "sip:romeo@example.net");
+    assert_eq!(h.timers.len(), 1, "ring timer armed");
+    set.attr("id").expect("id").to_owned()
+}
+
+#[test]
+fn invite_ringing_accept_ack_and_bye() {
+    let mut h = Harness::new();
+    let id = ring_juliet(&mut h, "abc123@127.0.0.1");
+    let cid = cid("abc123@127.0.0.1");
+    assert!(h.iq_response(&id, IqOutcome::Result).is_empty());
+
+    let out = h.stanza(&juliet_action("r1", "abc123", "session-info",
+        "<ringing xmlns='urn:xmpp:jingle:apps:rtp:info:1'/>"));
+    iq(&out, "result");
+    assert_eq!(respond_status(one_sip(&out)), 180);
+    assert_eq!(h.last_state(), CallState::Ringing);
+
+    let out = h.stanza(&juliet_action("a1", "abc123", "session-accept", ACCEPT_CONTENT));
+    iq(&out, "result");
+    let SipCommand::Respond { status: 200, sdp: Some(sdp), .. } = one_sip(&out) else {
+        panic!("expected 200 with SDP: {out:#?}")
+    };
+    for line in ["m=audio 42000 RTP/AVP 8 101", "c=IN IP4 127.0.0.1", "a=sendrecv"] {
+        assert!(sdp.contains(line), "{line:?} in\n{sdp}");
+    }
+    assert!(sdp.contains("o=juliet "), "o= username is the answerer's local part:\n{sdp}");
+    assert_eq!(h.last_state(), CallState::Active);
+    assert_eq!(h.last_row().sip_status, Some(200));
+
+    assert!(h.sip(SipInput::Acked { call_id: cid.clone() }).is_empty());
+    let out = h.sip(SipInput::Bye { call_id: cid });
+    assert_eq!(reason_of(jingle_set(&out)), "success");
+    assert_eq!(h.last_row().ended_by, Some(EndedBy::Sip));
+    assert_eq!(h.core.live_calls(), 0);
+
+    // The ring timer firing later finds nothing to do.
+    h.advance(120_000);
+    assert!(h.fire_timers().is_empty());
+}
+
+#[test]
+fn xmpp_hangs_up_after_answer_with_bye() {
+    let mut h = Harness::new();
+    let id = ring_juliet(&mut h, "c2");
+    h.iq_response(&id, IqOutcome::Result);
+    h.stanza(&juliet_action("a1", "c2", "session-accept", ACCEPT_CONTENT));
+    h.sip(SipInput::Acked { call_id: cid("c2") });
+    let out = h.stanza(&juliet_action("t1", "c2", "session-terminate", "<reason><success/></reason>"));
+    iq(&out, "result");
+    assert_eq!(one_sip(&out), &SipCommand::Bye { call_id: cid("c2") });
+    assert_eq!(h.last_row().ended_by, Some(EndedBy::Xmpp));
+}
+
+#[test]
+fn caller_cancels_before_answer() {
+    let mut h = Harness::new();
+    ring_juliet(&mut h, "c3");
+    let out = h.sip(SipInput::Cancelled { call_id: cid("c3") });
+    assert_eq!(reason_of(jingle_set(&out)), "cancel");
+    let row = h.last_row();
+    assert_eq!((row.end_reason.as_deref(), row.sip_status), (Some("cancel"), Some(487)));
+    assert_eq!(h.core.live_calls(), 0);
+}
+
+#[test]
+fn callee_rejects_with_a_reason() {
+    for (reason, status) in [("busy", 486), ("decline", 603)] {
+        let mut h = Harness::new();
+        ring_juliet(&mut h, "c4");
+        let out = h.stanza(&juliet_action("t1", "c4", "session-terminate",
+            &format!("<reason><{reason}/></reason>")));
+        iq(&out, "result");
+        assert_eq!(respond_status(one_sip(&out)), status);
+        let row = h.last_row();
+        assert_eq!((row.end_reason.as_deref(), row.sip_status), (Some(reason), Some(status)));
+        assert_eq!(row.ended_by, Some(EndedBy::Xmpp));
+    }
+}
+
+#[test]
+fn iq_errors_and_timeouts_on_session_initiate_become_sip_finals() {
+    for (outcome, status) in [
+        (IqOutcome::Error(ErrorCondition::ItemNotFound), 404),
+        (IqOutcome::Error(ErrorCondition::ServiceUnavailable), 405),
+        (IqOutcome::Error(ErrorCondition::FeatureNotImplemented), 405),
+        (IqOutcome::Error(ErrorCondition::RecipientUnavailable), 480),
+        (IqOutcome::Timeout, 408),
+    ] {
+        let mut h = Harness::new();
+        let id = ring_juliet(&mut h, "c5");
+        let out = h.iq_response(&id, outcome.clone());
+        assert_eq!(respond_status(one_sip(&out)), status, "for {outcome:?}");
+        assert_eq!(h.last_row().sip_status, Some(status));
+        assert_eq!(h.last_state(), CallState::Ended);
+        assert_eq!(h.core.live_calls(), 0);
+    }
+}
+
+#[test]
+fn unanswered_call_times_out_with_480() {
+    let mut h = Harness::new();
+    let id = ring_juliet(&mut h, "c6");
+    h.iq_response(&id, IqOutcome::Result);
+    h.advance(59_999);
+    assert!(h.fire_timers().is_empty());
+    h.advance(1);
+    let out = h.fire_timers();
+    assert_eq!(respond_status(one_sip(&out)), 480);
+    assert_eq!(reason_of(jingle_set(&out)), "timeout");
+    assert_eq!(h.last_row().ended_by, Some(stox_call::EndedBy::Gateway));
+}
+
+#[test]
+fn invites_that_cannot_be_routed_are_refused_and_recorded() {
+    let bfcp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+                m=application 50000 TCP/WS/BFCP *\r\na=floorctrl:c-s\r\n";
+    for (uri, sdp, status) in [
+        ("sip:juliet@example.com", Some(OFFER_SDP), 480),
+        ("sip:bob@other.org;gr=x", Some(OFFER_SDP), 404),
+        ("sip:juliet@example.com;gr=balcony", None, 488),
+        ("sip:juliet@example.com;gr=balcony", Some("this is not SDP"), 488),
+        ("sip:juliet@example.com;gr=balcony", Some(bfcp), 488),
+        ("not a uri", Some(OFFER_SDP), 400),
+    ] {
+        let mut h = Harness::new();
+        let out = h.sip(incoming_invite("x1@h", uri, sdp));
+        assert_eq!(respond_status(one_sip(&out)), status, "for {uri} / {sdp:?}");
+        assert!(stanzas(&out).is_empty());
+        let row = h.last_row();
+        assert_eq!((row.state, row.sip_status), (CallState::Ended, Some(status)));
+        assert_eq!(h.core.live_calls(), 0);
+        // The next valid call still works.
+        ring_juliet(&mut h, "next@h");
+    }
+}

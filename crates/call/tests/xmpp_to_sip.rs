@@ -1,0 +1,198 @@
+//! XMPP → SIP calls through the core, on a virtual clock.
+
+mod harness;
+
+use harness::*;
+use stox_call::{CallState, EndedBy, IqOutcome, SipCommand, SipInput};
+
+fn place_call(h: &mut Harness, sid: &str) -> SipCommand {
+    let out = h.stanza(&session_initiate(sid));
+    assert_eq!(iq(&out, "result").attr("id"), Some(format!("si-{sid}").as_str()));
+    let row = h.last_row().clone();
+    assert_eq!(row.state, CallState::Pending);
+    assert_eq!(row.direction.as_str(), "xmpp-to-sip");
+    assert_eq!(row.xmpp_jid, JULIET);
+    assert_eq!(row.sip_uri, "sip:romeo@example.net");
+    assert_eq!(row.gateway_jid, ROMEO_GW);
+    one_sip(&out).clone()
+}
+
+#[test]
+fn invite_carries_the_mapped_offer_and_stox_identifiers() {
+    let mut h = Harness::new();
+    let SipCommand::Invite {
+        call_id,
+        request_uri,
+        from,
+        sdp,
+    } = place_call(&mut h, "a73sjjvkla37jfea")
+    else {
+        panic!("expected an INVITE")
+    };
+    assert_eq!(call_id.as_str(), "a73sjjvkla37jfea@sip.example.com");
+    assert_eq!(request_uri, "sip:romeo@example.net");
+    assert_eq!(from, "sip:juliet@example.com");
+    for line in [
+        "m=audio 40000 RTP/AVP 0 8 101",
+        "c=IN IP4 127.0.0.1",
+        "a=rtpmap:0 PCMU/8000",
+        "a=rtpmap:101 telephone-event/8000",
+        "a=fmtp:101 0-15",
+        "a=sendrecv",
+    ] {
+        assert!(sdp.contains(line), "{line:?} in\n{sdp}");
+    }
+    assert!(sdp.starts_with("v=0\r\no=juliet "), "o= username is the initiator's local part:\n{sdp}");
+}
+
+#[test]
+fn ringing_answer_and_bye_from_sip() {
+    let mut h = Harness::new();
+    place_call(&mut h, "s1");
+    let cid = cid("s1@sip.example.com");
+
+    assert!(h.sip(SipInput::Provisional { call_id: cid.clone(), status: 100, sdp: None }).is_empty());
+    let out = h.sip(SipInput::Provisional { call_id: cid.clone(), status: 180, sdp: None });
+    let j = jingle_set(&out);
+    assert_eq!(j.attr("action"), Some("session-info"));
+    assert!(j.has_child("ringing", "urn:xmpp:jingle:apps:rtp:info:1"));
+    assert_eq!(iq(&out, "set").attr("to"), Some(JULIET));
+    assert_eq!(iq(&out, "set").attr("from"), Some(ROMEO_GW));
+    assert_eq!(h.last_state(), CallState::Ringing);
+
+    // A second provisional (another fork) does not reach XMPP again.
+    assert!(h.sip(SipInput::Provisional { call_id: cid.clone(), status: 180, sdp: None }).is_empty());
+
+    h.advance(2_000);
+    let out = h.sip(SipInput::Answered { call_id: cid.clone(), sdp: Some(ANSWER_SDP.into()) });
+    let j = jingle_set(&out);
+    assert_eq!(j.attr("action"), Some("session-accept"));
+    assert_eq!(j.attr("responder"), Some(ROMEO_GW));
+    let desc = j
+        .get_child("content", NS_JINGLE)
+        .and_then(|c| c.get_child("description", "urn:xmpp:jingle:apps:rtp:1"))
+        .expect("content/description");
+    let ids: Vec<_> = desc.children().filter_map(|p| p.attr("id")).collect();
+    assert_eq!(ids, ["8", "101"], "responder's payload types in the responder's order");
+    let cand = j
+        .get_child("content", NS_JINGLE)
+        .and_then(|c| c.get_child("transport", "urn:xmpp:jingle:transports:raw-udp:1"))
+        .and_then(|t| t.get_child("candidate", "urn:xmpp:jingle:transports:raw-udp:1"))
+        .expect("raw-udp candidate");
+    assert_eq!((cand.attr("ip"), cand.attr("port")), (Some("127.0.0.1"), Some("6000")));
+    let row = h.last_row().clone();
+    assert_eq!(row.state, CallState::Active);
+    assert_eq!(row.answered_at, Some(h.now));
+    assert_eq!(row.sip_status, Some(200));
+
+    h.advance(30_000);
+    let out = h.sip(SipInput::Bye { call_id: cid });
+    let j = jingle_set(&out);
+    assert_eq!(j.attr("action"), Some("session-terminate"));
+    assert_eq!(reason_of(j), "success");
+    let row = h.last_row();
+    assert_eq!(row.state, CallState::Ended);
+    assert_eq!(row.end_reason.as_deref(), Some("success"));
+    assert_eq!(row.ended_by, Some(EndedBy::Sip));
+    assert_eq!(row.ended_at, Some(h.now));
+    assert_eq!(h.core.live_calls(), 0);
+}
+
+#[test]
+fn xmpp_hangs_up_after_answer_with_bye() {
+    let mut h = Harness::new();
+    place_call(&mut h, "s2");
+    let cid = cid("s2@sip.example.com");
+    h.sip(SipInput::Answered { call_id: cid.clone(), sdp: Some(ANSWER_SDP.into()) });
+    let out = h.stanza(&juliet_action("t1", "s2", "session-terminate", "<reason><success/></reason>"));
+    iq(&out, "result");
+    assert_eq!(one_sip(&out), &SipCommand::Bye { call_id: cid });
+    assert_eq!(h.last_row().ended_by, Some(EndedBy::Xmpp));
+    assert_eq!(h.last_row().end_reason.as_deref(), Some("success"));
+    assert_eq!(h.core.live_calls(), 0);
+}
+
+#[test]
+fn xmpp_hangs_up_before_answer_with_cancel() {
+    let mut h = Harness::new();
+    place_call(&mut h, "s3");
+    let cid = cid("s3@sip.example.com");
+    h.sip(SipInput::Provisional { call_id: cid.clone(), status: 180, sdp: None });
+    let out = h.stanza(&juliet_action("t1", "s3", "session-terminate", "<reason><cancel/></reason>"));
+    iq(&out, "result");
+    assert_eq!(one_sip(&out), &SipCommand::Cancel { call_id: cid.clone() });
+    assert_eq!(h.last_state(), CallState::Ended);
+    assert_eq!(h.last_row().end_reason.as_deref(), Some("cancel"));
+    // The 487 closes it; nothing more is sent to XMPP.
+    let out = h.sip(SipInput::Rejected { call_id: cid, status: 487, reason: "Request Terminated".into() });
+    assert!(stanzas(&out).is_empty());
+    assert_eq!(h.last_row().sip_status, Some(487));
+    assert_eq!(h.core.live_calls(), 0);
+}
+
+#[test]
+fn a_2xx_racing_our_cancel_is_ended_with_bye() {
+    let mut h = Harness::new();
+    place_call(&mut h, "s4");
+    let cid = cid("s4@sip.example.com");
+    h.stanza(&juliet_action("t1", "s4", "session-terminate", ""));
+    let out = h.sip(SipInput::Answered { call_id: cid.clone(), sdp: Some(ANSWER_SDP.into()) });
+    assert_eq!(one_sip(&out), &SipCommand::Bye { call_id: cid });
+    assert!(stanzas(&out).is_empty());
+    assert_eq!(h.core.live_calls(), 0);
+}
+
+#[test]
+fn final_errors_map_to_reasons_with_the_sip_status() {
+    for (status, reason) in [
+        (486, "busy"),
+        (600, "busy"),
+        (603, "decline"),
+        (408, "timeout"),
+        (488, "incompatible-parameters"),
+    ] {
+        let mut h = Harness::new();
+        place_call(&mut h, "s5");
+        let out = h.sip(SipInput::Rejected {
+            call_id: cid("s5@sip.example.com"),
+            status,
+            reason: "Some Phrase".into(),
+        });
+        let j = jingle_set(&out);
+        assert_eq!(j.attr("action"), Some("session-terminate"));
+        assert_eq!(reason_of(j), reason, "for {status}");
+        let code = j
+            .get_child("reason", NS_JINGLE)
+            .and_then(|r| r.get_child("sip-status", "urn:xmpp:stox:sip-status:0"))
+            .and_then(|s| s.attr("code"));
+        assert_eq!(code, Some(status.to_string().as_str()));
+        let row = h.last_row();
+        assert_eq!((row.state, row.sip_status), (CallState::Ended, Some(status)));
+        assert_eq!(row.end_reason.as_deref(), Some(reason));
+        assert_eq!(row.answered_at, None);
+        assert_eq!(h.core.live_calls(), 0);
+    }
+}
+
+#[test]
+fn losing_the_caller_after_the_answer_hangs_up_sip() {
+    let mut h = Harness::new();
+    place_call(&mut h, "s6");
+    let cid = cid("s6@sip.example.com");
+    let out = h.sip(SipInput::Answered { call_id: cid.clone(), sdp: Some(ANSWER_SDP.into()) });
+    let accept_id = iq(&out, "set").attr("id").expect("id").to_owned();
+    let out = h.iq_response(&accept_id, IqOutcome::Timeout);
+    assert_eq!(one_sip(&out), &SipCommand::Bye { call_id: cid });
+    assert_eq!(h.last_row().end_reason.as_deref(), Some("connectivity-error"));
+}
+
+#[test]
+fn answer_without_sdp_is_refused_on_both_sides() {
+    let mut h = Harness::new();
+    place_call(&mut h, "s7");
+    let cid = cid("s7@sip.example.com");
+    let out = h.sip(SipInput::Answered { call_id: cid.clone(), sdp: None });
+    assert_eq!(one_sip(&out), &SipCommand::Bye { call_id: cid });
+    assert_eq!(reason_of(jingle_set(&out)), "incompatible-parameters");
+    assert_eq!(h.last_state(), CallState::Ended);
+}

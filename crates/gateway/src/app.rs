@@ -1,0 +1,270 @@
+//! The run loop: feeds what the adapters hear into the pure core, with the
+//! current time, and carries out what the core asks for.
+
+use crate::config::Config;
+use anyhow::Context;
+use futures::StreamExt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use stox_call::{
+    CallState, Core, CoreConfig, EndedBy, Input, IqOutcome, Millis, Output, SipCommand,
+    SipInput, error_condition,
+};
+use stox_sip::{OutgoingInvite, SipConfig, SipEndpoint, SipEvent};
+use stox_store::Store;
+use stox_xmpp::{ComponentConfig, IqFailure, XmppEvent, XmppHandle};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::time::DelayQueue;
+use tracing::{debug, info, warn};
+
+pub fn now() -> Millis {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    Millis(ms)
+}
+
+pub async fn run(cfg: Config) -> anyhow::Result<()> {
+    let store = Store::open(&cfg.store.database)
+        .await
+        .context("opening the session store")?;
+    close_leftover_calls(&store).await?;
+    let first_id = store.next_id().await?;
+
+    let cancel = CancellationToken::new();
+    let sip_cfg = SipConfig {
+        udp: cfg.sip.udp,
+        tcp: cfg.sip.tcp,
+        ws: cfg.sip.ws,
+        outbound_proxy: cfg.sip.outbound_proxy.clone(),
+        user_agent: cfg.sip.user_agent.clone(),
+    };
+    let (sip, mut sip_events) = SipEndpoint::start(sip_cfg, cancel.child_token())
+        .await
+        .context("starting the SIP endpoint")?;
+    for (transport, addr) in sip.local_addrs() {
+        info!(%transport, %addr, "sip listening");
+    }
+
+    let xmpp_cfg = ComponentConfig {
+        server: cfg.xmpp.server.clone(),
+        component: cfg.xmpp.component.clone(),
+        secret: cfg.xmpp.secret.clone(),
+        keepalive_to: cfg.xmpp.domains.first().cloned().unwrap_or_default(),
+        keepalive: Duration::from_secs(cfg.xmpp.keepalive_secs),
+        iq_timeout: Duration::from_millis(cfg.xmpp.iq_timeout_ms),
+        connect_timeout: Duration::from_secs(10),
+        max_backoff: Duration::from_secs(10),
+    };
+    let (xmpp, mut xmpp_events, xmpp_task) = stox_xmpp::spawn(xmpp_cfg, cancel.child_token());
+
+    let (store_tx, store_rx) = mpsc::channel(8192);
+    let writer = tokio::spawn(stox_store::run_writer(store.clone(), store_rx));
+
+    let mut core = Core::new(
+        CoreConfig {
+            component: cfg.xmpp.component.clone(),
+            domains: cfg.xmpp.domains.clone(),
+            ring_timeout_ms: cfg.calls.ring_timeout_secs.saturating_mul(1000),
+            token_salt: rand::random(),
+        },
+        first_id,
+    );
+    let mut exec = Executor {
+        xmpp,
+        sip,
+        store_tx,
+        timers: DelayQueue::new(),
+    };
+
+    let mut sigterm = terminate_signal()?;
+    loop {
+        let input = tokio::select! {
+            ev = xmpp_events.recv() => match ev {
+                Some(ev) => xmpp_input(ev),
+                None => break,
+            },
+            ev = sip_events.recv() => match ev {
+                Some(ev) => Some(sip_input(ev)),
+                None => break,
+            },
+            Some(expired) = exec.timers.next() => Some(Input::Timer(expired.into_inner())),
+            _ = tokio::signal::ctrl_c() => { info!("SIGINT: shutting down"); break }
+            _ = sigterm.recv() => { info!("SIGTERM: shutting down"); break }
+        };
+        if let Some(input) = input {
+            let t = now();
+            let outputs = core.handle(t, input);
+            exec.execute(t, outputs).await;
+        }
+    }
+
+    cancel.cancel();
+    let Executor { store_tx, .. } = exec;
+    drop(store_tx);
+    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), xmpp_task).await;
+    store.close().await;
+    info!(live_calls = core.live_calls(), "stopped");
+    Ok(())
+}
+
+/// Rows left `pending`/`ringing`/`active` by a previous run cannot be resumed
+/// yet (SIP dialog state is not persisted: see docs/architecture.md), so they
+/// are closed honestly instead of staying live forever.
+async fn close_leftover_calls(store: &Store) -> anyhow::Result<()> {
+    let live = store.live_sessions().await?;
+    if live.is_empty() {
+        return Ok(());
+    }
+    let t = now();
+    let closed: Vec<_> = live
+        .into_iter()
+        .map(|mut r| {
+            r.state = CallState::Ended;
+            r.ended_at = Some(t);
+            r.ended_by = Some(EndedBy::Gateway);
+            r.end_reason = Some("connectivity-error".into());
+            r.updated_at = t;
+            r
+        })
+        .collect();
+    warn!(calls = closed.len(), "calls left live by the previous run are closed (not resumable yet)");
+    store.save(&closed).await?;
+    Ok(())
+}
+
+#[cfg(unix)]
+fn terminate_signal() -> anyhow::Result<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")
+}
+
+fn xmpp_input(ev: XmppEvent) -> Option<Input> {
+    match ev {
+        XmppEvent::Online | XmppEvent::Offline { .. } => None,
+        XmppEvent::Stanza(el) => Some(Input::Stanza(el)),
+        XmppEvent::IqResponse { id, result } => {
+            let outcome = match result {
+                Ok(_) => IqOutcome::Result,
+                Err(IqFailure::Error(el)) => IqOutcome::Error(error_condition(&el)),
+                Err(IqFailure::Timeout) => IqOutcome::Timeout,
+            };
+            Some(Input::IqResponse { id, outcome })
+        }
+    }
+}
+
+fn sip_input(ev: SipEvent) -> Input {
+    Input::Sip(match ev {
+        SipEvent::IncomingInvite {
+            call_id,
+            request_uri,
+            from,
+            sdp,
+            transport,
+            source,
+            ..
+        } => {
+            debug!(%call_id, %transport, %source, %request_uri, %from, "incoming INVITE");
+            SipInput::IncomingInvite {
+                call_id,
+                request_uri,
+                from,
+                sdp,
+            }
+        }
+        SipEvent::Provisional {
+            call_id,
+            status,
+            sdp,
+        } => SipInput::Provisional {
+            call_id,
+            status,
+            sdp,
+        },
+        SipEvent::Answered { call_id, sdp, .. } => SipInput::Answered { call_id, sdp },
+        SipEvent::Rejected {
+            call_id,
+            status,
+            reason,
+        } => SipInput::Rejected {
+            call_id,
+            status,
+            reason,
+        },
+        SipEvent::Acked { call_id } => SipInput::Acked { call_id },
+        SipEvent::Cancelled { call_id } => SipInput::Cancelled { call_id },
+        SipEvent::Bye { call_id } => SipInput::Bye { call_id },
+        SipEvent::Terminated { call_id, reason } => SipInput::Terminated { call_id, reason },
+    })
+}
+
+/// Carries out the core's outputs.
+struct Executor {
+    xmpp: XmppHandle,
+    sip: SipEndpoint,
+    store_tx: mpsc::Sender<stox_call::SessionRecord>,
+    timers: DelayQueue<stox_call::TimerKey>,
+}
+
+impl Executor {
+    async fn execute(&mut self, t: Millis, outputs: Vec<Output>) {
+        for output in outputs {
+            match output {
+                Output::Xmpp(el) => {
+                    if !self.xmpp.send(el) {
+                        warn!("xmpp connection task is gone; stanza dropped");
+                    }
+                }
+                Output::Sip(cmd) => self.sip(cmd),
+                Output::Persist(rec) => {
+                    info!(
+                        id = rec.id,
+                        sid = %rec.jingle_sid,
+                        call_id = %rec.sip_call_id,
+                        direction = rec.direction.as_str(),
+                        state = rec.state.as_str(),
+                        end_reason = rec.end_reason.as_deref().unwrap_or(""),
+                        sip_status = rec.sip_status.unwrap_or(0),
+                        "call"
+                    );
+                    if self.store_tx.send(rec).await.is_err() {
+                        warn!("store writer is gone; session row not written");
+                    }
+                }
+                Output::SetTimer { key, at } => {
+                    let delay = Duration::from_millis(at.0.saturating_sub(t.0));
+                    self.timers.insert(key, delay);
+                }
+            }
+        }
+    }
+
+    fn sip(&self, cmd: SipCommand) {
+        let result = match cmd {
+            SipCommand::Invite {
+                call_id,
+                request_uri,
+                from,
+                sdp,
+            } => self.sip.invite(OutgoingInvite {
+                call_id,
+                request_uri,
+                from,
+                sdp,
+            }),
+            SipCommand::Respond {
+                call_id,
+                status,
+                reason,
+                sdp,
+            } => self.sip.respond(&call_id, status, reason, sdp),
+            SipCommand::Cancel { call_id } => self.sip.cancel(&call_id),
+            SipCommand::Bye { call_id } => self.sip.bye(&call_id),
+        };
+        if let Err(e) = result {
+            warn!(error = %e, "sip command failed");
+        }
+    }
+}
