@@ -45,6 +45,13 @@ pub async fn peer(config: SipConfig) -> Peer {
 }
 
 pub async fn peer_with_timers(config: SipConfig, timers: SipTimers) -> Peer {
+    // Logs only when asked for: RUST_LOG=stox_sip=debug cargo test -p stox-sip
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
     let cancel = CancellationToken::new();
     let (sip, events) = SipEndpoint::start_with_timers(config, timers, cancel.clone())
         .await
