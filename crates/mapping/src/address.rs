@@ -116,10 +116,11 @@ impl SipUri {
             if name.is_empty() || !name.chars().all(is_param_char) {
                 return Err(invalid(s, format!("bad parameter '{segment}'")));
             }
-            if let Some(v) = &value {
-                if !v.chars().all(is_param_char) {
-                    return Err(invalid(s, format!("bad parameter value '{segment}'")));
-                }
+            if value
+                .as_ref()
+                .is_some_and(|v| !v.chars().all(is_param_char))
+            {
+                return Err(invalid(s, format!("bad parameter value '{segment}'")));
             }
             params.push((name.to_ascii_lowercase(), value));
         }
@@ -303,10 +304,11 @@ impl JidParts {
         if domain.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(bad("whitespace in domain"));
         }
-        if let Some(node) = &node {
-            if node.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                return Err(bad("whitespace in local part"));
-            }
+        if node
+            .as_ref()
+            .is_some_and(|n| n.chars().any(|c| c.is_whitespace() || c.is_control()))
+        {
+            return Err(bad("whitespace in local part"));
         }
         Ok(JidParts {
             node,
@@ -513,11 +515,13 @@ pub fn xmpp_user_to_sip(jid: &JidParts, with_resource: bool) -> SipUri {
         jid.node.as_deref().map(unescape_node),
         jid.domain.to_ascii_lowercase(),
     );
-    if with_resource {
-        if let Some(resource) = jid.resource.as_deref().filter(|r| !r.is_empty()) {
-            uri.params
-                .push(("gr".to_owned(), Some(encode_param_value(resource))));
-        }
+    let resource = jid
+        .resource
+        .as_deref()
+        .filter(|r| with_resource && !r.is_empty());
+    if let Some(resource) = resource {
+        uri.params
+            .push(("gr".to_owned(), Some(encode_param_value(resource))));
     }
     uri
 }

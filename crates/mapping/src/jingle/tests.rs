@@ -213,7 +213,8 @@ fn other_descriptions_and_transports_are_kept() {
 
 #[test]
 fn bad_input_is_an_error() {
-    let cases: &[(&str, fn(&JingleError) -> bool)] = &[
+    type Check = fn(&JingleError) -> bool;
+    let cases: &[(&str, Check)] = &[
         (
             "<jingle xmlns='urn:xmpp:jingle:0' action='session-initiate' sid='s'/>",
             |e| *e == JingleError::NotJingle,

@@ -383,13 +383,14 @@ fn conversations_session_initiate_to_sdp() {
     let back = sdp_offer_to_jingle(&sdp, SdpAuthor::Initiator).unwrap();
     let (a, b) = (&back.contents[0], &j.contents[0]);
     assert_eq!(a.name, b.name);
-    let strip = |pts: &[PayloadType]| -> Vec<(u8, Option<String>, Option<u32>, Option<u8>, Vec<Parameter>)> {
+    // Payload-type children without SDP meaning yet (rtcp-fb) are not carried.
+    let strip = |pts: &[PayloadType]| {
         pts.iter()
-            .map(|p| {
-                let params = if p.name.as_deref() == Some("telephone-event") { vec![] } else { p.parameters.clone() };
-                (p.id, p.name.clone(), p.clockrate, p.channels, params)
+            .map(|p| PayloadType {
+                other: vec![],
+                ..p.clone()
             })
-            .collect()
+            .collect::<Vec<_>>()
     };
     assert_eq!(strip(&rtp(a).payload_types), strip(&rtp(b).payload_types));
     assert_eq!(ice(a).fingerprints, ice(b).fingerprints);
