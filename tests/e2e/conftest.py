@@ -6,7 +6,7 @@ import signal
 
 import pytest
 
-from harness.gateway import BINARY, Gateway
+from harness.gateway import BINARY, Gateway, GatewayError
 from harness.net import HOST, tail
 from harness.prosody import DOMAIN, PASSWORD, Prosody
 from harness.sipp import Sipp
@@ -118,12 +118,23 @@ def romeo(xloop, prosody):
 
 # --- the gateway ------------------------------------------------------------
 
+_never_online = []   # readiness timeouts so far: after two, fail fast
+
+
 @pytest.fixture
 def gateway(request, tmp_path, prosody, probe, attach):
+    if len(_never_online) >= 2:
+        pytest.fail("the gateway never came online in two earlier tests; not waiting again:\n"
+                    + _never_online[-1])
     marker = request.node.get_closest_marker("gateway_config")
     gw = Gateway(tmp_path, prosody, **(marker.kwargs if marker else {}))
     attach("gateway log", gw.log)
-    gw.start(probe)
+    try:
+        gw.start(probe)
+    except GatewayError as e:
+        if "never came online" in str(e):
+            _never_online.append(str(e))
+        raise
     yield gw
     gw.stop()
 

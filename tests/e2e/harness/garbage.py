@@ -19,7 +19,10 @@ SIPISH = [
 def udp(port: int):
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         for payload in SIPISH + [b"A" * 60000]:
-            s.sendto(payload, (HOST, port))
+            try:
+                s.sendto(payload, (HOST, port))
+            except OSError:
+                pass  # e.g. ICMP port unreachable from the previous datagram
 
 
 def tcp(port: int):

@@ -11,7 +11,8 @@ from .net import HOST, free_port, tail
 from .prosody import COMPONENT, DOMAIN
 
 REPO = Path(__file__).resolve().parents[3]
-BINARY = REPO / "target" / "debug" / "stox-gateway"
+# STOX_GATEWAY_BIN points the tests at another build (e.g. target/release/...).
+BINARY = Path(os.environ.get("STOX_GATEWAY_BIN", REPO / "target" / "debug" / "stox-gateway"))
 READY_LINE = "xmpp component online"
 
 

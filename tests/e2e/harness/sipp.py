@@ -20,7 +20,7 @@ DEFAULTS = {
     "answer_port": 6000,       # the UAS's answered RTP port
     "ring_ms": 1000,           # UAS: 180 -> final response
     "hold_ms": 1500,           # time in a call (or ringing) before hanging up
-    "wait_ms": 20000,          # how long to wait for a peer's BYE/CANCEL
+    "wait_ms": 10000,          # how long to wait for a peer's BYE/CANCEL
     "code": 486,
     "reason": "Busy Here",
 }
