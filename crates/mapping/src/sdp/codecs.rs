@@ -48,20 +48,30 @@ pub fn parse_fmtp(params: &str) -> Vec<Parameter> {
 }
 
 /// STOX: join parameters with `;` (a nameless one as its bare value).
+/// Consecutive nameless values are joined with `,` instead, so that a list
+/// such as RFC 4733's `0-11,13-15` (tokenised into two nameless parameters)
+/// is written back as it was.
 pub fn format_fmtp(params: &[Parameter]) -> String {
-    params
-        .iter()
-        .map(|p| {
-            if p.name.is_empty() {
-                p.value.clone()
-            } else {
-                format!("{}={}", p.name, p.value)
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(";")
+    let mut out = String::new();
+    let mut previous_nameless = false;
+    for (i, p) in params.iter().enumerate() {
+        if i > 0 {
+            out.push(if previous_nameless && p.name.is_empty() { ',' } else { ';' });
+        }
+        if p.name.is_empty() {
+            out.push_str(&p.value);
+        } else {
+            out.push_str(&p.name);
+            out.push('=');
+            out.push_str(&p.value);
+        }
+        previous_nameless = p.name.is_empty();
+    }
+    out
 }
 
 /// The fmtp written for a `telephone-event` payload type that has no
-/// parameters in Jingle (STOX: make the implicit event list explicit).
-pub const TELEPHONE_EVENT_DEFAULT_FMTP: &str = "events=0-15";
+/// parameters in Jingle: the implicit event list made explicit, in RFC 4733
+/// syntax (`a=fmtp:101 0-15`). Reading exactly this list back gives "no
+/// parameters", so SDP → Jingle → SDP is stable.
+pub const TELEPHONE_EVENT_DEFAULT_FMTP: &str = "0-15";

@@ -385,15 +385,20 @@ fn media_to_content(
         Transport::RawUdp(t)
     };
 
+    // Attributes we model but could not use (a candidate that does not
+    // parse, an rtpmap/fmtp for a format not on the m= line, a non-numeric
+    // ptime …) are dropped on purpose: carrying them verbatim would hand the
+    // other side SDP that strict parsers reject.
+    const MODELLED: &[&str] = &["candidate", "ptime", "maxptime", "rtpmap", "fmtp", "rtcp"];
     for (i, (n, v)) in attributes_indexed(lines) {
-        if consumed.contains(&i) || handled.contains(&n) {
+        if consumed.contains(&i) || handled.contains(&n) || MODELLED.contains(&n) {
             continue;
         }
         rtp.other.push(sdp_attribute(n, v, false));
     }
     for (n, v) in attributes(session) {
         let known = ["ice-ufrag", "ice-pwd", "fingerprint", "setup"];
-        if known.contains(&n) || (v.is_none() && DIRECTIONS.contains(&n)) {
+        if known.contains(&n) || MODELLED.contains(&n) || (v.is_none() && DIRECTIONS.contains(&n)) {
             continue;
         }
         rtp.other.push(sdp_attribute(n, v, true));

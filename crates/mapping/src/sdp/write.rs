@@ -302,9 +302,22 @@ fn media_section(
             })
             .cloned()
             .collect();
+        let is_te = name.is_some_and(|n| n.eq_ignore_ascii_case("telephone-event"));
+        // Some Jingle clients name the RFC 4733 event list `events`; SDP
+        // carries it bare (`a=fmtp:101 0-15`).
+        let params: Vec<_> = params
+            .into_iter()
+            .map(|p| {
+                if is_te && p.name == "events" {
+                    stox_param("", &p.value)
+                } else {
+                    p
+                }
+            })
+            .collect();
         if !params.is_empty() {
             lines.push(format!("a=fmtp:{} {}", pt.id, format_fmtp(&params)));
-        } else if name.is_some_and(|n| n.eq_ignore_ascii_case("telephone-event")) {
+        } else if is_te {
             lines.push(format!("a=fmtp:{} {TELEPHONE_EVENT_DEFAULT_FMTP}", pt.id));
         }
     }
@@ -348,16 +361,23 @@ fn media_section(
     Section { text, address }
 }
 
+/// RFC 8839 `ice-char`: ALPHA / DIGIT / "+" / "/" (what ufrag and pwd consist of).
+fn is_ice_chars(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+}
+
 fn ice_lines(t: &IceUdpTransport, lines: &mut Vec<String>) {
-    if let Some(ufrag) = t.ufrag.as_deref().filter(|u| is_token(u)) {
+    if let Some(ufrag) = t.ufrag.as_deref().filter(|u| is_ice_chars(u)) {
         lines.push(format!("a=ice-ufrag:{ufrag}"));
     }
-    if let Some(pwd) = t.pwd.as_deref().filter(|p| is_token(p)) {
+    if let Some(pwd) = t.pwd.as_deref().filter(|p| is_ice_chars(p)) {
         lines.push(format!("a=ice-pwd:{pwd}"));
     }
     for c in &t.candidates {
-        let tokens = [&c.foundation, &c.protocol, &c.ip, &c.kind];
-        if !tokens.iter().all(|t| is_token(t)) {
+        // RFC 8839: foundation = 1*32 ice-char; the rest single tokens.
+        let tokens = [&c.protocol, &c.ip, &c.kind];
+        let foundation_ok = is_ice_chars(&c.foundation) && c.foundation.len() <= 32;
+        if !foundation_ok || !tokens.iter().all(|t| is_token(t)) {
             continue;
         }
         let mut line = format!(
@@ -410,6 +430,12 @@ fn declined_section(m: &RawMedia, mid: Option<&str>) -> Section {
     } else {
         fmts.join(" ")
     };
+    // The offer's own values, unless they are not valid SDP (RFC 8866:
+    // media = token, proto = token *("/" token)); a garbled line is still
+    // answered, in its place, with a neutral one.
+    let media = if is_sdp_token(media) { media.as_str() } else { "application" };
+    let proto_ok = !proto.is_empty() && proto.split('/').all(is_sdp_token);
+    let proto = if proto_ok { proto.as_str() } else { "RTP/AVP" };
     let mut text = format!("m={media} 0 {proto} {fmts}\r\nc=IN IP4 0.0.0.0\r\n");
     if let Some(mid) = mid {
         text.push_str(&format!("a=mid:{mid}\r\n"));
@@ -418,4 +444,16 @@ fn declined_section(m: &RawMedia, mid: Option<&str>) -> Section {
         text,
         address: "IN IP4 0.0.0.0".to_owned(),
     }
+}
+
+/// RFC 8866 `token`.
+fn is_sdp_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`{|}~".contains(&b)
+        })
+}
+
+fn stox_param(name: &str, value: &str) -> crate::jingle::Parameter {
+    crate::jingle::Parameter::new(name, value)
 }
