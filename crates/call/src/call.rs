@@ -5,8 +5,7 @@ use crate::core::CoreConfig;
 use crate::stanza::{self, AppError, IqHeader};
 use crate::time::Millis;
 use crate::types::{
-    CallState, Direction, EndedBy, IqOutcome, Output, SessionRecord, SipCommand, SipInput,
-    TimerKey,
+    CallState, Direction, EndedBy, IqOutcome, Output, SessionRecord, SipCommand, SipInput, TimerKey,
 };
 use minidom::Element;
 use std::collections::HashMap;
@@ -20,10 +19,14 @@ mod xmpp_to_sip;
 /// What an IQ the gateway sent was for, so its answer can be acted on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum IqPurpose {
-    SessionInitiate,
-    SessionAccept,
-    SessionInfo,
-    SessionTerminate,
+    /// session-initiate
+    Initiate,
+    /// session-accept
+    Accept,
+    /// session-info
+    Info,
+    /// session-terminate
+    Terminate,
 }
 
 /// Where a call is. The operator-visible [`CallState`] is derived from it.
@@ -233,7 +236,13 @@ impl Call {
     }
 
     fn send_jingle(&mut self, ctx: &mut Ctx<'_>, purpose: IqPurpose, jingle: &Jingle) {
-        ctx.jingle(self.rec.id, purpose, &self.gateway_jid, &self.xmpp_peer, jingle);
+        ctx.jingle(
+            self.rec.id,
+            purpose,
+            &self.gateway_jid,
+            &self.xmpp_peer,
+            jingle,
+        );
     }
 
     /// Sends session-terminate to the XMPP user.
@@ -251,14 +260,18 @@ impl Call {
             sip_status,
             other: Vec::new(),
         });
-        self.send_jingle(ctx, IqPurpose::SessionTerminate, &j);
+        self.send_jingle(ctx, IqPurpose::Terminate, &j);
     }
 
     fn out_of_order(ctx: &mut Ctx<'_>, req: &IqHeader, action: Action, phase: Phase) {
         ctx.error(
             req,
             ErrorCondition::UnexpectedRequest,
-            &format!("{} is not allowed now (call is {:?})", action.as_str(), phase),
+            &format!(
+                "{} is not allowed now (call is {:?})",
+                action.as_str(),
+                phase
+            ),
             Some(AppError::OutOfOrder),
         );
     }
@@ -276,9 +289,10 @@ impl Call {
     /// are acknowledged; anything else gets `unsupported-info`.
     fn session_info_known(ctx: &mut Ctx<'_>, req: &IqHeader, jingle: &Jingle) -> bool {
         const KNOWN: &[&str] = &["active", "hold", "unhold", "mute", "unmute", "ringing"];
-        let unknown = jingle.info.iter().find(|el| {
-            el.ns() != stox_mapping::ns::JINGLE_RTP_INFO || !KNOWN.contains(&el.name())
-        });
+        let unknown = jingle
+            .info
+            .iter()
+            .find(|el| el.ns() != stox_mapping::ns::JINGLE_RTP_INFO || !KNOWN.contains(&el.name()));
         if let Some(el) = unknown {
             ctx.error(
                 req,

@@ -128,7 +128,13 @@ impl Core {
         }
     }
 
-    fn on_jingle(&mut self, now: Millis, header: &IqHeader, payload: &Element, out: &mut Vec<Output>) {
+    fn on_jingle(
+        &mut self,
+        now: Millis,
+        header: &IqHeader,
+        payload: &Element,
+        out: &mut Vec<Output>,
+    ) {
         let jingle = match Jingle::parse(payload) {
             Ok(j) => j,
             Err(err) => {
@@ -208,7 +214,13 @@ impl Core {
         self.reap(id);
     }
 
-    fn on_iq_response(&mut self, now: Millis, id: String, outcome: IqOutcome, out: &mut Vec<Output>) {
+    fn on_iq_response(
+        &mut self,
+        now: Millis,
+        id: String,
+        outcome: IqOutcome,
+        out: &mut Vec<Output>,
+    ) {
         let Some((call_key, purpose)) = self.iqs.remove(&id) else {
             return;
         };
@@ -268,7 +280,11 @@ impl Core {
         if is_call_id_word(sid.as_str()) && !self.by_call_id.contains_key(&candidate) {
             candidate
         } else {
-            CallId::new(format!("{}@{}", random_token(self.cfg.token_salt, self.next_id), self.cfg.component))
+            CallId::new(format!(
+                "{}@{}",
+                random_token(self.cfg.token_salt, self.next_id),
+                self.cfg.component
+            ))
         }
     }
 
@@ -300,10 +316,8 @@ fn sip_call_id(sip: &SipInput) -> &CallId {
 /// RFC 3261 `word` characters (what a Call-ID may consist of).
 fn is_call_id_word(s: &str) -> bool {
     !s.is_empty()
-        && s.bytes().all(|b| {
-            b.is_ascii_alphanumeric()
-                || b"-.!%*_+`'~()<>:\\\"/[]?{}".contains(&b)
-        })
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~()<>:\\\"/[]?{}".contains(&b))
 }
 
 /// Characters we accept in a sid derived from a Call-ID (anything that is

@@ -67,18 +67,11 @@ pub(crate) fn iq_error(
     app_error: Option<AppError>,
 ) -> Element {
     let mut error = Element::builder("error", ns::COMPONENT)
-        .attr(
-            name("type"),
-            condition.default_type().as_str(),
-        )
+        .attr(name("type"), condition.default_type().as_str())
         .append(Element::bare(condition.as_str(), ns::STANZAS))
         .build();
     if !text.is_empty() {
-        error.append_child(
-            Element::builder("text", ns::STANZAS)
-                .append(text)
-                .build(),
-        );
+        error.append_child(Element::builder("text", ns::STANZAS).append(text).build());
     }
     if let Some(app) = app_error {
         error.append_child(Element::bare(app.name(), app.ns()));
@@ -121,7 +114,10 @@ pub(crate) fn payload(iq: &Element) -> Option<&Element> {
 pub fn error_condition(iq: &Element) -> ErrorCondition {
     iq.get_child("error", ns::COMPONENT)
         .or_else(|| iq.children().find(|c| c.name() == "error"))
-        .and_then(|e| e.children().find(|c| c.ns() == ns::STANZAS && c.name() != "text"))
+        .and_then(|e| {
+            e.children()
+                .find(|c| c.ns() == ns::STANZAS && c.name() != "text")
+        })
         .and_then(|c| ErrorCondition::parse(c.name()))
         .unwrap_or(ErrorCondition::UndefinedCondition)
 }

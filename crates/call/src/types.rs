@@ -166,7 +166,10 @@ pub enum Input {
     /// component, except the results and errors of IQs the gateway sent.
     Stanza(Element),
     /// The answer (or timeout) of an IQ the gateway sent, by its `id`.
-    IqResponse { id: String, outcome: IqOutcome },
+    IqResponse {
+        id: String,
+        outcome: IqOutcome,
+    },
     Sip(SipInput),
     Timer(TimerKey),
 }
@@ -178,5 +181,8 @@ pub enum Output {
     Xmpp(Element),
     Sip(SipCommand),
     Persist(SessionRecord),
-    SetTimer { key: TimerKey, at: Millis },
+    SetTimer {
+        key: TimerKey,
+        at: Millis,
+    },
 }

@@ -30,9 +30,17 @@ fn jingle_without_sid_or_with_unknown_action_is_bad_request() {
 #[test]
 fn unknown_sid_is_item_not_found_with_unknown_session() {
     let mut h = Harness::new();
-    let out = h.stanza(&juliet_action("u1", "nope", "session-terminate", "<reason><success/></reason>"));
+    let out = h.stanza(&juliet_action(
+        "u1",
+        "nope",
+        "session-terminate",
+        "<reason><success/></reason>",
+    ));
     let (cond, app) = error_of(iq(&out, "error"));
-    assert_eq!((cond.as_str(), app.as_deref()), ("item-not-found", Some("unknown-session")));
+    assert_eq!(
+        (cond.as_str(), app.as_deref()),
+        ("item-not-found", Some("unknown-session"))
+    );
     assert_next_call_works(&mut h);
 }
 
@@ -44,7 +52,10 @@ fn out_of_order_actions_are_unexpected_request() {
     for action in ["session-accept", "session-initiate"] {
         let out = h.stanza(&juliet_action("x", "o1", action, ""));
         let (cond, app) = error_of(iq(&out, "error"));
-        assert_eq!((cond.as_str(), app.as_deref()), ("unexpected-request", Some("out-of-order")));
+        assert_eq!(
+            (cond.as_str(), app.as_deref()),
+            ("unexpected-request", Some("out-of-order"))
+        );
     }
     assert_eq!(h.core.live_calls(), 1, "the call itself is unharmed");
     assert_next_call_works(&mut h);
@@ -96,7 +107,9 @@ fn the_component_answers_ping_disco_and_refuses_other_iqs() {
         .get_child("query", "http://jabber.org/protocol/disco#info")
         .expect("query");
     let features: Vec<_> = q.children().filter_map(|f| f.attr("var")).collect();
-    assert!(features.contains(&"urn:xmpp:jingle:1") && features.contains(&"urn:xmpp:jingle:apps:rtp:1"));
+    assert!(
+        features.contains(&"urn:xmpp:jingle:1") && features.contains(&"urn:xmpp:jingle:apps:rtp:1")
+    );
     let out = h.stanza("<iq xmlns='jabber:component:accept' type='get' id='v' from='juliet@example.com/b' to='sip.example.com'><query xmlns='jabber:iq:version'/></iq>");
     assert_eq!(error_of(iq(&out, "error")).0, "service-unavailable");
 }

@@ -9,7 +9,11 @@ use stox_mapping::status::ErrorCondition;
 /// Delivers an INVITE for Juliet's balcony resource; returns the
 /// session-initiate IQ id.
 fn ring_juliet(h: &mut Harness, call_id: &str) -> String {
-    let out = h.sip(incoming_invite(call_id, "sip:juliet@example.com;gr=balcony", Some(OFFER_SDP)));
+    let out = h.sip(incoming_invite(
+        call_id,
+        "sip:juliet@example.com;gr=balcony",
+        Some(OFFER_SDP),
+    ));
     let set = iq(&out, "set");
     assert_eq!(set.attr("to"), Some(JULIET));
     assert_eq!(set.attr("from"), Some(ROMEO_GW));
@@ -32,25 +36,51 @@ fn invite_ringing_accept_ack_and_bye() {
     let cid = cid("abc123@127.0.0.1");
     assert!(h.iq_response(&id, IqOutcome::Result).is_empty());
 
-    let out = h.stanza(&juliet_action("r1", "abc123", "session-info",
-        "<ringing xmlns='urn:xmpp:jingle:apps:rtp:info:1'/>"));
+    let out = h.stanza(&juliet_action(
+        "r1",
+        "abc123",
+        "session-info",
+        "<ringing xmlns='urn:xmpp:jingle:apps:rtp:info:1'/>",
+    ));
     iq(&out, "result");
     assert_eq!(respond_status(one_sip(&out)), 180);
     assert_eq!(h.last_state(), CallState::Ringing);
 
-    let out = h.stanza(&juliet_action("a1", "abc123", "session-accept", ACCEPT_CONTENT));
+    let out = h.stanza(&juliet_action(
+        "a1",
+        "abc123",
+        "session-accept",
+        ACCEPT_CONTENT,
+    ));
     iq(&out, "result");
-    let SipCommand::Respond { status: 200, sdp: Some(sdp), .. } = one_sip(&out) else {
+    let SipCommand::Respond {
+        status: 200,
+        sdp: Some(sdp),
+        ..
+    } = one_sip(&out)
+    else {
         panic!("expected 200 with SDP: {out:#?}")
     };
-    for line in ["m=audio 42000 RTP/AVP 8 101", "c=IN IP4 127.0.0.1", "a=sendrecv"] {
+    for line in [
+        "m=audio 42000 RTP/AVP 8 101",
+        "c=IN IP4 127.0.0.1",
+        "a=sendrecv",
+    ] {
         assert!(sdp.contains(line), "{line:?} in\n{sdp}");
     }
-    assert!(sdp.contains("o=juliet "), "o= username is the answerer's local part:\n{sdp}");
+    assert!(
+        sdp.contains("o=juliet "),
+        "o= username is the answerer's local part:\n{sdp}"
+    );
     assert_eq!(h.last_state(), CallState::Active);
     assert_eq!(h.last_row().sip_status, Some(200));
 
-    assert!(h.sip(SipInput::Acked { call_id: cid.clone() }).is_empty());
+    assert!(
+        h.sip(SipInput::Acked {
+            call_id: cid.clone()
+        })
+        .is_empty()
+    );
     let out = h.sip(SipInput::Bye { call_id: cid });
     assert_eq!(reason_of(jingle_set(&out)), "success");
     assert_eq!(h.last_row().ended_by, Some(EndedBy::Sip));
@@ -68,7 +98,12 @@ fn xmpp_hangs_up_after_answer_with_bye() {
     h.iq_response(&id, IqOutcome::Result);
     h.stanza(&juliet_action("a1", "c2", "session-accept", ACCEPT_CONTENT));
     h.sip(SipInput::Acked { call_id: cid("c2") });
-    let out = h.stanza(&juliet_action("t1", "c2", "session-terminate", "<reason><success/></reason>"));
+    let out = h.stanza(&juliet_action(
+        "t1",
+        "c2",
+        "session-terminate",
+        "<reason><success/></reason>",
+    ));
     iq(&out, "result");
     assert_eq!(one_sip(&out), &SipCommand::Bye { call_id: cid("c2") });
     assert_eq!(h.last_row().ended_by, Some(EndedBy::Xmpp));
@@ -81,7 +116,10 @@ fn caller_cancels_before_answer() {
     let out = h.sip(SipInput::Cancelled { call_id: cid("c3") });
     assert_eq!(reason_of(jingle_set(&out)), "cancel");
     let row = h.last_row();
-    assert_eq!((row.end_reason.as_deref(), row.sip_status), (Some("cancel"), Some(487)));
+    assert_eq!(
+        (row.end_reason.as_deref(), row.sip_status),
+        (Some("cancel"), Some(487))
+    );
     assert_eq!(h.core.live_calls(), 0);
 }
 
@@ -90,12 +128,19 @@ fn callee_rejects_with_a_reason() {
     for (reason, status) in [("busy", 486), ("decline", 603)] {
         let mut h = Harness::new();
         ring_juliet(&mut h, "c4");
-        let out = h.stanza(&juliet_action("t1", "c4", "session-terminate",
-            &format!("<reason><{reason}/></reason>")));
+        let out = h.stanza(&juliet_action(
+            "t1",
+            "c4",
+            "session-terminate",
+            &format!("<reason><{reason}/></reason>"),
+        ));
         iq(&out, "result");
         assert_eq!(respond_status(one_sip(&out)), status);
         let row = h.last_row();
-        assert_eq!((row.end_reason.as_deref(), row.sip_status), (Some(reason), Some(status)));
+        assert_eq!(
+            (row.end_reason.as_deref(), row.sip_status),
+            (Some(reason), Some(status))
+        );
         assert_eq!(row.ended_by, Some(EndedBy::Xmpp));
     }
 }
@@ -141,7 +186,11 @@ fn invites_that_cannot_be_routed_are_refused_and_recorded() {
         ("sip:juliet@example.com", Some(OFFER_SDP), 480),
         ("sip:bob@other.org;gr=x", Some(OFFER_SDP), 404),
         ("sip:juliet@example.com;gr=balcony", None, 488),
-        ("sip:juliet@example.com;gr=balcony", Some("this is not SDP"), 488),
+        (
+            "sip:juliet@example.com;gr=balcony",
+            Some("this is not SDP"),
+            488,
+        ),
         ("sip:juliet@example.com;gr=balcony", Some(bfcp), 488),
         ("not a uri", Some(OFFER_SDP), 400),
     ] {
@@ -150,7 +199,10 @@ fn invites_that_cannot_be_routed_are_refused_and_recorded() {
         assert_eq!(respond_status(one_sip(&out)), status, "for {uri} / {sdp:?}");
         assert!(stanzas(&out).is_empty());
         let row = h.last_row();
-        assert_eq!((row.state, row.sip_status), (CallState::Ended, Some(status)));
+        assert_eq!(
+            (row.state, row.sip_status),
+            (CallState::Ended, Some(status))
+        );
         assert_eq!(h.core.live_calls(), 0);
         // The next valid call still works.
         ring_juliet(&mut h, "next@h");

@@ -7,7 +7,10 @@ use stox_call::{CallState, EndedBy, IqOutcome, SipCommand, SipInput};
 
 fn place_call(h: &mut Harness, sid: &str) -> SipCommand {
     let out = h.stanza(&session_initiate(sid));
-    assert_eq!(iq(&out, "result").attr("id"), Some(format!("si-{sid}").as_str()));
+    assert_eq!(
+        iq(&out, "result").attr("id"),
+        Some(format!("si-{sid}").as_str())
+    );
     let row = h.last_row().clone();
     assert_eq!(row.state, CallState::Pending);
     assert_eq!(row.direction.as_str(), "xmpp-to-sip");
@@ -42,7 +45,10 @@ fn invite_carries_the_mapped_offer_and_stox_identifiers() {
     ] {
         assert!(sdp.contains(line), "{line:?} in\n{sdp}");
     }
-    assert!(sdp.starts_with("v=0\r\no=juliet "), "o= username is the initiator's local part:\n{sdp}");
+    assert!(
+        sdp.starts_with("v=0\r\no=juliet "),
+        "o= username is the initiator's local part:\n{sdp}"
+    );
 }
 
 #[test]
@@ -51,8 +57,19 @@ fn ringing_answer_and_bye_from_sip() {
     place_call(&mut h, "s1");
     let cid = cid("s1@sip.example.com");
 
-    assert!(h.sip(SipInput::Provisional { call_id: cid.clone(), status: 100, sdp: None }).is_empty());
-    let out = h.sip(SipInput::Provisional { call_id: cid.clone(), status: 180, sdp: None });
+    assert!(
+        h.sip(SipInput::Provisional {
+            call_id: cid.clone(),
+            status: 100,
+            sdp: None
+        })
+        .is_empty()
+    );
+    let out = h.sip(SipInput::Provisional {
+        call_id: cid.clone(),
+        status: 180,
+        sdp: None,
+    });
     let j = jingle_set(&out);
     assert_eq!(j.attr("action"), Some("session-info"));
     assert!(j.has_child("ringing", "urn:xmpp:jingle:apps:rtp:info:1"));
@@ -61,10 +78,20 @@ fn ringing_answer_and_bye_from_sip() {
     assert_eq!(h.last_state(), CallState::Ringing);
 
     // A second provisional (another fork) does not reach XMPP again.
-    assert!(h.sip(SipInput::Provisional { call_id: cid.clone(), status: 180, sdp: None }).is_empty());
+    assert!(
+        h.sip(SipInput::Provisional {
+            call_id: cid.clone(),
+            status: 180,
+            sdp: None
+        })
+        .is_empty()
+    );
 
     h.advance(2_000);
-    let out = h.sip(SipInput::Answered { call_id: cid.clone(), sdp: Some(ANSWER_SDP.into()) });
+    let out = h.sip(SipInput::Answered {
+        call_id: cid.clone(),
+        sdp: Some(ANSWER_SDP.into()),
+    });
     let j = jingle_set(&out);
     assert_eq!(j.attr("action"), Some("session-accept"));
     assert_eq!(j.attr("responder"), Some(ROMEO_GW));
@@ -73,13 +100,20 @@ fn ringing_answer_and_bye_from_sip() {
         .and_then(|c| c.get_child("description", "urn:xmpp:jingle:apps:rtp:1"))
         .expect("content/description");
     let ids: Vec<_> = desc.children().filter_map(|p| p.attr("id")).collect();
-    assert_eq!(ids, ["8", "101"], "responder's payload types in the responder's order");
+    assert_eq!(
+        ids,
+        ["8", "101"],
+        "responder's payload types in the responder's order"
+    );
     let cand = j
         .get_child("content", NS_JINGLE)
         .and_then(|c| c.get_child("transport", "urn:xmpp:jingle:transports:raw-udp:1"))
         .and_then(|t| t.get_child("candidate", "urn:xmpp:jingle:transports:raw-udp:1"))
         .expect("raw-udp candidate");
-    assert_eq!((cand.attr("ip"), cand.attr("port")), (Some("127.0.0.1"), Some("6000")));
+    assert_eq!(
+        (cand.attr("ip"), cand.attr("port")),
+        (Some("127.0.0.1"), Some("6000"))
+    );
     let row = h.last_row().clone();
     assert_eq!(row.state, CallState::Active);
     assert_eq!(row.answered_at, Some(h.now));
@@ -103,8 +137,16 @@ fn xmpp_hangs_up_after_answer_with_bye() {
     let mut h = Harness::new();
     place_call(&mut h, "s2");
     let cid = cid("s2@sip.example.com");
-    h.sip(SipInput::Answered { call_id: cid.clone(), sdp: Some(ANSWER_SDP.into()) });
-    let out = h.stanza(&juliet_action("t1", "s2", "session-terminate", "<reason><success/></reason>"));
+    h.sip(SipInput::Answered {
+        call_id: cid.clone(),
+        sdp: Some(ANSWER_SDP.into()),
+    });
+    let out = h.stanza(&juliet_action(
+        "t1",
+        "s2",
+        "session-terminate",
+        "<reason><success/></reason>",
+    ));
     iq(&out, "result");
     assert_eq!(one_sip(&out), &SipCommand::Bye { call_id: cid });
     assert_eq!(h.last_row().ended_by, Some(EndedBy::Xmpp));
@@ -117,14 +159,32 @@ fn xmpp_hangs_up_before_answer_with_cancel() {
     let mut h = Harness::new();
     place_call(&mut h, "s3");
     let cid = cid("s3@sip.example.com");
-    h.sip(SipInput::Provisional { call_id: cid.clone(), status: 180, sdp: None });
-    let out = h.stanza(&juliet_action("t1", "s3", "session-terminate", "<reason><cancel/></reason>"));
+    h.sip(SipInput::Provisional {
+        call_id: cid.clone(),
+        status: 180,
+        sdp: None,
+    });
+    let out = h.stanza(&juliet_action(
+        "t1",
+        "s3",
+        "session-terminate",
+        "<reason><cancel/></reason>",
+    ));
     iq(&out, "result");
-    assert_eq!(one_sip(&out), &SipCommand::Cancel { call_id: cid.clone() });
+    assert_eq!(
+        one_sip(&out),
+        &SipCommand::Cancel {
+            call_id: cid.clone()
+        }
+    );
     assert_eq!(h.last_state(), CallState::Ended);
     assert_eq!(h.last_row().end_reason.as_deref(), Some("cancel"));
     // The 487 closes it; nothing more is sent to XMPP.
-    let out = h.sip(SipInput::Rejected { call_id: cid, status: 487, reason: "Request Terminated".into() });
+    let out = h.sip(SipInput::Rejected {
+        call_id: cid,
+        status: 487,
+        reason: "Request Terminated".into(),
+    });
     assert!(stanzas(&out).is_empty());
     assert_eq!(h.last_row().sip_status, Some(487));
     assert_eq!(h.core.live_calls(), 0);
@@ -136,7 +196,10 @@ fn a_2xx_racing_our_cancel_is_ended_with_bye() {
     place_call(&mut h, "s4");
     let cid = cid("s4@sip.example.com");
     h.stanza(&juliet_action("t1", "s4", "session-terminate", ""));
-    let out = h.sip(SipInput::Answered { call_id: cid.clone(), sdp: Some(ANSWER_SDP.into()) });
+    let out = h.sip(SipInput::Answered {
+        call_id: cid.clone(),
+        sdp: Some(ANSWER_SDP.into()),
+    });
     assert_eq!(one_sip(&out), &SipCommand::Bye { call_id: cid });
     assert!(stanzas(&out).is_empty());
     assert_eq!(h.core.live_calls(), 0);
@@ -167,7 +230,10 @@ fn final_errors_map_to_reasons_with_the_sip_status() {
             .and_then(|s| s.attr("code"));
         assert_eq!(code, Some(status.to_string().as_str()));
         let row = h.last_row();
-        assert_eq!((row.state, row.sip_status), (CallState::Ended, Some(status)));
+        assert_eq!(
+            (row.state, row.sip_status),
+            (CallState::Ended, Some(status))
+        );
         assert_eq!(row.end_reason.as_deref(), Some(reason));
         assert_eq!(row.answered_at, None);
         assert_eq!(h.core.live_calls(), 0);
@@ -179,11 +245,17 @@ fn losing_the_caller_after_the_answer_hangs_up_sip() {
     let mut h = Harness::new();
     place_call(&mut h, "s6");
     let cid = cid("s6@sip.example.com");
-    let out = h.sip(SipInput::Answered { call_id: cid.clone(), sdp: Some(ANSWER_SDP.into()) });
+    let out = h.sip(SipInput::Answered {
+        call_id: cid.clone(),
+        sdp: Some(ANSWER_SDP.into()),
+    });
     let accept_id = iq(&out, "set").attr("id").expect("id").to_owned();
     let out = h.iq_response(&accept_id, IqOutcome::Timeout);
     assert_eq!(one_sip(&out), &SipCommand::Bye { call_id: cid });
-    assert_eq!(h.last_row().end_reason.as_deref(), Some("connectivity-error"));
+    assert_eq!(
+        h.last_row().end_reason.as_deref(),
+        Some("connectivity-error")
+    );
 }
 
 #[test]
@@ -191,7 +263,10 @@ fn answer_without_sdp_is_refused_on_both_sides() {
     let mut h = Harness::new();
     place_call(&mut h, "s7");
     let cid = cid("s7@sip.example.com");
-    let out = h.sip(SipInput::Answered { call_id: cid.clone(), sdp: None });
+    let out = h.sip(SipInput::Answered {
+        call_id: cid.clone(),
+        sdp: None,
+    });
     assert_eq!(one_sip(&out), &SipCommand::Bye { call_id: cid });
     assert_eq!(reason_of(jingle_set(&out)), "incompatible-parameters");
     assert_eq!(h.last_state(), CallState::Ended);

@@ -6,8 +6,8 @@ use anyhow::Context;
 use futures::StreamExt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use stox_call::{
-    CallState, Core, CoreConfig, EndedBy, Input, IqOutcome, Millis, Output, SipCommand,
-    SipInput, error_condition,
+    CallState, Core, CoreConfig, EndedBy, Input, IqOutcome, Millis, Output, SipCommand, SipInput,
+    error_condition,
 };
 use stox_sip::{OutgoingInvite, SipConfig, SipEndpoint, SipEvent};
 use stox_store::Store;
@@ -129,7 +129,10 @@ async fn close_leftover_calls(store: &Store) -> anyhow::Result<()> {
             r
         })
         .collect();
-    warn!(calls = closed.len(), "calls left live by the previous run are closed (not resumable yet)");
+    warn!(
+        calls = closed.len(),
+        "calls left live by the previous run are closed (not resumable yet)"
+    );
     store.save(&closed).await?;
     Ok(())
 }

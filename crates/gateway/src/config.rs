@@ -100,7 +100,10 @@ impl Config {
     fn check(&self) -> Result<(), String> {
         let x = &self.xmpp;
         if x.component.trim().is_empty() || x.component.contains(['@', '/']) {
-            return Err(format!("xmpp.component must be a domain, got {:?}", x.component));
+            return Err(format!(
+                "xmpp.component must be a domain, got {:?}",
+                x.component
+            ));
         }
         if x.secret.is_empty() {
             return Err("xmpp.secret is empty".into());
@@ -159,10 +162,16 @@ mod tests {
         let base = include_str!("../../../config/gateway.toml");
         let cases = [
             (base.replace("secret = \"s3cret\"", ""), "secret"),
-            (base.replace("domains = [\"example.com\"]", "domains = []"), "xmpp.domains"),
+            (
+                base.replace("domains = [\"example.com\"]", "domains = []"),
+                "xmpp.domains",
+            ),
             (base.replace("udp = ", "udpx = "), "udpx"),
             (base.replace("\"127.0.0.1:8080\"", "\"nope\""), "ws"),
-            (base.replace("sip:127.0.0.1:5070", "http://x"), "outbound_proxy"),
+            (
+                base.replace("sip:127.0.0.1:5070", "http://x"),
+                "outbound_proxy",
+            ),
             ("[xmpp".to_owned(), ""),
         ];
         for (text, needle) in cases {

@@ -12,7 +12,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
-#[command(name = "stox-gateway", version, about = "SIP <-> XMPP Jingle interworking gateway")]
+#[command(
+    name = "stox-gateway",
+    version,
+    about = "SIP <-> XMPP Jingle interworking gateway"
+)]
 struct Args {
     /// Path of the TOML configuration file.
     #[arg(long, short = 'c', value_name = "PATH")]
@@ -41,7 +45,10 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("stox-gateway: cannot start the runtime: {e}");

@@ -70,7 +70,10 @@ impl Store {
         MIGRATOR
             .run(&pool)
             .await
-            .map_err(|source| StoreError::Migrate { path: shown, source })?;
+            .map_err(|source| StoreError::Migrate {
+                path: shown,
+                source,
+            })?;
         Ok(Store { pool })
     }
 
@@ -219,7 +222,9 @@ pub fn parse_iso8601(s: &str) -> Option<Millis> {
     let doy = (153 * mp + 2) / 5 + d - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = (era * 146_097 + doe).checked_sub(719_468)?;
-    Some(Millis(((days * 86_400 + h * 3600 + mi * 60 + se) * 1000) + ms))
+    Some(Millis(
+        ((days * 86_400 + h * 3600 + mi * 60 + se) * 1000) + ms,
+    ))
 }
 
 #[cfg(test)]

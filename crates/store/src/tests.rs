@@ -49,7 +49,10 @@ async fn upserts_rows_and_reads_them_back() {
     r.answered_at = Some(Millis(1_795_296_364_000));
     r.sip_status = Some(200);
     let other = record(2, CallState::Ringing);
-    store.save(&[r.clone(), other.clone()]).await.expect("update");
+    store
+        .save(&[r.clone(), other.clone()])
+        .await
+        .expect("update");
 
     assert_eq!(store.session(1).await.expect("read"), Some(r.clone()));
     assert_eq!(store.next_id().await.expect("next id"), 3);

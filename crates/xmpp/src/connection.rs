@@ -258,7 +258,8 @@ impl Loop {
             xml_escape(&self.cfg.component),
             xml_escape(&self.cfg.keepalive_to),
         );
-        text.parse().unwrap_or_else(|_| Element::bare("iq", NS_COMPONENT))
+        text.parse()
+            .unwrap_or_else(|_| Element::bare("iq", NS_COMPONENT))
     }
 }
 
@@ -314,7 +315,10 @@ async fn connect(cfg: &ComponentConfig) -> Result<Stream, String> {
             match stream.next().await {
                 Some(Ok(el)) if el.name() == "handshake" => return Ok(stream),
                 Some(Ok(el)) if el.ns() == NS_STREAMS && el.name() == "error" => {
-                    return Err(format!("server refused the handshake: {}", stream_error(&el)));
+                    return Err(format!(
+                        "server refused the handshake: {}",
+                        stream_error(&el)
+                    ));
                 }
                 Some(Ok(el)) => {
                     return Err(format!("unexpected <{}/> during handshake", el.name()));

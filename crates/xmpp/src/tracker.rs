@@ -44,7 +44,8 @@ impl IqTracker {
         }
         let id = el.attr("id")?;
         let deadline = self.deadlines.remove(id)?;
-        self.by_deadline.retain(|(d, _), v| !(*d == deadline && v == id));
+        self.by_deadline
+            .retain(|(d, _), v| !(*d == deadline && v == id));
         Some(id.to_owned())
     }
 

@@ -83,7 +83,10 @@ impl Peer {
                 .await
                 .expect("peer read timed out")
                 .expect("peer read");
-            assert!(n > 0, "component closed the connection while waiting for {needle}");
+            assert!(
+                n > 0,
+                "component closed the connection while waiting for {needle}"
+            );
             self.buf.push_str(&String::from_utf8_lossy(&chunk[..n]));
         }
     }
@@ -126,31 +129,44 @@ async fn handshake_stanzas_keepalive_iq_tracking_and_reconnect() {
     peer.read_until("</iq>").await;
     peer.write("<iq type='error' id='q1' from='a@example.com/r' to='sip.example.com'><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>").await;
     match next(&mut events).await {
-        XmppEvent::IqResponse { id, result: Err(IqFailure::Error(el)) } => {
+        XmppEvent::IqResponse {
+            id,
+            result: Err(IqFailure::Error(el)),
+        } => {
             assert_eq!(id, "q1");
             assert_eq!(el.attr("type"), Some("error"));
         }
         other => panic!("expected q1's error, got {other:?}"),
     }
     match next(&mut events).await {
-        XmppEvent::IqResponse { id, result: Err(IqFailure::Timeout) } => assert_eq!(id, "q2"),
+        XmppEvent::IqResponse {
+            id,
+            result: Err(IqFailure::Timeout),
+        } => assert_eq!(id, "q2"),
         other => panic!("expected q2's timeout, got {other:?}"),
     }
 
     // Idle: after the keepalive period the component pings the server; the
     // server answers and the connection stays up.
     let ping = peer.read_until("</iq>").await;
-    assert!(ping.contains("urn:xmpp:ping") && ping.contains("to='example.com'"), "{ping}");
+    assert!(
+        ping.contains("urn:xmpp:ping") && ping.contains("to='example.com'"),
+        "{ping}"
+    );
     let id = ping
         .split("id='")
         .nth(1)
         .and_then(|s| s.split('\'').next())
         .expect("ping id")
         .to_owned();
-    peer.write(&format!("<iq type='result' id='{id}' from='example.com' to='sip.example.com'/>"))
-        .await;
+    peer.write(&format!(
+        "<iq type='result' id='{id}' from='example.com' to='sip.example.com'/>"
+    ))
+    .await;
     assert!(
-        timeout(Duration::from_millis(200), events.recv()).await.is_err(),
+        timeout(Duration::from_millis(200), events.recv())
+            .await
+            .is_err(),
         "keepalive answers are not events"
     );
 
@@ -160,7 +176,9 @@ async fn handshake_stanzas_keepalive_iq_tracking_and_reconnect() {
         XmppEvent::Offline { .. } => {}
         other => panic!("expected offline, got {other:?}"),
     }
-    let _peer = Peer::accept(&listener, SECRET).await.expect("second handshake");
+    let _peer = Peer::accept(&listener, SECRET)
+        .await
+        .expect("second handshake");
     assert_eq!(next(&mut events).await, XmppEvent::Online);
 
     cancel.cancel();
@@ -182,7 +200,9 @@ async fn wrong_secret_is_reported_and_retried() {
         other => panic!("expected offline, got {other:?}"),
     }
     // It tries again (with backoff) and gets in with the right secret.
-    let _peer = Peer::accept(&listener, SECRET).await.expect("retry handshake");
+    let _peer = Peer::accept(&listener, SECRET)
+        .await
+        .expect("retry handshake");
     assert_eq!(next(&mut events).await, XmppEvent::Online);
     cancel.cancel();
 }

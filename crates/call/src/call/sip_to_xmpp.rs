@@ -62,7 +62,8 @@ impl Call {
             Phase::Initiating,
         );
 
-        let checked = Self::check_invite(ctx, callee.as_ref(), gateway_jid.as_deref(), sdp.as_deref());
+        let checked =
+            Self::check_invite(ctx, callee.as_ref(), gateway_jid.as_deref(), sdp.as_deref());
         let (sip_offer, mapped) = match checked {
             Ok(ok) => ok,
             Err(refusal) => {
@@ -73,7 +74,13 @@ impl Call {
                     sdp: None,
                 });
                 let condition = reason_for_sip_status(refusal.status);
-                call.end(ctx, condition, EndedBy::Gateway, Some(refusal.status), Phase::Finished);
+                call.end(
+                    ctx,
+                    condition,
+                    EndedBy::Gateway,
+                    Some(refusal.status),
+                    Phase::Finished,
+                );
                 return call;
             }
         };
@@ -81,7 +88,7 @@ impl Call {
         call.offered = mapped.contents;
         let mut j = call.new_jingle(Action::SessionInitiate);
         j.contents = call.offered.clone();
-        call.send_jingle(ctx, IqPurpose::SessionInitiate, &j);
+        call.send_jingle(ctx, IqPurpose::Initiate, &j);
         call.persist(ctx);
         ctx.out.push(crate::types::Output::SetTimer {
             key: TimerKey::RingTimeout { call: id },
@@ -103,7 +110,10 @@ impl Call {
             .iter()
             .any(|d| d.eq_ignore_ascii_case(&callee.host));
         if !served {
-            return Err(refuse(404, format!("Not Found (domain {} is not served)", callee.host)));
+            return Err(refuse(
+                404,
+                format!("Not Found (domain {} is not served)", callee.host),
+            ));
         }
         let user = sip_to_xmpp_user(callee).map_err(|e| refuse(404, format!("Not Found ({e})")))?;
         if user.node.is_none() {
@@ -118,11 +128,15 @@ impl Call {
         if gateway_jid.is_none() {
             return Err(refuse(400, "Bad From (not a sip: URI with a user part)"));
         }
-        let offer = sdp.ok_or_else(|| refuse(488, "Not Acceptable Here (INVITE without SDP offer)"))?;
+        let offer =
+            sdp.ok_or_else(|| refuse(488, "Not Acceptable Here (INVITE without SDP offer)"))?;
         let mapped = sdp::sdp_offer_to_jingle(offer, SdpAuthor::Initiator)
             .map_err(|e| refuse(488, format!("Not Acceptable Here ({e})")))?;
         if mapped.contents.is_empty() {
-            return Err(refuse(488, "Not Acceptable Here (no stream can be mapped to Jingle)"));
+            return Err(refuse(
+                488,
+                "Not Acceptable Here (no stream can be mapped to Jingle)",
+            ));
         }
         Ok((offer.to_owned(), mapped))
     }
@@ -150,15 +164,16 @@ impl Call {
             Action::SessionAccept if before_answer => self.xmpp_accepted(ctx, req, &jingle),
             Action::SessionTerminate => {
                 ctx.result(req);
-                let condition = jingle
-                    .reason
-                    .as_ref()
-                    .map(|r| r.condition)
-                    .unwrap_or(if before_answer {
-                        ReasonCondition::Decline
-                    } else {
-                        ReasonCondition::Success
-                    });
+                let condition =
+                    jingle
+                        .reason
+                        .as_ref()
+                        .map(|r| r.condition)
+                        .unwrap_or(if before_answer {
+                            ReasonCondition::Decline
+                        } else {
+                            ReasonCondition::Success
+                        });
                 if before_answer {
                     let status = sip_status_for_reason(condition);
                     ctx.sip(SipCommand::Respond {
@@ -231,30 +246,38 @@ impl Call {
             SipInput::Cancelled { .. } => {
                 if matches!(self.phase, Phase::Initiating | Phase::Offered) {
                     self.terminate_xmpp(ctx, ReasonCondition::Cancel, Some(487), None);
-                    self.end(ctx, ReasonCondition::Cancel, EndedBy::Sip, Some(487), Phase::Finished);
+                    self.end(
+                        ctx,
+                        ReasonCondition::Cancel,
+                        EndedBy::Sip,
+                        Some(487),
+                        Phase::Finished,
+                    );
                 }
             }
-            SipInput::Acked { .. } => {
-                if self.phase == Phase::AwaitingAck {
-                    self.phase = Phase::Active;
-                }
+            SipInput::Acked { .. } if self.phase == Phase::AwaitingAck => {
+                self.phase = Phase::Active;
             }
             SipInput::Bye { .. } => {
                 if matches!(self.phase, Phase::AwaitingAck | Phase::Active) {
                     self.terminate_xmpp(ctx, ReasonCondition::Success, None, None);
-                    self.end(ctx, ReasonCondition::Success, EndedBy::Sip, None, Phase::Finished);
+                    self.end(
+                        ctx,
+                        ReasonCondition::Success,
+                        EndedBy::Sip,
+                        None,
+                        Phase::Finished,
+                    );
                 }
             }
-            SipInput::Terminated { reason, .. } => {
-                if self.phase != Phase::Finished {
-                    let condition = if self.phase == Phase::AwaitingAck {
-                        ReasonCondition::Timeout
-                    } else {
-                        ReasonCondition::ConnectivityError
-                    };
-                    self.terminate_xmpp(ctx, condition, None, Some(reason));
-                    self.end(ctx, condition, EndedBy::Gateway, None, Phase::Finished);
-                }
+            SipInput::Terminated { reason, .. } if self.phase != Phase::Finished => {
+                let condition = if self.phase == Phase::AwaitingAck {
+                    ReasonCondition::Timeout
+                } else {
+                    ReasonCondition::ConnectivityError
+                };
+                self.terminate_xmpp(ctx, condition, None, Some(reason));
+                self.end(ctx, condition, EndedBy::Gateway, None, Phase::Finished);
             }
             _ => {}
         }
@@ -266,7 +289,7 @@ impl Call {
         purpose: IqPurpose,
         outcome: IqOutcome,
     ) {
-        if purpose != IqPurpose::SessionInitiate || self.phase != Phase::Initiating {
+        if purpose != IqPurpose::Initiate || self.phase != Phase::Initiating {
             return;
         }
         let (status, condition, by) = match outcome {

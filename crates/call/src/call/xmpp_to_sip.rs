@@ -21,12 +21,17 @@ impl Call {
         req: &IqHeader,
         jingle: Jingle,
     ) -> Option<Call> {
-        let callee = match JidParts::parse(&req.to).map_err(|e| e.to_string()).and_then(|to| {
-            let node = to.node.clone().ok_or_else(|| {
-                format!("{} is the gateway itself; call user\\40domain@{}", req.to, to.domain)
-            })?;
-            gateway_jid_to_sip_user(&node, to.resource.as_deref()).map_err(|e| e.to_string())
-        }) {
+        let callee = match JidParts::parse(&req.to)
+            .map_err(|e| e.to_string())
+            .and_then(|to| {
+                let node = to.node.clone().ok_or_else(|| {
+                    format!(
+                        "{} is the gateway itself; call user\\40domain@{}",
+                        req.to, to.domain
+                    )
+                })?;
+                gateway_jid_to_sip_user(&node, to.resource.as_deref()).map_err(|e| e.to_string())
+            }) {
             Ok(uri) => uri,
             Err(text) => {
                 ctx.error(req, ErrorCondition::ItemNotFound, &text, None);
@@ -86,7 +91,9 @@ impl Call {
                     .iter()
                     .any(|c| matches!(c.description, Some(Description::Rtp(_))));
                 let reason = match (&err, has_rtp) {
-                    (SdpError::NothingMappable(_), false) => ReasonCondition::UnsupportedApplications,
+                    (SdpError::NothingMappable(_), false) => {
+                        ReasonCondition::UnsupportedApplications
+                    }
                     (SdpError::NothingMappable(_), true) => ReasonCondition::UnsupportedTransports,
                     _ => ReasonCondition::FailedApplication,
                 };
@@ -140,19 +147,19 @@ impl Call {
     /// A SIP event about our INVITE's dialog.
     pub(super) fn sip_callee_event(&mut self, ctx: &mut Ctx<'_>, sip: SipInput) {
         match sip {
-            SipInput::Provisional { status, .. } if status > 100 => {
-                // Forking: only the first provisional reaches XMPP. An early
-                // SDP answer is never forwarded before the final response.
-                if self.phase == Phase::Inviting {
-                    self.phase = Phase::Alerting;
-                    let mut j = self.new_jingle(Action::SessionInfo);
-                    j.info.push(minidom::Element::bare(
-                        "ringing",
-                        stox_mapping::ns::JINGLE_RTP_INFO,
-                    ));
-                    self.send_jingle(ctx, IqPurpose::SessionInfo, &j);
-                    self.set_state(ctx, CallState::Ringing);
-                }
+            // Forking: only the first provisional reaches XMPP. An early SDP
+            // answer is never forwarded before the final response.
+            SipInput::Provisional { status, .. }
+                if status > 100 && self.phase == Phase::Inviting =>
+            {
+                self.phase = Phase::Alerting;
+                let mut j = self.new_jingle(Action::SessionInfo);
+                j.info.push(minidom::Element::bare(
+                    "ringing",
+                    stox_mapping::ns::JINGLE_RTP_INFO,
+                ));
+                self.send_jingle(ctx, IqPurpose::Info, &j);
+                self.set_state(ctx, CallState::Ringing);
             }
             SipInput::Answered { sdp, .. } => match self.phase {
                 Phase::Inviting | Phase::Alerting => self.sip_answered(ctx, sdp),
@@ -170,7 +177,12 @@ impl Call {
             SipInput::Rejected { status, reason, .. } => match self.phase {
                 Phase::Inviting | Phase::Alerting => {
                     let condition = reason_for_sip_status(status);
-                    self.terminate_xmpp(ctx, condition, Some(status), Some(format!("{status} {reason}")));
+                    self.terminate_xmpp(
+                        ctx,
+                        condition,
+                        Some(status),
+                        Some(format!("{status} {reason}")),
+                    );
                     self.end(ctx, condition, EndedBy::Sip, Some(status), Phase::Finished);
                 }
                 Phase::Cancelling => {
@@ -182,10 +194,19 @@ impl Call {
             },
             SipInput::Bye { .. } if self.phase == Phase::Active => {
                 self.terminate_xmpp(ctx, ReasonCondition::Success, None, None);
-                self.end(ctx, ReasonCondition::Success, EndedBy::Sip, None, Phase::Finished);
+                self.end(
+                    ctx,
+                    ReasonCondition::Success,
+                    EndedBy::Sip,
+                    None,
+                    Phase::Finished,
+                );
             }
             SipInput::Terminated { reason, .. } => {
-                if matches!(self.phase, Phase::Inviting | Phase::Alerting | Phase::Active) {
+                if matches!(
+                    self.phase,
+                    Phase::Inviting | Phase::Alerting | Phase::Active
+                ) {
                     let condition = ReasonCondition::ConnectivityError;
                     self.terminate_xmpp(ctx, condition, None, Some(reason));
                     self.end(ctx, condition, EndedBy::Gateway, None, Phase::Finished);
@@ -201,24 +222,22 @@ impl Call {
         self.rec.sip_status = Some(200);
         let mapped = match sdp {
             None => Err("the 200 OK carries no SDP answer".to_owned()),
-            Some(answer) => {
-                sdp::sdp_answer_to_jingle(&answer, &self.offered, SdpAuthor::Responder)
-                    .map_err(|e| e.to_string())
-                    .and_then(|m| {
-                        if m.contents.is_empty() {
-                            Err("the SDP answer rejected every stream".to_owned())
-                        } else {
-                            Ok(m)
-                        }
-                    })
-            }
+            Some(answer) => sdp::sdp_answer_to_jingle(&answer, &self.offered, SdpAuthor::Responder)
+                .map_err(|e| e.to_string())
+                .and_then(|m| {
+                    if m.contents.is_empty() {
+                        Err("the SDP answer rejected every stream".to_owned())
+                    } else {
+                        Ok(m)
+                    }
+                }),
         };
         match mapped {
             Ok(m) => {
                 let mut j = self.new_jingle(Action::SessionAccept);
                 j.responder = Some(self.gateway_jid.clone());
                 j.contents = m.contents;
-                self.send_jingle(ctx, IqPurpose::SessionAccept, &j);
+                self.send_jingle(ctx, IqPurpose::Accept, &j);
                 self.phase = Phase::Active;
                 self.set_state(ctx, CallState::Active);
             }
@@ -240,7 +259,7 @@ impl Call {
         outcome: IqOutcome,
     ) {
         // Losing the caller after the answer: hang up the SIP side.
-        if purpose == IqPurpose::SessionAccept
+        if purpose == IqPurpose::Accept
             && outcome != IqOutcome::Result
             && self.phase == Phase::Active
         {

@@ -158,7 +158,10 @@ pub fn error_of(iq: &Element) -> (String, Option<String>) {
 pub fn reason_of(jingle: &Element) -> String {
     jingle
         .get_child("reason", NS_JINGLE)
-        .and_then(|r| r.children().find(|c| c.ns() == NS_JINGLE && c.name() != "text"))
+        .and_then(|r| {
+            r.children()
+                .find(|c| c.ns() == NS_JINGLE && c.name() != "text")
+        })
         .map(|c| c.name().to_owned())
         .expect("<reason/> with a condition")
 }

@@ -56,7 +56,11 @@ pub fn format_fmtp(params: &[Parameter]) -> String {
     let mut previous_nameless = false;
     for (i, p) in params.iter().enumerate() {
         if i > 0 {
-            out.push(if previous_nameless && p.name.is_empty() { ',' } else { ';' });
+            out.push(if previous_nameless && p.name.is_empty() {
+                ','
+            } else {
+                ';'
+            });
         }
         if p.name.is_empty() {
             out.push_str(&p.value);

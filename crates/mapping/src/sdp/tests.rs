@@ -36,10 +36,12 @@ pub(super) fn assert_valid_sdp(sdp: &str) {
     let known = ["audio", "video", "text", "application"];
     let checked: String = sdp
         .split_inclusive("\r\n")
-        .map(|line| match line.strip_prefix("m=").and_then(|r| r.split_once(' ')) {
-            Some((media, rest)) if !known.contains(&media) => format!("m=application {rest}"),
-            _ => line.to_owned(),
-        })
+        .map(
+            |line| match line.strip_prefix("m=").and_then(|r| r.split_once(' ')) {
+                Some((media, rest)) if !known.contains(&media) => format!("m=application {rest}"),
+                _ => line.to_owned(),
+            },
+        )
         .collect();
     ezk_sdp_types::SessionDescription::parse(&BytesStr::from(checked))
         .unwrap_or_else(|e| panic!("ezk rejects our SDP ({e}):\n{sdp}"));
@@ -681,7 +683,10 @@ fn bad_input_returns_errors() {
     // Malformed instances of modelled attributes are dropped on purpose
     // (passing them on would hand strict parsers invalid SDP).
     for name in ["rtpmap", "ptime", "candidate", "rtcp"] {
-        assert!(!attrs.iter().any(|(n, _, _)| n == name), "{name}: {attrs:?}");
+        assert!(
+            !attrs.iter().any(|(n, _, _)| n == name),
+            "{name}: {attrs:?}"
+        );
     }
     assert!(rtp(&m.contents[0]).bandwidth.is_none());
     assert_eq!(raw_udp(&m.contents[0]).candidates[1].port, 4001);
@@ -747,8 +752,14 @@ fn ice_without_candidates_uses_the_discard_address() {
 fn telephone_event_lists_keep_rfc4733_syntax() {
     use crate::jingle::Parameter;
     let params = parse_fmtp("0-11,13-15");
-    assert_eq!(params, vec![Parameter::new("", "0-11"), Parameter::new("", "13-15")]);
+    assert_eq!(
+        params,
+        vec![Parameter::new("", "0-11"), Parameter::new("", "13-15")]
+    );
     assert_eq!(format_fmtp(&params), "0-11,13-15");
     let mixed = parse_fmtp("profile-level-id=42e01f; packetization-mode=1");
-    assert_eq!(format_fmtp(&mixed), "profile-level-id=42e01f;packetization-mode=1");
+    assert_eq!(
+        format_fmtp(&mixed),
+        "profile-level-id=42e01f;packetization-mode=1"
+    );
 }

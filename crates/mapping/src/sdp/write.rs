@@ -363,7 +363,9 @@ fn media_section(
 
 /// RFC 8839 `ice-char`: ALPHA / DIGIT / "+" / "/" (what ufrag and pwd consist of).
 fn is_ice_chars(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
 }
 
 fn ice_lines(t: &IceUdpTransport, lines: &mut Vec<String>) {
@@ -404,9 +406,12 @@ fn ice_lines(t: &IceUdpTransport, lines: &mut Vec<String>) {
 fn fingerprint_lines(fingerprints: &[Fingerprint], lines: &mut Vec<String>) {
     let mut setup = None;
     for f in fingerprints {
-        if is_token(&f.hash) && is_token(&f.value) {
+        if is_sdp_token(&f.hash) && is_fingerprint_value(&f.value) {
             lines.push(format!("a=fingerprint:{} {}", f.hash, f.value));
-            setup = setup.or(f.setup.as_deref().filter(|s| is_token(s)));
+            setup = setup.or(f
+                .setup
+                .as_deref()
+                .filter(|s| ["actpass", "active", "passive", "holdconn"].contains(s)));
         }
     }
     if let Some(setup) = setup {
@@ -433,7 +438,11 @@ fn declined_section(m: &RawMedia, mid: Option<&str>) -> Section {
     // The offer's own values, unless they are not valid SDP (RFC 8866:
     // media = token, proto = token *("/" token)); a garbled line is still
     // answered, in its place, with a neutral one.
-    let media = if is_sdp_token(media) { media.as_str() } else { "application" };
+    let media = if is_sdp_token(media) {
+        media.as_str()
+    } else {
+        "application"
+    };
     let proto_ok = !proto.is_empty() && proto.split('/').all(is_sdp_token);
     let proto = if proto_ok { proto.as_str() } else { "RTP/AVP" };
     let mut text = format!("m={media} 0 {proto} {fmts}\r\nc=IN IP4 0.0.0.0\r\n");
@@ -446,12 +455,19 @@ fn declined_section(m: &RawMedia, mid: Option<&str>) -> Section {
     }
 }
 
+/// RFC 8122 fingerprint: `2UHEX *(":" 2UHEX)` (lower case accepted too).
+fn is_fingerprint_value(s: &str) -> bool {
+    !s.is_empty()
+        && s
+            .split(':')
+            .all(|pair| pair.len() == 2 && pair.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 /// RFC 8866 `token`.
 fn is_sdp_token(s: &str) -> bool {
     !s.is_empty()
-        && s.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`{|}~".contains(&b)
-        })
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`{|}~".contains(&b))
 }
 
 fn stox_param(name: &str, value: &str) -> crate::jingle::Parameter {
