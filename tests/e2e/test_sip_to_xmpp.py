@@ -14,7 +14,8 @@ def check_initiate(gateway, juliet, init):
     assert init.frm == ROMEO_JID and init.to == juliet.full_jid, init.text()
     assert init.jingle.get("initiator") == ROMEO_JID, init.text()
     assert jingle.payload_types(init.xml) == list(jingle.AUDIO_OFFER), init.text()
-    assert jingle.candidates(init.xml) == [("127.0.0.1", 7078)], init.text()
+    # raw-udp component 1 = c=/m= (RTP), component 2 = RTCP at port + 1 (no a=rtcp, no rtcp-mux).
+    assert jingle.candidates(init.xml) == [("127.0.0.1", 7078), ("127.0.0.1", 7079)], init.text()
     row = gateway.wait_row(lambda r: r["jingle_sid"] == init.sid)
     assert row["direction"] == "sip-to-xmpp"
     assert row["xmpp_jid"] == juliet.full_jid
@@ -108,7 +109,7 @@ def test_callee_rejects(gateway, juliet, sipp, reason, code):
 
 @pytest.mark.parametrize("condition,code", [
     ("item-not-found", 404),
-    ("service-unavailable", 403),
+    ("service-unavailable", 405),  # to a full JID (RFC 7247: 405 for a full JID, 403 otherwise)
     ("feature-not-implemented", 405),
     ("not-acceptable", 406),
     ("recipient-unavailable", 480),

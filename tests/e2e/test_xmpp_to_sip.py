@@ -48,7 +48,8 @@ def check_ringing_then_accept(gateway, juliet, sid: str):
     assert acc.jingle.get("responder") == ROMEO_JID, acc.text()
     assert [pt[0] for pt in jingle.payload_types(acc.xml)] == [8, 101], acc.text()
     assert jingle.payload_types(acc.xml)[0][1:] == ("PCMA", 8000)
-    assert jingle.candidates(acc.xml) == [("127.0.0.1", 6000)], acc.text()
+    # raw-udp component 1 = the answer's c=/m= (RTP), component 2 = RTCP at port + 1.
+    assert jingle.candidates(acc.xml) == [("127.0.0.1", 6000), ("127.0.0.1", 6001)], acc.text()
     assert jingle.transports(acc.xml) == [jingle.NS_RAW_UDP]
     row = gateway.wait_row(lambda r: r["jingle_sid"] == sid and r["state"] == "active")
     assert row["answered_at"] and row["sip_status"] == 200 and row["ended_at"] is None

@@ -29,6 +29,27 @@ pub(crate) fn parse_proxy(proxy: &str) -> Result<SipAddr, SipError> {
     SipAddr::try_from(&uri).map_err(|_| SipError::InvalidUri(proxy.to_string()))
 }
 
+/// The outbound proxy as a loose-routing `Route` header value.
+pub(crate) fn proxy_route(proxy: &str) -> Result<rsipstack::sip::typed::Route, SipError> {
+    let uri = parse_uri(proxy)?;
+    let mut route = rsipstack::sip::typed::Route::from(uri);
+    if !route.has_lr() {
+        let text = format!("<{}>", with_lr(proxy));
+        route = rsipstack::sip::typed::Route::parse(&text)
+            .map_err(|_| SipError::InvalidUri(proxy.to_string()))?;
+    }
+    Ok(route)
+}
+
+/// `sip:host:port;params` → the same URI with `;lr` added.
+fn with_lr(proxy: &str) -> String {
+    let uri = proxy.trim().trim_start_matches('<').trim_end_matches('>');
+    match uri.split_once('?') {
+        Some((base, headers)) => format!("{base};lr?{headers}"),
+        None => format!("{uri};lr"),
+    }
+}
+
 /// A `sip:`/`sips:` URI with a host (rsipstack's parser alone is lenient).
 fn parse_uri(text: &str) -> Result<Uri, SipError> {
     let invalid = || SipError::InvalidUri(text.to_string());
@@ -72,6 +93,7 @@ pub(crate) fn invite(inner: &Arc<Inner>, invite: OutgoingInvite) -> Result<(), S
         offer: Some(invite.sdp.into_bytes()),
         contact,
         call_id: Some(invite.call_id.to_string()),
+        route_set: inner.outbound_route.iter().cloned().collect(),
         ..Default::default()
     };
     let call_id = invite.call_id;

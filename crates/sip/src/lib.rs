@@ -157,6 +157,9 @@ pub(crate) struct Inner {
     pub events: tokio::sync::mpsc::Sender<SipEvent>,
     pub listeners: Vec<(&'static str, SocketAddr)>,
     pub outbound_proxy: Option<SipAddr>,
+    /// The outbound proxy as a preloaded `Route` (`;lr`), so that the INVITE,
+    /// its CANCEL and the ACK of a non-2xx all go through it (RFC 3261 §8.1.2).
+    pub outbound_route: Option<rsipstack::sip::typed::Route>,
     pub t1x64: Duration,
 }
 
@@ -208,6 +211,10 @@ impl SipEndpoint {
     ) -> Result<(SipEndpoint, tokio::sync::mpsc::Receiver<SipEvent>), SipError> {
         let outbound_proxy = match config.outbound_proxy.as_deref() {
             Some(proxy) => Some(client::parse_proxy(proxy)?),
+            None => None,
+        };
+        let outbound_route = match config.outbound_proxy.as_deref() {
+            Some(proxy) => Some(client::proxy_route(proxy)?),
             None => None,
         };
         let token = cancel.child_token();
@@ -283,6 +290,7 @@ impl SipEndpoint {
             events,
             listeners: bound.addrs,
             outbound_proxy,
+            outbound_route,
             t1x64: timers.t1 * 64,
         });
         tokio::spawn(server::dispatch(inner.clone(), incoming, token));

@@ -80,7 +80,7 @@ ring_timeout_secs = {self.ring_timeout_secs}
 
     def start(self, probe, timeout: float = 15.0):
         self.write_config()
-        env = {**os.environ, "RUST_LOG": "info,stox=debug", "RUST_BACKTRACE": "1"}
+        env = {**os.environ, "RUST_LOG": os.environ.get("STOX_E2E_RUST_LOG", "info,stox=debug"), "RUST_BACKTRACE": "1"}
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen([str(BINARY), "--config", str(self.config)],
                                          cwd=self.dir, env=env, stdout=log,
