@@ -369,10 +369,19 @@ fn is_ice_chars(s: &str) -> bool {
 }
 
 fn ice_lines(t: &IceUdpTransport, lines: &mut Vec<String>) {
-    if let Some(ufrag) = t.ufrag.as_deref().filter(|u| is_ice_chars(u)) {
+    // RFC 8839: ice-ufrag = 4*256ice-char, ice-pwd = 22*256ice-char.
+    if let Some(ufrag) = t
+        .ufrag
+        .as_deref()
+        .filter(|u| is_ice_chars(u) && (4..=256).contains(&u.len()))
+    {
         lines.push(format!("a=ice-ufrag:{ufrag}"));
     }
-    if let Some(pwd) = t.pwd.as_deref().filter(|p| is_ice_chars(p)) {
+    if let Some(pwd) = t
+        .pwd
+        .as_deref()
+        .filter(|p| is_ice_chars(p) && (22..=256).contains(&p.len()))
+    {
         lines.push(format!("a=ice-pwd:{pwd}"));
     }
     for c in &t.candidates {
@@ -458,8 +467,7 @@ fn declined_section(m: &RawMedia, mid: Option<&str>) -> Section {
 /// RFC 8122 fingerprint: `2UHEX *(":" 2UHEX)` (lower case accepted too).
 fn is_fingerprint_value(s: &str) -> bool {
     !s.is_empty()
-        && s
-            .split(':')
+        && s.split(':')
             .all(|pair| pair.len() == 2 && pair.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
