@@ -263,6 +263,18 @@ impl Call {
         self.send_jingle(ctx, IqPurpose::Terminate, &j);
     }
 
+    /// The SIP side sent BYE in an established call: `<success/>` to XMPP.
+    fn sip_hung_up(&mut self, ctx: &mut Ctx<'_>) {
+        self.terminate_xmpp(ctx, ReasonCondition::Success, None, None);
+        self.end(
+            ctx,
+            ReasonCondition::Success,
+            EndedBy::Sip,
+            None,
+            Phase::Finished,
+        );
+    }
+
     fn out_of_order(ctx: &mut Ctx<'_>, req: &IqHeader, action: Action, phase: Phase) {
         ctx.error(
             req,

@@ -145,6 +145,28 @@ fn socket_or(local: SocketAddr, advertised: &rsipstack::sip::HostWithPort) -> So
     }
 }
 
+/// The next accepted connection, or `None` once `cancel` fires. Accept
+/// errors (e.g. too many open files) are logged and retried after a pause.
+async fn accept(
+    listener: &TcpListener,
+    local: SocketAddr,
+    kind: &str,
+    cancel: &CancellationToken,
+) -> Option<(tokio::net::TcpStream, SocketAddr)> {
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return None,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => return Some(accepted),
+                Err(e) => {
+                    warn!(%local, error = %e, "{kind} accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+}
+
 /// Accepts TCP connections and hands them to the transport layer.
 pub(crate) fn spawn_tcp_accept(
     listener: TcpListener,
@@ -154,18 +176,7 @@ pub(crate) fn spawn_tcp_accept(
 ) {
     let local_addr = advertised(Transport::Tcp, local);
     tokio::spawn(async move {
-        loop {
-            let (stream, peer) = tokio::select! {
-                () = cancel.cancelled() => break,
-                accepted = listener.accept() => match accepted {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        warn!(%local, error = %e, "tcp accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-            };
+        while let Some((stream, peer)) = accept(&listener, local, "tcp", &cancel).await {
             match TcpConnection::from_stream(stream, local_addr.clone(), Some(cancel.child_token()))
             {
                 Ok(conn) => {
@@ -190,18 +201,7 @@ pub(crate) fn spawn_ws_accept(
 ) {
     let local_addr = advertised(Transport::Ws, local);
     tokio::spawn(async move {
-        loop {
-            let (stream, peer) = tokio::select! {
-                () = cancel.cancelled() => break,
-                accepted = listener.accept() => match accepted {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        warn!(%local, error = %e, "ws accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-            };
+        while let Some((stream, peer)) = accept(&listener, local, "ws", &cancel).await {
             let endpoint = endpoint.clone();
             let local_addr = local_addr.clone();
             let token = cancel.child_token();

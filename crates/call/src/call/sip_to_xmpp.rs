@@ -258,17 +258,8 @@ impl Call {
             SipInput::Acked { .. } if self.phase == Phase::AwaitingAck => {
                 self.phase = Phase::Active;
             }
-            SipInput::Bye { .. } => {
-                if matches!(self.phase, Phase::AwaitingAck | Phase::Active) {
-                    self.terminate_xmpp(ctx, ReasonCondition::Success, None, None);
-                    self.end(
-                        ctx,
-                        ReasonCondition::Success,
-                        EndedBy::Sip,
-                        None,
-                        Phase::Finished,
-                    );
-                }
+            SipInput::Bye { .. } if matches!(self.phase, Phase::AwaitingAck | Phase::Active) => {
+                self.sip_hung_up(ctx);
             }
             SipInput::Terminated { reason, .. } if self.phase != Phase::Finished => {
                 let condition = if self.phase == Phase::AwaitingAck {

@@ -192,16 +192,7 @@ impl Call {
                 }
                 _ => {}
             },
-            SipInput::Bye { .. } if self.phase == Phase::Active => {
-                self.terminate_xmpp(ctx, ReasonCondition::Success, None, None);
-                self.end(
-                    ctx,
-                    ReasonCondition::Success,
-                    EndedBy::Sip,
-                    None,
-                    Phase::Finished,
-                );
-            }
+            SipInput::Bye { .. } if self.phase == Phase::Active => self.sip_hung_up(ctx),
             SipInput::Terminated { reason, .. } => {
                 if matches!(
                     self.phase,
