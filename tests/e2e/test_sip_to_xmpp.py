@@ -44,9 +44,10 @@ def check_trace(trace, init):
 
 
 def ended(gateway, sid, **expected) -> dict:
-    row = gateway.wait_row(lambda r: r["jingle_sid"] == sid and r["state"] == "ended")
-    for key, value in expected.items():
-        assert row[key] == value, f"{key}: {row[key]!r} != {value!r} in {row}"
+    """Waits for the ended row to carry every expected value (the row is
+    written by the gateway's store task, a moment after the SIP exchange)."""
+    row = gateway.wait_row(lambda r: r["jingle_sid"] == sid and r["state"] == "ended"
+                           and all(r[k] == v for k, v in expected.items()))
     assert row["ended_at"]
     return row
 

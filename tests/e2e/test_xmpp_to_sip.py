@@ -56,10 +56,12 @@ def check_ringing_then_accept(gateway, juliet, sid: str):
 
 
 def check_ended(gateway, sid: str, **expected) -> dict:
-    row = gateway.wait_row(lambda r: r["jingle_sid"] == sid and r["state"] == "ended")
+    """Waits for the ended row to carry every expected value: a row is marked
+    ended as soon as a side hangs up, and the INVITE's final status (e.g. the
+    487 after a CANCEL) may be written a moment later."""
+    row = gateway.wait_row(lambda r: r["jingle_sid"] == sid and r["state"] == "ended"
+                           and all(r[k] == v for k, v in expected.items()))
     assert row["ended_at"], row
-    for key, value in expected.items():
-        assert row[key] == value, f"{key}: {row[key]!r} != {value!r} in {row}"
     return row
 
 
