@@ -15,10 +15,14 @@ run() { local what=$1; shift; step "$what"; "$@" || die "$what ($*)"; }
 
 install_missing() {
     local missing=()
+    # Installed means "install ok installed": a removed package whose config
+    # files remain still answers `dpkg -s`.
     for pkg in "${PACKAGES[@]}"; do
-        dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' \
+            || missing+=("$pkg")
     done
-    command -v sipp >/dev/null || missing+=(sip-tester)
+    command -v sipp >/dev/null || [[ " ${missing[*]} " == *" sip-tester "* ]] || missing+=(sip-tester)
+    command -v prosodyctl >/dev/null || [[ " ${missing[*]} " == *" prosody "* ]] || missing+=(prosody)
     [ ${#missing[@]} -eq 0 ] && { step "test peers already installed"; return; }
     step "installing ${missing[*]}"
     local sudo=()
