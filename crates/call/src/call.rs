@@ -13,6 +13,7 @@ use stox_mapping::ids::{CallId, Sid};
 use stox_mapping::jingle::{Action, Content, Jingle, Reason};
 use stox_mapping::status::{ErrorCondition, ReasonCondition};
 
+mod jmi_flow;
 mod sip_to_xmpp;
 mod xmpp_to_sip;
 
@@ -41,6 +42,9 @@ pub(crate) enum Phase {
     /// the INVITE's final response (a 2xx is then ended with BYE).
     Cancelling,
     // SIP → XMPP
+    /// XEP-0353 `<propose/>` sent to a bare JID; waiting for a device to
+    /// proceed (or reject).
+    Proposing,
     /// session-initiate sent, its IQ not answered yet.
     Initiating,
     /// The XMPP callee acknowledged the session-initiate.
@@ -80,11 +84,19 @@ impl Ctx<'_> {
     }
 
     /// Sends a Jingle IQ set and remembers what it was for.
-    fn jingle(&mut self, call: i64, purpose: IqPurpose, from: &str, to: &str, jingle: &Jingle) {
+    fn jingle(
+        &mut self,
+        call: i64,
+        purpose: IqPurpose,
+        from: &str,
+        to: &str,
+        jingle: &Jingle,
+    ) -> String {
         *self.iq_seq += 1;
         let id = format!("stox-{}-{}", call, *self.iq_seq);
         self.iqs.insert(id.clone(), (call, purpose));
         self.send(stanza::iq_set(&id, from, to, jingle.to_element()));
+        id
     }
 }
 
@@ -103,6 +115,13 @@ pub(crate) struct Call {
     sip_offer: Option<String>,
     /// SIP → XMPP: 180 already sent.
     alerted: bool,
+    /// XEP-0353: the session was set up with JMI, so `<finish/>` goes to the
+    /// XMPP user when it ends.
+    jmi_finish: bool,
+    /// SIP → XMPP with JMI: the devices that reported `<ringing/>`.
+    ringing_devices: Vec<String>,
+    /// Ids of the IQs this call sent (the core forgets them with the call).
+    sent_iqs: Vec<String>,
 }
 
 impl Call {
@@ -163,6 +182,9 @@ impl Call {
             offered: Vec::new(),
             sip_offer: None,
             alerted: false,
+            jmi_finish: false,
+            ringing_devices: Vec::new(),
+            sent_iqs: Vec::new(),
         }
     }
 
@@ -188,9 +210,24 @@ impl Call {
     }
 
     pub fn on_timer(&mut self, ctx: &mut Ctx<'_>, key: TimerKey) {
-        match key {
-            TimerKey::RingTimeout { .. } => self.ring_timeout(ctx),
+        if let TimerKey::RingTimeout { .. } = key {
+            self.ring_timeout(ctx);
         }
+    }
+
+    /// The JMI session id of this call (= its Jingle sid).
+    pub fn is_proposing(&self) -> bool {
+        self.phase == Phase::Proposing
+    }
+
+    /// The XMPP user's bare JID.
+    pub fn xmpp_bare(&self) -> &str {
+        crate::jmi::bare(&self.xmpp_peer)
+    }
+
+    /// XMPP → SIP: this session-initiate follows a JMI proposal.
+    pub fn mark_jmi(&mut self) {
+        self.jmi_finish = true;
     }
 
     // ---- shared helpers -------------------------------------------------
@@ -218,6 +255,18 @@ impl Call {
         sip_status: Option<u16>,
         phase: Phase,
     ) {
+        if self.jmi_finish {
+            self.jmi_finish = false;
+            let msg = crate::jmi::message(
+                crate::jmi::JmiKind::Finish,
+                &self.rec.jingle_sid,
+                &self.gateway_jid,
+                &self.xmpp_peer,
+                Some((reason, None)),
+                &[],
+            );
+            ctx.send(msg);
+        }
         self.rec.state = CallState::Ended;
         self.rec.ended_at = Some(ctx.now);
         self.rec.end_reason = Some(reason.as_str().to_owned());
@@ -236,13 +285,19 @@ impl Call {
     }
 
     fn send_jingle(&mut self, ctx: &mut Ctx<'_>, purpose: IqPurpose, jingle: &Jingle) {
-        ctx.jingle(
+        let id = ctx.jingle(
             self.rec.id,
             purpose,
             &self.gateway_jid,
             &self.xmpp_peer,
             jingle,
         );
+        self.sent_iqs.push(id);
+    }
+
+    /// Ids of the IQs this call sent.
+    pub fn sent_iqs(&self) -> &[String] {
+        &self.sent_iqs
     }
 
     /// Sends session-terminate to the XMPP user.

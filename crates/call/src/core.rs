@@ -1,6 +1,8 @@
 //! Routing: which call an input belongs to, and what to answer when it
 //! belongs to none.
 
+mod messages;
+
 use crate::call::{Call, Ctx, IqPurpose};
 use crate::stanza::{self, AppError, IqHeader};
 use crate::time::Millis;
@@ -36,6 +38,13 @@ pub struct Core {
     by_call_id: HashMap<CallId, i64>,
     /// Our outstanding IQs: id → (call, what it was).
     iqs: HashMap<String, (i64, IqPurpose)>,
+    /// SIP → XMPP calls ringing a bare JID with XEP-0353: (sid, bare JID) → call.
+    by_proposal: HashMap<(Sid, String), i64>,
+    /// XMPP → SIP: JMI proposals the gateway proceeded to, waiting for their
+    /// session-initiate: (sid, caller's full JID) → proposal.
+    proposals: HashMap<(Sid, String), messages::Proposal>,
+    proposal_keys: HashMap<u64, (Sid, String)>,
+    next_proposal: u64,
     next_id: i64,
     iq_seq: u64,
 }
@@ -49,6 +58,10 @@ impl Core {
             by_jingle: HashMap::new(),
             by_call_id: HashMap::new(),
             iqs: HashMap::new(),
+            by_proposal: HashMap::new(),
+            proposals: HashMap::new(),
+            proposal_keys: HashMap::new(),
+            next_proposal: 0,
             next_id: first_id.max(1),
             iq_seq: 0,
         }
@@ -89,8 +102,12 @@ impl Core {
     }
 
     fn on_stanza(&mut self, now: Millis, el: Element, out: &mut Vec<Output>) {
+        if el.name() == "message" {
+            self.on_message(now, &el, out);
+            return;
+        }
         if el.name() != "iq" {
-            // Messages and presence (JMI, issue 4) are not handled yet.
+            // Presence is not used.
             return;
         }
         let kind = el.attr("type").unwrap_or("");
@@ -168,8 +185,12 @@ impl Core {
         }
         let id = self.allocate_id();
         let call_id = self.call_id_for(&jingle.sid);
+        let proposed = self.take_proposal(&jingle.sid, &header.from);
         let mut ctx = Self::ctx(&self.cfg, &mut self.iqs, &mut self.iq_seq, now, out);
-        if let Some(call) = Call::from_session_initiate(&mut ctx, id, call_id, header, jingle) {
+        if let Some(mut call) = Call::from_session_initiate(&mut ctx, id, call_id, header, jingle) {
+            if proposed {
+                call.mark_jmi();
+            }
             self.insert(call);
             self.reap(id);
         }
@@ -232,7 +253,13 @@ impl Core {
     }
 
     fn on_timer(&mut self, now: Millis, key: TimerKey, out: &mut Vec<Output>) {
-        let TimerKey::RingTimeout { call: id } = key;
+        let id = match key {
+            TimerKey::RingTimeout { call } => call,
+            TimerKey::ProposalTimeout { proposal } => {
+                self.proposal_timeout(now, proposal, out);
+                return;
+            }
+        };
         if let Some(call) = self.calls.get_mut(&id) {
             let mut ctx = Self::ctx(&self.cfg, &mut self.iqs, &mut self.iq_seq, now, out);
             call.on_timer(&mut ctx, key);
@@ -252,6 +279,10 @@ impl Core {
             self.by_jingle
                 .insert((call.sid().clone(), call.xmpp_peer().to_owned()), id);
             self.by_call_id.insert(call.call_id().clone(), id);
+            if call.is_proposing() {
+                self.by_proposal
+                    .insert((call.sid().clone(), call.xmpp_bare().to_owned()), id);
+            }
         }
         self.calls.insert(id, call);
     }
@@ -270,7 +301,13 @@ impl Core {
             if self.by_call_id.get(call.call_id()) == Some(&id) {
                 self.by_call_id.remove(call.call_id());
             }
-            self.iqs.retain(|_, (call_key, _)| *call_key != id);
+            let proposal = (call.sid().clone(), call.xmpp_bare().to_owned());
+            if self.by_proposal.get(&proposal) == Some(&id) {
+                self.by_proposal.remove(&proposal);
+            }
+            for iq in call.sent_iqs() {
+                self.iqs.remove(iq);
+            }
         }
     }
 

@@ -20,6 +20,7 @@
 
 mod call;
 mod core;
+pub mod jmi;
 mod stanza;
 mod time;
 mod types;

@@ -158,6 +158,9 @@ pub enum IqOutcome {
 pub enum TimerKey {
     /// A SIP → XMPP call that the XMPP user has not accepted in time.
     RingTimeout { call: i64 },
+    /// An XMPP caller's JMI proposal the gateway proceeded to, still
+    /// without its session-initiate.
+    ProposalTimeout { proposal: u64 },
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -183,7 +183,6 @@ fn invites_that_cannot_be_routed_are_refused_and_recorded() {
     let bfcp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
                 m=application 50000 TCP/WS/BFCP *\r\na=floorctrl:c-s\r\n";
     for (uri, sdp, status) in [
-        ("sip:juliet@example.com", Some(OFFER_SDP), 480),
         ("sip:bob@other.org;gr=x", Some(OFFER_SDP), 404),
         ("sip:juliet@example.com;gr=balcony", None, 488),
         (

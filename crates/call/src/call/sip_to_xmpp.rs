@@ -86,9 +86,16 @@ impl Call {
         };
         call.sip_offer = Some(sip_offer);
         call.offered = mapped.contents;
-        let mut j = call.new_jingle(Action::SessionInitiate);
-        j.contents = call.offered.clone();
-        call.send_jingle(ctx, IqPurpose::Initiate, &j);
+        if call.xmpp_peer.contains('/') {
+            let mut j = call.new_jingle(Action::SessionInitiate);
+            j.contents = call.offered.clone();
+            call.send_jingle(ctx, IqPurpose::Initiate, &j);
+        } else {
+            // A bare JID: ring every device of the user with XEP-0353 and
+            // send the session-initiate to the one that proceeds.
+            call.phase = Phase::Proposing;
+            call.propose(ctx);
+        }
         call.persist(ctx);
         ctx.out.push(crate::types::Output::SetTimer {
             key: TimerKey::RingTimeout { call: id },
@@ -118,12 +125,6 @@ impl Call {
         let user = sip_to_xmpp_user(callee).map_err(|e| refuse(404, format!("Not Found ({e})")))?;
         if user.node.is_none() {
             return Err(refuse(404, "Not Found (no user part)"));
-        }
-        if user.resource.is_none() {
-            return Err(refuse(
-                480,
-                "Temporarily Unavailable (calling a bare JID needs XEP-0353, not supported yet; add ;gr=<resource>)",
-            ));
         }
         if gateway_jid.is_none() {
             return Err(refuse(400, "Bad From (not a sip: URI with a user part)"));
@@ -209,8 +210,14 @@ impl Call {
         let answer = if jingle.contents.is_empty() {
             Err("session-accept without any <content/>".to_owned())
         } else {
-            sdp::jingle_to_sdp_answer(&jingle.contents, SdpAuthor::Responder, &origin, &offer)
-                .map_err(|e| e.to_string())
+            sdp::jingle_to_sdp_answer(
+                &jingle.contents,
+                &jingle.groups,
+                SdpAuthor::Responder,
+                &origin,
+                &offer,
+            )
+            .map_err(|e| e.to_string())
         };
         match answer {
             Ok(answer) => {
@@ -244,8 +251,16 @@ impl Call {
     pub(super) fn sip_caller_event(&mut self, ctx: &mut Ctx<'_>, sip: SipInput) {
         match sip {
             SipInput::Cancelled { .. } => {
-                if matches!(self.phase, Phase::Initiating | Phase::Offered) {
-                    self.terminate_xmpp(ctx, ReasonCondition::Cancel, Some(487), None);
+                if self.phase == Phase::Proposing {
+                    self.retract(ctx, ReasonCondition::Cancel, "the SIP caller hung up");
+                }
+                if matches!(
+                    self.phase,
+                    Phase::Proposing | Phase::Initiating | Phase::Offered
+                ) {
+                    if self.phase != Phase::Proposing {
+                        self.terminate_xmpp(ctx, ReasonCondition::Cancel, Some(487), None);
+                    }
                     self.end(
                         ctx,
                         ReasonCondition::Cancel,
@@ -304,11 +319,18 @@ impl Call {
     }
 
     pub(super) fn ring_timeout(&mut self, ctx: &mut Ctx<'_>) {
-        if !matches!(self.phase, Phase::Initiating | Phase::Offered) {
+        if !matches!(
+            self.phase,
+            Phase::Proposing | Phase::Initiating | Phase::Offered
+        ) {
             return;
         }
         let condition = ReasonCondition::Timeout;
-        self.terminate_xmpp(ctx, condition, Some(480), Some("no answer".into()));
+        if self.phase == Phase::Proposing {
+            self.retract(ctx, condition, "no answer");
+        } else {
+            self.terminate_xmpp(ctx, condition, Some(480), Some("no answer".into()));
+        }
         ctx.sip(SipCommand::Respond {
             call_id: self.rec.sip_call_id.clone(),
             status: 480,

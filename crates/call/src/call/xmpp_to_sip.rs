@@ -30,7 +30,12 @@ impl Call {
                         req.to, to.domain
                     )
                 })?;
-                gateway_jid_to_sip_user(&node, to.resource.as_deref()).map_err(|e| e.to_string())
+                // The resource the gateway proceeds from (XEP-0353) is not a GRUU.
+                let gruu = to
+                    .resource
+                    .as_deref()
+                    .filter(|r| *r != crate::jmi::GATEWAY_RESOURCE);
+                gateway_jid_to_sip_user(&node, gruu).map_err(|e| e.to_string())
             }) {
             Ok(uri) => uri,
             Err(text) => {
@@ -71,7 +76,12 @@ impl Call {
             session_id: ctx.now.0,
             session_version: 1,
         };
-        match sdp::jingle_to_sdp_offer(&jingle.contents, SdpAuthor::Initiator, &origin) {
+        match sdp::jingle_to_sdp_offer(
+            &jingle.contents,
+            &jingle.groups,
+            SdpAuthor::Initiator,
+            &origin,
+        ) {
             Ok(offer) => {
                 ctx.result(req);
                 call.offered = jingle.contents;
@@ -228,6 +238,7 @@ impl Call {
                 let mut j = self.new_jingle(Action::SessionAccept);
                 j.responder = Some(self.gateway_jid.clone());
                 j.contents = m.contents;
+                j.groups = m.groups;
                 self.send_jingle(ctx, IqPurpose::Accept, &j);
                 self.phase = Phase::Active;
                 self.set_state(ctx, CallState::Active);
