@@ -111,6 +111,8 @@ pub(crate) struct Call {
     initiator: String,
     /// The contents of the session-initiate (or of the SIP offer, mapped).
     offered: Vec<Content>,
+    /// XEP-0338 groups of the offer (SDP `a=group` ⇄ Jingle `<group/>`).
+    offered_groups: Vec<stox_mapping::jingle::Group>,
     /// SIP → XMPP: the SDP offer, for writing the answer against it.
     sip_offer: Option<String>,
     /// SIP → XMPP: 180 already sent.
@@ -180,6 +182,7 @@ impl Call {
             gateway_jid,
             initiator,
             offered: Vec::new(),
+            offered_groups: Vec::new(),
             sip_offer: None,
             alerted: false,
             jmi_finish: false,

@@ -12,10 +12,13 @@
 //! Parsing never panics: every malformed element or number is a
 //! [`JingleError`], answered with an IQ `bad-request`.
 
+mod media_ext;
 mod parse;
 #[cfg(test)]
 mod tests;
 mod write;
+
+pub use media_ext::{Crypto, Encryption, RtcpFb, RtpHdrext, Source, SsrcGroup};
 
 use crate::ids::Sid;
 use crate::status::ReasonCondition;
@@ -115,12 +118,25 @@ pub struct Jingle {
     /// `responder` attribute.
     pub responder: Option<String>,
     pub contents: Vec<Content>,
+    /// XEP-0338 `<group xmlns='urn:xmpp:jingle:apps:grouping:0'/>` children
+    /// (BUNDLE, LS …). A `<group/>` carrying anything this model does not
+    /// know (no `semantics`, other attributes or children) stays in `other`.
+    pub groups: Vec<Group>,
     pub reason: Option<Reason>,
     /// Payload children of session-info (`<ringing/>`, `<hold/>`, `<active/>`,
     /// `<mute/>` … in `urn:xmpp:jingle:apps:rtp:info:1`), kept as elements.
     pub info: Vec<Element>,
-    /// Children we do not model (e.g. XEP-0338 `<group/>` until it is typed).
+    /// Children we do not model.
     pub other: Vec<Element>,
+}
+
+/// XEP-0338 `<group semantics='BUNDLE'><content name='0'/>…</group>` ⇄
+/// SDP `a=group:BUNDLE 0 …` (RFC 5888 / RFC 8843).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub semantics: String,
+    /// The grouped content names, in order.
+    pub contents: Vec<String>,
 }
 
 impl Jingle {
@@ -131,6 +147,7 @@ impl Jingle {
             initiator: None,
             responder: None,
             contents: Vec::new(),
+            groups: Vec::new(),
             reason: None,
             info: Vec::new(),
             other: Vec::new(),
@@ -224,7 +241,23 @@ pub struct RtpDescription {
     /// `<bandwidth type='AS'>128</bandwidth>` ⇄ `b=AS:128`.
     pub bandwidth: Option<Bandwidth>,
     pub rtcp_mux: bool,
-    /// Unmodelled children (rtcp-fb, rtp-hdrext, sources, encryption … until typed).
+    /// XEP-0293 `<rtcp-fb/>` for every payload type (SDP `a=rtcp-fb:*`).
+    pub rtcp_fb: Vec<RtcpFb>,
+    /// XEP-0293 `<rtcp-fb-trr-int value/>` for every payload type.
+    pub rtcp_fb_trr_int: Option<u32>,
+    /// XEP-0294 `<rtp-hdrext/>` (SDP `a=extmap`).
+    pub hdrexts: Vec<RtpHdrext>,
+    /// XEP-0294 `<extmap-allow-mixed/>`.
+    pub extmap_allow_mixed: bool,
+    /// XEP-0339 `<source/>` (SDP `a=ssrc`).
+    pub sources: Vec<Source>,
+    /// XEP-0339 `<ssrc-group/>` (SDP `a=ssrc-group`).
+    pub ssrc_groups: Vec<SsrcGroup>,
+    /// XEP-0167 SDES `<encryption/>` (SDP `a=crypto`).
+    pub encryption: Option<Encryption>,
+    /// Unmodelled children, and modelled ones that do not fit the model
+    /// (an `<rtcp-fb/>` without `type`, a `<source/>` without a numeric
+    /// `ssrc` …), kept whole.
     pub other: Vec<Element>,
 }
 
@@ -243,6 +276,10 @@ pub struct PayloadType {
     pub ptime: Option<u32>,
     pub maxptime: Option<u32>,
     pub parameters: Vec<Parameter>,
+    /// XEP-0293 `<rtcp-fb/>` for this payload type (SDP `a=rtcp-fb:<id>`).
+    pub rtcp_fb: Vec<RtcpFb>,
+    /// XEP-0293 `<rtcp-fb-trr-int value/>` for this payload type.
+    pub rtcp_fb_trr_int: Option<u32>,
     pub other: Vec<Element>,
 }
 
@@ -266,9 +303,20 @@ pub struct IceUdpTransport {
     pub ufrag: Option<String>,
     pub pwd: Option<String>,
     pub candidates: Vec<IceCandidate>,
+    /// XEP-0176 `<remote-candidate component ip port/>` (SDP `a=remote-candidates`).
+    pub remote_candidates: Vec<RemoteCandidate>,
     /// XEP-0320 `<fingerprint xmlns='urn:xmpp:jingle:apps:dtls:0'/>`.
     pub fingerprints: Vec<Fingerprint>,
     pub other: Vec<Element>,
+}
+
+/// XEP-0176 `<remote-candidate/>`: the candidate the controlling agent
+/// selected on the peer's side, for one component.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteCandidate {
+    pub component: u8,
+    pub ip: String,
+    pub port: u16,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

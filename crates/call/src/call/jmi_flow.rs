@@ -99,6 +99,7 @@ impl Call {
                 self.phase = Phase::Initiating;
                 let mut j = self.new_jingle(Action::SessionInitiate);
                 j.contents = self.offered.clone();
+                j.groups = self.offered_groups.clone();
                 self.send_jingle(ctx, IqPurpose::Initiate, &j);
                 self.persist(ctx);
             }

@@ -86,9 +86,11 @@ impl Call {
         };
         call.sip_offer = Some(sip_offer);
         call.offered = mapped.contents;
+        call.offered_groups = mapped.groups;
         if call.xmpp_peer.contains('/') {
             let mut j = call.new_jingle(Action::SessionInitiate);
             j.contents = call.offered.clone();
+            j.groups = call.offered_groups.clone();
             call.send_jingle(ctx, IqPurpose::Initiate, &j);
         } else {
             // A bare JID: ring every device of the user with XEP-0353 and

@@ -2,6 +2,7 @@
 //! action, numbers), lenient where real clients omit things (a raw-udp
 //! candidate without `component`, an ICE candidate without `generation`).
 
+use super::media_ext;
 use super::*;
 use crate::ns;
 use crate::xml::unknown_attributes;
@@ -15,7 +16,7 @@ fn invalid(element: &'static str, detail: impl Into<String>) -> JingleError {
 }
 
 /// An optional numeric attribute: absent → `None`, malformed → error.
-fn num<T: FromStr>(
+pub(super) fn num<T: FromStr>(
     el: &Element,
     element: &'static str,
     attr: &str,
@@ -41,11 +42,11 @@ fn req_str(el: &Element, element: &'static str, attr: &str) -> Result<String, Ji
         .ok_or_else(|| invalid(element, format!("missing {attr}")))
 }
 
-fn opt_str(el: &Element, attr: &str) -> Option<String> {
+pub(super) fn opt_str(el: &Element, attr: &str) -> Option<String> {
     el.attr(attr).map(str::to_owned)
 }
 
-fn push_unknown(other: &mut Vec<Element>, el: &Element, known: &[&str]) {
+pub(super) fn push_unknown(other: &mut Vec<Element>, el: &Element, known: &[&str]) {
     if let Some(carrier) = unknown_attributes(el, known) {
         other.push(carrier);
     }
@@ -74,6 +75,8 @@ pub(super) fn jingle(el: &Element) -> Result<Jingle, JingleError> {
     for child in el.children() {
         if child.is("content", ns::JINGLE) {
             j.contents.push(content(child)?);
+        } else if let Some(g) = group(child) {
+            j.groups.push(g);
         } else if child.is("reason", ns::JINGLE) && j.reason.is_none() {
             j.reason = Some(reason(child)?);
         } else if action == Action::SessionInfo && !child.has_ns(ns::JINGLE) {
@@ -144,7 +147,7 @@ fn rtp_description(el: &Element) -> Result<RtpDescription, JingleError> {
             d.bandwidth = Some(bandwidth(child)?);
         } else if child.is("rtcp-mux", ns::JINGLE_RTP) {
             d.rtcp_mux = true;
-        } else {
+        } else if !media_ext::description_child(&mut d, child) {
             d.other.push(child.clone());
         }
     }
@@ -189,7 +192,7 @@ fn payload_type(el: &Element) -> Result<PayloadType, JingleError> {
                 name: child.attr("name").unwrap_or_default().to_owned(),
                 value: child.attr("value").unwrap_or_default().to_owned(),
             });
-        } else {
+        } else if !media_ext::payload_type_child(&mut pt, child) {
             pt.other.push(child.clone());
         }
     }
@@ -206,6 +209,12 @@ fn ice_udp(el: &Element) -> Result<IceUdpTransport, JingleError> {
     for child in el.children() {
         if child.is("candidate", ns::JINGLE_ICE_UDP) {
             t.candidates.push(ice_candidate(child)?);
+        } else if let Some(r) = child
+            .is("remote-candidate", ns::JINGLE_ICE_UDP)
+            .then(|| remote_candidate(child))
+            .flatten()
+        {
+            t.remote_candidates.push(r);
         } else if child.is("fingerprint", ns::JINGLE_DTLS) {
             t.fingerprints.push(Fingerprint {
                 hash: req_str(child, "fingerprint", "hash")?,
@@ -235,6 +244,53 @@ fn ice_candidate(el: &Element) -> Result<IceCandidate, JingleError> {
         rel_port: num(el, E, "rel-port")?,
         tcptype: opt_str(el, "tcptype"),
         network: opt_str(el, "network"),
+    })
+}
+
+/// A `<remote-candidate/>` with exactly component, ip and port; anything
+/// else stays in the transport's `other`.
+fn remote_candidate(el: &Element) -> Option<RemoteCandidate> {
+    const E: &str = "remote-candidate";
+    let known = ["component", "ip", "port"];
+    let fits = el.children().next().is_none()
+        && el
+            .attrs()
+            .iter()
+            .all(|((namespace, name), _)| namespace.is_none() && known.contains(&name.as_str()));
+    fits.then_some(())?;
+    Some(RemoteCandidate {
+        component: num(el, E, "component").ok()??,
+        ip: el.attr("ip").filter(|ip| !ip.is_empty())?.to_owned(),
+        port: num(el, E, "port").ok()??,
+    })
+}
+
+/// An XEP-0338 `<group/>` that fits [`Group`] exactly (`semantics` and
+/// `<content name/>` children, nothing else); `None` otherwise, so that the
+/// element is kept whole in `other`.
+fn group(el: &Element) -> Option<Group> {
+    if !el.is("group", ns::JINGLE_GROUPING) {
+        return None;
+    }
+    let only = |el: &Element, attr: &str| {
+        el.attrs()
+            .iter()
+            .all(|((namespace, name), _)| namespace.is_none() && name.as_str() == attr)
+    };
+    let semantics = el.attr("semantics").filter(|s| !s.is_empty())?;
+    if !only(el, "semantics") {
+        return None;
+    }
+    let mut contents = Vec::new();
+    for child in el.children() {
+        let fits = child.is("content", ns::JINGLE_GROUPING)
+            && only(child, "name")
+            && child.children().next().is_none();
+        contents.push(fits.then(|| child.attr("name")).flatten()?.to_owned());
+    }
+    Some(Group {
+        semantics: semantics.to_owned(),
+        contents,
     })
 }
 

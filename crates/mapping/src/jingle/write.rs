@@ -1,5 +1,6 @@
 //! [`Jingle`] → `<jingle/>`.
 
+use super::media_ext;
 use super::*;
 use crate::ns;
 use crate::xml::{append_other, element, set_attr};
@@ -18,6 +19,21 @@ pub(super) fn jingle(j: &Jingle) -> Element {
     }
     for c in &j.contents {
         el.append_child(content(c));
+    }
+    for g in &j.groups {
+        let mut group = element(
+            "group",
+            ns::JINGLE_GROUPING,
+            &[("semantics", g.semantics.as_str())],
+        );
+        for name in &g.contents {
+            group.append_child(element(
+                "content",
+                ns::JINGLE_GROUPING,
+                &[("name", name.as_str())],
+            ));
+        }
+        el.append_child(group);
     }
     if let Some(r) = &j.reason {
         el.append_child(reason(r));
@@ -84,6 +100,7 @@ pub(crate) fn rtp_description(d: &RtpDescription) -> Element {
         bw.append_text(b.value.to_string());
         el.append_child(bw);
     }
+    media_ext::write_description_children(d, &mut el);
     if d.rtcp_mux {
         el.append_child(Element::bare("rtcp-mux", ns::JINGLE_RTP));
     }
@@ -118,6 +135,7 @@ fn payload_type(pt: &PayloadType) -> Element {
             &[("name", p.name.as_str()), ("value", p.value.as_str())],
         ));
     }
+    media_ext::write_payload_type_children(pt, &mut el);
     append_other(&mut el, &pt.other);
     el
 }
@@ -140,6 +158,17 @@ fn ice_udp(t: &IceUdpTransport) -> Element {
     }
     for c in &t.candidates {
         el.append_child(ice_candidate(c));
+    }
+    for r in &t.remote_candidates {
+        el.append_child(element(
+            "remote-candidate",
+            ns::JINGLE_ICE_UDP,
+            &[
+                ("component", &r.component.to_string()),
+                ("ip", r.ip.as_str()),
+                ("port", &r.port.to_string()),
+            ],
+        ));
     }
     append_other(&mut el, &t.other);
     el

@@ -37,16 +37,23 @@
 //! payload-type children without SDP meaning yet (XEP-0293 rtcp-fb elements:
 //! a later issue maps them).
 
+mod check;
 mod codecs;
+mod crypto;
+mod feedback;
+mod groups;
+mod hdrext;
 mod raw;
 mod read;
+mod sources;
 #[cfg(test)]
 mod tests;
+mod transport;
 mod write;
 
 pub use codecs::{TELEPHONE_EVENT_DEFAULT_FMTP, format_fmtp, parse_fmtp, static_payload_type};
 
-use crate::jingle::{Content, Senders};
+use crate::jingle::{Content, Group, Senders};
 use raw::{MLine, RawMedia, RawSdp};
 
 /// Which Jingle party the SDP speaks for.
@@ -81,6 +88,9 @@ pub enum SdpError {
 pub struct MappedSdp {
     /// One content per mappable m= line, in m= order.
     pub contents: Vec<Content>,
+    /// Session-level `a=group` lines, with mids replaced by content names
+    /// (members whose m= line was not mapped are left out).
+    pub groups: Vec<Group>,
     /// The `o=` username.
     pub origin_username: String,
     /// Indices of m= lines that could not be mapped (declined with port 0 in
@@ -110,25 +120,29 @@ pub fn sdp_answer_to_jingle(
     read::answer(&RawSdp::parse(sdp)?, offered, author)
 }
 
-/// Writes an SDP offer for the RTP contents (one m= line each, `a=mid` = content name).
+/// Writes an SDP offer for the RTP contents (one m= line each, `a=mid` =
+/// content name) and the session's XEP-0338 `groups` (`a=group`).
 pub fn jingle_to_sdp_offer(
     contents: &[Content],
+    groups: &[Group],
     author: SdpAuthor,
     origin: &SdpOrigin,
 ) -> Result<String, SdpError> {
-    write::offer(contents, author, origin)
+    write::offer(contents, groups, author, origin)
 }
 
 /// Writes an SDP answer to `offer`: one m= line per offered m= line, in the
 /// offer's order, matched to `contents` by name as [`sdp_offer_to_jingle`]
 /// named them; an offered m= line with no accepted content gets port 0.
+/// `groups` are written with the offer's mids of the accepted contents.
 pub fn jingle_to_sdp_answer(
     contents: &[Content],
+    groups: &[Group],
     author: SdpAuthor,
     origin: &SdpOrigin,
     offer: &str,
 ) -> Result<String, SdpError> {
-    write::answer(contents, author, origin, &RawSdp::parse(offer)?)
+    write::answer(contents, groups, author, origin, &RawSdp::parse(offer)?)
 }
 
 /// SDP direction attribute → Jingle `senders`, for SDP written by `author`.

@@ -1,13 +1,9 @@
 //! SDP → Jingle contents.
 
-use super::raw::{
-    Line, RawMedia, RawSdp, attribute, attributes, connection_address, first, has_flag,
-};
+use super::raw::{Line, RawMedia, RawSdp, attribute, attributes, has_flag};
 use super::*;
-use crate::jingle::{
-    Bandwidth, Creator, Description, Fingerprint, IceCandidate, IceUdpTransport, PayloadType,
-    RawUdpCandidate, RawUdpTransport, RtpDescription, Transport,
-};
+use super::{check, crypto, feedback, groups, hdrext, sources, transport};
+use crate::jingle::{Bandwidth, Creator, Description, PayloadType, RtpDescription};
 use crate::ns;
 use crate::xml::element;
 use bytesstr::BytesStr;
@@ -17,11 +13,15 @@ pub(super) fn offer(sdp: &RawSdp, author: SdpAuthor) -> Result<MappedSdp, SdpErr
     let names = content_names(sdp);
     let mut contents = Vec::new();
     let mut declined = Vec::new();
+    let mut mids = Vec::new();
     for (index, (m, name)) in sdp.media.iter().zip(names).enumerate() {
         let content =
             name.and_then(|name| media_to_content(sdp, index, m, name, Creator::Initiator, author));
         match content {
-            Some(c) => contents.push(c),
+            Some(c) => {
+                push_mid(&mut mids, m, &c);
+                contents.push(c);
+            }
             None => declined.push(index),
         }
     }
@@ -32,6 +32,7 @@ pub(super) fn offer(sdp: &RawSdp, author: SdpAuthor) -> Result<MappedSdp, SdpErr
         )));
     }
     Ok(MappedSdp {
+        groups: groups::read(&sdp.session, &mids),
         contents,
         origin_username: sdp.origin_username.clone(),
         declined,
@@ -56,12 +57,16 @@ pub(super) fn answer(
     }
     let mut contents = Vec::new();
     let mut declined = Vec::new();
+    let mut mids = Vec::new();
     for (index, (m, offered)) in sdp.media.iter().zip(written).enumerate() {
         let content = (m.mline.port != 0 && is_mappable(m))
             .then(|| media_to_content(sdp, index, m, offered.name.clone(), offered.creator, author))
             .flatten();
         match content {
-            Some(c) => contents.push(c),
+            Some(c) => {
+                push_mid(&mut mids, m, &c);
+                contents.push(c);
+            }
             None => declined.push(index),
         }
     }
@@ -71,10 +76,18 @@ pub(super) fn answer(
         ));
     }
     Ok(MappedSdp {
+        groups: groups::read(&sdp.session, &mids),
         contents,
         origin_username: sdp.origin_username.clone(),
         declined,
     })
+}
+
+/// Remembers which content the m= section's `a=mid` became.
+fn push_mid(mids: &mut Vec<(String, String)>, m: &RawMedia, c: &Content) {
+    if let Some(mid) = attribute(&m.lines, "mid").map(str::trim) {
+        mids.push((mid.to_owned(), c.name.clone()));
+    }
 }
 
 const DIRECTIONS: [&str; 4] = ["sendrecv", "sendonly", "recvonly", "inactive"];
@@ -180,7 +193,9 @@ fn payload_types(ids: &[u8], lines: &[Line], consumed: &mut Vec<usize>) -> Vec<P
 }
 
 /// `a=` lines with their index in `lines`.
-fn attributes_indexed(lines: &[Line]) -> impl Iterator<Item = (usize, (&str, Option<&str>))> {
+pub(super) fn attributes_indexed(
+    lines: &[Line],
+) -> impl Iterator<Item = (usize, (&str, Option<&str>))> {
     lines
         .iter()
         .enumerate()
@@ -209,76 +224,46 @@ fn bandwidths(lines: &[Line]) -> Vec<Bandwidth> {
         .collect()
 }
 
-fn ice_candidate(value: &str, id: String) -> Option<IceCandidate> {
-    let src = BytesStr::from(value.trim().to_owned());
-    let (_, c) = ezk_sdp_types::IceCandidate::parse(src.as_ref(), &src).ok()?;
-    let ip = c.address.to_string();
-    if ip.is_empty() {
-        return None;
-    }
-    let mut candidate = IceCandidate {
-        component: u8::try_from(c.component).ok()?,
-        foundation: c.foundation.to_string(),
-        generation: 0,
-        id,
-        ip,
-        port: c.port,
-        priority: u32::try_from(c.priority).ok()?,
-        protocol: c.transport.to_ascii_lowercase(),
-        kind: c.typ.to_string(),
-        rel_addr: c.rel_addr.map(|a| a.to_string()).filter(|a| !a.is_empty()),
-        rel_port: c.rel_port,
-        tcptype: None,
-        network: None,
-    };
-    for (key, value) in &c.unknown {
-        match key.as_str() {
-            "generation" => candidate.generation = value.parse().unwrap_or(0),
-            "tcptype" => candidate.tcptype = Some(value.to_string()),
-            "network-id" => candidate.network = Some(value.to_string()),
-            _ => {}
-        }
-    }
-    Some(candidate)
-}
+/// Attributes read by a feature module; an instance left unconsumed is
+/// malformed (or for a format not on the m= line) and dropped on purpose:
+/// carrying it verbatim would hand the other side SDP that strict parsers
+/// reject.
+const MODELLED: &[&str] = &[
+    "candidate",
+    "remote-candidates",
+    "ptime",
+    "maxptime",
+    "rtpmap",
+    "fmtp",
+    "rtcp-fb",
+    "extmap",
+    "ssrc",
+    "ssrc-group",
+    "crypto",
+];
 
-fn fingerprints(media: &[Line], session: &[Line]) -> Vec<Fingerprint> {
-    let from = |lines: &[Line]| -> Vec<Fingerprint> {
-        let setup = attribute(lines, "setup").map(|s| s.trim().to_owned());
-        attributes(lines)
-            .filter(|(n, _)| *n == "fingerprint")
-            .filter_map(|(_, v)| {
-                let (hash, value) = v?.trim().split_once([' ', '\t'])?;
-                Some(Fingerprint {
-                    hash: hash.to_ascii_lowercase(),
-                    setup: setup.clone(),
-                    value: value.trim().to_owned(),
-                })
-            })
-            .collect()
-    };
-    let mut list = from(media);
-    if list.is_empty() {
-        list = from(session);
-    }
-    // a=setup may sit at the other level than the fingerprint.
-    let setup = attribute(media, "setup").or_else(|| attribute(session, "setup"));
-    for f in &mut list {
-        if f.setup.is_none() {
-            f.setup = setup.map(|s| s.trim().to_owned());
-        }
-    }
-    list
-}
+/// Attributes used whole wherever they are (every instance is consumed).
+const HANDLED: &[&str] = &[
+    "rtcp-mux",
+    "mid",
+    "ice-ufrag",
+    "ice-pwd",
+    "fingerprint",
+    "setup",
+    "extmap-allow-mixed",
+];
 
-fn dtls_element(f: &Fingerprint) -> Element {
-    let mut el = element("fingerprint", ns::JINGLE_DTLS, &[("hash", f.hash.as_str())]);
-    if let Some(setup) = &f.setup {
-        crate::xml::set_attr(&mut el, "setup", setup.as_str());
-    }
-    el.append_text(f.value.clone());
-    el
-}
+/// Session-level attributes mapped into every content (or into the groups)
+/// rather than kept as `<sdp-attribute level='session'/>`.
+const SESSION_MAPPED: &[&str] = &[
+    "ice-ufrag",
+    "ice-pwd",
+    "fingerprint",
+    "setup",
+    "extmap",
+    "extmap-allow-mixed",
+    "group",
+];
 
 /// One mappable m= section → a content; `None` when it lacks what a
 /// transport needs (no connection address without ICE).
@@ -311,97 +296,33 @@ fn media_to_content(
         el.append_text(extra.value.to_string());
         rtp.other.push(el);
     }
+    feedback::read(lines, &mut rtp, &mut consumed);
+    hdrext::read(lines, session, author, &mut rtp, &mut consumed);
+    sources::read(lines, &mut rtp, &mut consumed);
+    rtp.encryption = crypto::read(lines, &m.mline.proto, &mut consumed);
     let direction = direction(lines)
         .or_else(|| direction(session))
         .unwrap_or("sendrecv");
     let senders = senders_from_direction(direction, author).unwrap_or_default();
+    let transport = transport::read(session, index, m, rtp.rtcp_mux, &mut consumed)?;
 
-    let mut handled = vec![
-        "rtcp-mux",
-        "mid",
-        "ice-ufrag",
-        "ice-pwd",
-        "fingerprint",
-        "setup",
-    ];
-    handled.extend(DIRECTIONS);
-    let fingerprints = fingerprints(lines, session);
-    let ufrag = attribute(lines, "ice-ufrag").or_else(|| attribute(session, "ice-ufrag"));
-    let transport = if let Some(ufrag) = ufrag {
-        let mut t = IceUdpTransport {
-            ufrag: Some(ufrag.trim().to_owned()),
-            pwd: attribute(lines, "ice-pwd")
-                .or_else(|| attribute(session, "ice-pwd"))
-                .map(|p| p.trim().to_owned()),
-            fingerprints,
-            ..IceUdpTransport::default()
-        };
-        for (i, (n, v)) in attributes_indexed(lines) {
-            if n != "candidate" {
-                continue;
-            }
-            let id = format!("m{index}c{}", t.candidates.len());
-            if let Some(c) = v.and_then(|v| ice_candidate(v, id)) {
-                t.candidates.push(c);
-                consumed.push(i);
-            }
-        }
-        Transport::IceUdp(t)
-    } else {
-        let ip = first(lines, 'c')
-            .or_else(|| first(session, 'c'))
-            .and_then(connection_address)?;
-        let port = m.mline.port;
-        let mut t = RawUdpTransport::default();
-        t.candidates.push(RawUdpCandidate {
-            component: 1,
-            generation: 0,
-            id: format!("m{index}c0"),
-            ip: ip.clone(),
-            port,
-        });
-        if !rtp.rtcp_mux {
-            let rtcp = attribute(lines, "rtcp").and_then(|v| {
-                let v = v.trim();
-                let (p, rest) = v.split_once(' ').unwrap_or((v, ""));
-                let addr = connection_address(rest.trim()).unwrap_or_else(|| ip.clone());
-                Some((p.parse::<u16>().ok()?, addr))
-            });
-            if rtcp.is_some() {
-                handled.push("rtcp");
-            }
-            let rtcp = rtcp.or_else(|| Some((port.checked_add(1)?, ip.clone())));
-            if let Some((rtcp_port, rtcp_ip)) = rtcp {
-                t.candidates.push(RawUdpCandidate {
-                    component: 2,
-                    generation: 0,
-                    id: format!("m{index}c1"),
-                    ip: rtcp_ip,
-                    port: rtcp_port,
-                });
-            }
-        }
-        t.other.extend(fingerprints.iter().map(dtls_element));
-        Transport::RawUdp(t)
-    };
-
-    // Attributes we model but could not use (a candidate that does not
-    // parse, an rtpmap/fmtp for a format not on the m= line, a non-numeric
-    // ptime …) are dropped on purpose: carrying them verbatim would hand the
-    // other side SDP that strict parsers reject.
-    const MODELLED: &[&str] = &["candidate", "ptime", "maxptime", "rtpmap", "fmtp", "rtcp"];
     for (i, (n, v)) in attributes_indexed(lines) {
-        if consumed.contains(&i) || handled.contains(&n) || MODELLED.contains(&n) {
+        let direction = v.is_none() && DIRECTIONS.contains(&n);
+        if consumed.contains(&i) || direction || HANDLED.contains(&n) || MODELLED.contains(&n) {
             continue;
         }
-        rtp.other.push(sdp_attribute(n, v, false));
+        if v.is_none_or(|v| check::ezk_accepts(n, v)) {
+            rtp.other.push(sdp_attribute(n, v, false));
+        }
     }
     for (n, v) in attributes(session) {
-        let known = ["ice-ufrag", "ice-pwd", "fingerprint", "setup"];
-        if known.contains(&n) || MODELLED.contains(&n) || (v.is_none() && DIRECTIONS.contains(&n)) {
+        let direction = v.is_none() && DIRECTIONS.contains(&n);
+        if direction || SESSION_MAPPED.contains(&n) || MODELLED.contains(&n) {
             continue;
         }
-        rtp.other.push(sdp_attribute(n, v, true));
+        if v.is_none_or(|v| check::ezk_accepts(n, v)) {
+            rtp.other.push(sdp_attribute(n, v, true));
+        }
     }
 
     Some(Content {

@@ -8,6 +8,7 @@ use crate::jingle::{
 use crate::ns;
 use bytesstr::BytesStr;
 
+mod modern;
 mod props;
 
 pub(super) fn testdata(name: &str) -> String {
@@ -91,8 +92,13 @@ fn jingle_file(name: &str) -> Jingle {
 /// SDP → Jingle → SDP → Jingle keeps the Jingle side identical.
 fn assert_offer_round_trip(sdp: &str, author: SdpAuthor) -> MappedSdp {
     let first = sdp_offer_to_jingle(sdp, author).unwrap();
-    let written =
-        jingle_to_sdp_offer(&first.contents, author, &origin(&first.origin_username)).unwrap();
+    let written = jingle_to_sdp_offer(
+        &first.contents,
+        &[],
+        author,
+        &origin(&first.origin_username),
+    )
+    .unwrap();
     assert_valid_sdp(&written);
     let second = sdp_offer_to_jingle(&written, author).unwrap();
     assert_eq!(
@@ -146,7 +152,8 @@ fn stox_draft_invite_to_jingle() {
 #[test]
 fn stox_draft_session_initiate_to_invite() {
     let j = jingle_file("stox-draft-session-initiate.xml");
-    let sdp = jingle_to_sdp_offer(&j.contents, SdpAuthor::Initiator, &origin("juliet")).unwrap();
+    let sdp =
+        jingle_to_sdp_offer(&j.contents, &[], SdpAuthor::Initiator, &origin("juliet")).unwrap();
     assert_eq!(
         sdp,
         "v=0\r\n\
@@ -199,7 +206,7 @@ fn stox_draft_session_accept_to_200ok() {
     let mut accept = jingle_file("stox-draft-session-accept.xml").contents;
     accept[0].name = mapped.contents[0].name.clone();
     let sdp =
-        jingle_to_sdp_answer(&accept, SdpAuthor::Responder, &origin("romeo"), &offer).unwrap();
+        jingle_to_sdp_answer(&accept, &[], SdpAuthor::Responder, &origin("romeo"), &offer).unwrap();
     assert_eq!(
         sdp,
         "v=0\r\n\
@@ -228,7 +235,7 @@ fn asterisk_plain_rtp_avp() {
         pts.iter()
             .all(|p| p.ptime == Some(20) && p.maxptime == Some(150))
     );
-    let sdp = jingle_to_sdp_offer(&m.contents, SdpAuthor::Initiator, &origin("-")).unwrap();
+    let sdp = jingle_to_sdp_offer(&m.contents, &[], SdpAuthor::Initiator, &origin("-")).unwrap();
     assert!(sdp.contains("a=fmtp:101 0-16\r\n"), "{sdp}");
     assert!(sdp.contains("a=ptime:20\r\na=maxptime:150\r\n"), "{sdp}");
     assert!(
@@ -271,18 +278,19 @@ fn baresip_fmtp_bandwidth_rtcp_and_unknown_attributes() {
     assert_eq!(raw_udp(audio).candidates[1].port, 10175);
     assert_eq!(
         sdp_attrs(audio),
-        [
-            ("label".to_owned(), Some("1".to_owned()), false),
-            (
-                "ssrc".to_owned(),
-                Some("2920472631 cname:sip:alice@example.org".to_owned()),
-                false
-            ),
-        ]
+        [("label".to_owned(), Some("1".to_owned()), false)]
+    );
+    assert_eq!(
+        rtp(audio).sources,
+        [crate::jingle::Source {
+            ssrc: 2920472631,
+            parameters: vec![Parameter::new("cname", "sip:alice@example.org")],
+            other: vec![],
+        }]
     );
     let video = &m.contents[1];
     assert_eq!(video.name, "video");
-    let sdp = jingle_to_sdp_offer(&m.contents, SdpAuthor::Initiator, &origin("-")).unwrap();
+    let sdp = jingle_to_sdp_offer(&m.contents, &[], SdpAuthor::Initiator, &origin("-")).unwrap();
     for line in [
         "a=fmtp:96 stereo=1;sprop-stereo=1;maxaveragebitrate=28000\r\n",
         "b=AS:64\r\n",
@@ -335,13 +343,25 @@ fn webrtc_offer_ice_dtls_rtcp_mux_bundle() {
     assert_eq!(t.fingerprints.len(), 1);
     assert_eq!(t.fingerprints[0].hash, "sha-256");
     assert_eq!(t.fingerprints[0].setup.as_deref(), Some("actpass"));
+    assert_eq!(
+        m.groups,
+        [crate::jingle::Group {
+            semantics: "BUNDLE".into(),
+            contents: vec!["0".into(), "1".into()]
+        }]
+    );
     let attrs = sdp_attrs(audio);
     assert!(
-        attrs.contains(&("group".into(), Some("BUNDLE 0 1".into()), true)),
+        !attrs.iter().any(|(n, _, _)| n == "group" || n == "rtcp-fb"),
         "{attrs:?}"
     );
-    assert!(attrs.contains(&("rtcp-fb".into(), Some("111 transport-cc".into()), false)));
+    assert_eq!(
+        rtp(audio).payload_types[0].rtcp_fb[0].kind,
+        "transport-cc",
+        "a=rtcp-fb:111 transport-cc"
+    );
     assert!(attrs.contains(&("ice-options".into(), Some("trickle".into()), false)));
+    assert!(attrs.contains(&("rtcp".into(), Some("9 IN IP4 0.0.0.0".into()), false)));
     let opus = &rtp(audio).payload_types[0];
     assert_eq!(
         opus.parameters,
@@ -355,7 +375,8 @@ fn webrtc_offer_ice_dtls_rtcp_mux_bundle() {
         [Parameter::new("", "111/111")]
     );
 
-    let sdp = jingle_to_sdp_offer(&m.contents, SdpAuthor::Initiator, &origin("-")).unwrap();
+    let sdp =
+        jingle_to_sdp_offer(&m.contents, &m.groups, SdpAuthor::Initiator, &origin("-")).unwrap();
     assert_eq!(sdp.matches("a=group:BUNDLE 0 1\r\n").count(), 1, "{sdp}");
     for line in [
         "m=audio 54400 UDP/TLS/RTP/SAVPF 111 63 9 0 8 13 110 126\r\nc=IN IP4 203.0.113.50\r\n",
@@ -375,7 +396,8 @@ fn webrtc_offer_ice_dtls_rtcp_mux_bundle() {
 #[test]
 fn conversations_session_initiate_to_sdp() {
     let j = jingle_file("conversations-session-initiate.xml");
-    let sdp = jingle_to_sdp_offer(&j.contents, SdpAuthor::Initiator, &origin("romeo")).unwrap();
+    let sdp =
+        jingle_to_sdp_offer(&j.contents, &[], SdpAuthor::Initiator, &origin("romeo")).unwrap();
     assert_valid_sdp(&sdp);
     for line in [
         "o=romeo 2890844526 1 IN IP4 203.0.113.7\r\n",
@@ -396,16 +418,7 @@ fn conversations_session_initiate_to_sdp() {
     let back = sdp_offer_to_jingle(&sdp, SdpAuthor::Initiator).unwrap();
     let (a, b) = (&back.contents[0], &j.contents[0]);
     assert_eq!(a.name, b.name);
-    // Payload-type children without SDP meaning yet (rtcp-fb) are not carried.
-    let strip = |pts: &[PayloadType]| {
-        pts.iter()
-            .map(|p| PayloadType {
-                other: vec![],
-                ..p.clone()
-            })
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(strip(&rtp(a).payload_types), strip(&rtp(b).payload_types));
+    assert_eq!(rtp(a).payload_types, rtp(b).payload_types);
     assert_eq!(ice(a).fingerprints, ice(b).fingerprints);
     let cands = |t: &IceUdpTransport| {
         t.candidates
@@ -458,8 +471,8 @@ fn senders_are_role_aware_in_offers_and_answers() {
         assert_eq!(direction_for_senders(senders, author), direction);
         assert_eq!(senders_from_direction(direction, author), Some(senders));
         let offered = [content_with_senders(Both)];
-        let sdp =
-            jingle_to_sdp_offer(&[content_with_senders(senders)], author, &origin("u")).unwrap();
+        let sdp = jingle_to_sdp_offer(&[content_with_senders(senders)], &[], author, &origin("u"))
+            .unwrap();
         assert!(sdp.contains(&format!("a={direction}\r\n")), "{sdp}");
         assert!(sdp.contains("c=IN IP6 2001:db8::5\r\n"), "{sdp}");
         let back = sdp_offer_to_jingle(&sdp, author).unwrap();
@@ -515,7 +528,7 @@ fn static_payload_types_without_rtpmap() {
             (96, None, None),
         ]
     );
-    let out = jingle_to_sdp_offer(&m.contents, SdpAuthor::Initiator, &origin("-")).unwrap();
+    let out = jingle_to_sdp_offer(&m.contents, &[], SdpAuthor::Initiator, &origin("-")).unwrap();
     assert!(
         out.contains("a=rtpmap:0 PCMU/8000\r\n") && out.contains("a=rtpmap:4 G723/8000\r\n"),
         "{out}"
@@ -545,8 +558,14 @@ fn bfcp_over_websocket_is_declined_in_order() {
     // The XMPP callee accepts audio only.
     let mut accepted = vec![content_with_senders(Senders::Both)];
     accepted[0].name = "audio".into();
-    let answer =
-        jingle_to_sdp_answer(&accepted, SdpAuthor::Responder, &origin("juliet"), &offer).unwrap();
+    let answer = jingle_to_sdp_answer(
+        &accepted,
+        &[],
+        SdpAuthor::Responder,
+        &origin("juliet"),
+        &offer,
+    )
+    .unwrap();
     assert_valid_sdp(&answer);
     let mlines: Vec<&str> = answer.lines().filter(|l| l.starts_with("m=")).collect();
     assert_eq!(
@@ -586,8 +605,14 @@ fn answer_with_a_declined_line_keeps_order() {
 
     // Our answer to the two-line offer when only audio is accepted.
     let offer = testdata("baresip-offer.sdp");
-    let sdp =
-        jingle_to_sdp_answer(&m.contents, SdpAuthor::Responder, &origin("callee"), &offer).unwrap();
+    let sdp = jingle_to_sdp_answer(
+        &m.contents,
+        &[],
+        SdpAuthor::Responder,
+        &origin("callee"),
+        &offer,
+    )
+    .unwrap();
     assert_valid_sdp(&sdp);
     let mlines: Vec<&str> = sdp.lines().filter(|l| l.starts_with("m=")).collect();
     assert_eq!(
@@ -602,7 +627,7 @@ fn answer_with_a_declined_line_keeps_order() {
         Err(SdpError::NothingMappable(_))
     ));
     assert!(matches!(
-        jingle_to_sdp_answer(&[], SdpAuthor::Responder, &origin("c"), &offer),
+        jingle_to_sdp_answer(&[], &[], SdpAuthor::Responder, &origin("c"), &offer),
         Err(SdpError::NothingMappable(_))
     ));
 }
@@ -618,8 +643,14 @@ fn webrtc_answer_keeps_mids_and_proto() {
     if let Some(Transport::IceUdp(t)) = &mut answer.transport {
         t.fingerprints[0].setup = Some("active".into());
     }
-    let sdp =
-        jingle_to_sdp_answer(&[answer], SdpAuthor::Responder, &origin("romeo"), &offer).unwrap();
+    let sdp = jingle_to_sdp_answer(
+        &[answer],
+        &[],
+        SdpAuthor::Responder,
+        &origin("romeo"),
+        &offer,
+    )
+    .unwrap();
     assert_valid_sdp(&sdp);
     assert!(sdp.contains("a=setup:active\r\n"), "{sdp}");
     assert!(
@@ -703,12 +734,12 @@ fn bad_input_returns_errors() {
         ));
     }
     evil.name = "a b\r\n".into();
-    let sdp = jingle_to_sdp_offer(&[evil], SdpAuthor::Initiator, &origin("bad user")).unwrap();
+    let sdp = jingle_to_sdp_offer(&[evil], &[], SdpAuthor::Initiator, &origin("bad user")).unwrap();
     assert_valid_sdp(&sdp);
     assert!(!sdp.contains("evil"), "{sdp}");
     assert!(sdp.contains("o=- "), "{sdp}");
     assert!(matches!(
-        jingle_to_sdp_offer(&[], SdpAuthor::Initiator, &origin("u")),
+        jingle_to_sdp_offer(&[], &[], SdpAuthor::Initiator, &origin("u")),
         Err(SdpError::NothingMappable(_))
     ));
 }
@@ -725,7 +756,8 @@ fn lf_only_and_session_level_ice() {
     assert_eq!(t.fingerprints[0].setup.as_deref(), Some("passive"));
     assert_eq!(t.candidates[1].tcptype.as_deref(), Some("active"));
     assert_eq!(t.candidates[0].protocol, "udp");
-    let out = jingle_to_sdp_offer(&m.contents, SdpAuthor::Initiator, &origin("alice")).unwrap();
+    let out =
+        jingle_to_sdp_offer(&m.contents, &[], SdpAuthor::Initiator, &origin("alice")).unwrap();
     assert!(
         out.contains("m=audio 5000 UDP/TLS/RTP/SAVPF 0\r\nc=IN IP6 ::1\r\n"),
         "{out}"
@@ -741,7 +773,7 @@ fn ice_without_candidates_uses_the_discard_address() {
         pwd: Some("0123456789abcdefghijkl".into()),
         ..IceUdpTransport::default()
     }));
-    let sdp = jingle_to_sdp_offer(&[c], SdpAuthor::Initiator, &origin("u")).unwrap();
+    let sdp = jingle_to_sdp_offer(&[c], &[], SdpAuthor::Initiator, &origin("u")).unwrap();
     assert!(
         sdp.contains("m=audio 9 RTP/AVP 0\r\nc=IN IP4 0.0.0.0\r\n"),
         "{sdp}"

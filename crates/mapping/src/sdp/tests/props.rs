@@ -51,6 +51,8 @@ fn payload_types(ptime: Option<u32>) -> impl Strategy<Value = Vec<PayloadType>> 
                         ptime,
                         maxptime: ptime.map(|p| p * 3),
                         parameters,
+                        rtcp_fb: vec![],
+                        rtcp_fb_trr_int: None,
                         other: vec![],
                     },
                 )
@@ -113,6 +115,7 @@ fn transport(rtcp_mux: bool) -> impl Strategy<Value = Transport> {
                 ufrag: Some(ufrag),
                 pwd: Some(pwd),
                 candidates,
+                remote_candidates: vec![],
                 fingerprints: fp.into_iter().collect(),
                 other: vec![],
             })
@@ -220,23 +223,23 @@ proptest! {
     #[test]
     fn arbitrary_strings_never_panic(s in "\\PC*", a in author()) {
         let _ = sdp_offer_to_jingle(&s, a);
-        let _ = jingle_to_sdp_answer(&[], a, &origin("u"), &s);
+        let _ = jingle_to_sdp_answer(&[], &[], a, &origin("u"), &s);
     }
 
     #[test]
     fn sdp_like_input_never_panics(sdp in sdp_lines(), a in author(), cs in contents()) {
         if let Ok(m) = sdp_offer_to_jingle(&sdp, a) {
-            let answer = jingle_to_sdp_answer(&m.contents, a, &origin("u"), &sdp)
+            let answer = jingle_to_sdp_answer(&m.contents, &[], a, &origin("u"), &sdp)
                 .expect("answering our own mapping works");
             assert_valid_sdp(&answer);
         }
         let _ = sdp_answer_to_jingle(&sdp, &cs, a);
-        let _ = jingle_to_sdp_answer(&cs, a, &origin("u"), &sdp);
+        let _ = jingle_to_sdp_answer(&cs, &[], a, &origin("u"), &sdp);
     }
 
     #[test]
     fn contents_survive_sdp_offer_round_trip(cs in contents(), a in author()) {
-        let sdp = jingle_to_sdp_offer(&cs, a, &origin("user")).expect("valid contents write");
+        let sdp = jingle_to_sdp_offer(&cs, &[], a, &origin("user")).expect("valid contents write");
         assert_valid_sdp(&sdp);
         let back = sdp_offer_to_jingle(&sdp, a).expect("our SDP maps back");
         prop_assert_eq!(back.origin_username.as_str(), "user");
@@ -246,8 +249,8 @@ proptest! {
 
     #[test]
     fn contents_survive_sdp_answer_round_trip(cs in contents(), a in author()) {
-        let offer = jingle_to_sdp_offer(&cs, SdpAuthor::Initiator, &origin("o")).expect("offer");
-        let answer = jingle_to_sdp_answer(&cs, a, &origin("user"), &offer).expect("answer");
+        let offer = jingle_to_sdp_offer(&cs, &[], SdpAuthor::Initiator, &origin("o")).expect("offer");
+        let answer = jingle_to_sdp_answer(&cs, &[], a, &origin("user"), &offer).expect("answer");
         assert_valid_sdp(&answer);
         let back = sdp_answer_to_jingle(&answer, &cs, a).expect("our answer maps back");
         prop_assert_eq!(without_ids(back.contents), without_ids(cs));
