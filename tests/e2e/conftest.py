@@ -110,6 +110,14 @@ def juliet(xloop, prosody, attach):
 
 
 @pytest.fixture
+def juliet_phone(xloop, prosody):
+    """A second device of juliet@example.com (resource "phone")."""
+    client = _client(xloop, prosody, "juliet", "phone")
+    yield client
+    client.disconnect()
+
+
+@pytest.fixture
 def romeo(xloop, prosody):
     client = _client(xloop, prosody, "romeo", "orchard")
     yield client

@@ -137,7 +137,6 @@ def test_unanswered_initiate_times_out_with_408(gateway, juliet, sipp):
 
 
 @pytest.mark.parametrize("ruri,code", [
-    ("sip:juliet@example.com", 480),        # a bare JID needs XEP-0353: not yet
     ("sip:juliet@example.org", 404),        # not one of xmpp.domains
 ])
 def test_unroutable_request_uri(gateway, juliet, sipp, ruri, code):

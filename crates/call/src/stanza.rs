@@ -133,6 +133,9 @@ pub(crate) const FEATURES: &[&str] = &[
     ns::JINGLE_RAW_UDP,
     ns::JINGLE_ICE_UDP,
     ns::JINGLE_DTLS,
+    ns::JINGLE_MESSAGE,
+    // "send all candidates at once": clients then gather before they offer.
+    "urn:ietf:rfc:3264",
 ];
 
 pub(crate) fn disco_info(node: Option<&str>) -> Element {

@@ -23,6 +23,30 @@ from . import jingle
 
 NS_CLIENT = "jabber:client"
 NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
+NS_JMI = "urn:xmpp:jingle-message:0"
+
+
+@dataclass
+class Jmi:
+    """A Jingle Message Initiation message as received (XEP-0353)."""
+    xml: ET.Element
+    frm: str
+    to: str
+    kind: str          # propose, ringing, proceed, reject, retract, finish, accept
+    id: str
+
+    def reason(self) -> str | None:
+        el = self.xml.find(f"{{{NS_JMI}}}{self.kind}/{{{jingle.NS_JINGLE}}}reason")
+        if el is None:
+            return None
+        for child in el:
+            name = child.tag.rpartition("}")[2]
+            if name != "text" and child.tag.startswith(f"{{{jingle.NS_JINGLE}}}"):
+                return name
+        return None
+
+    def text(self) -> str:
+        return ET.tostring(self.xml, encoding="unicode")
 
 
 class XmppLoop:
@@ -105,6 +129,15 @@ class _IdMatcher(MatcherBase):
         return xml["type"] in ("result", "error") and xml["id"] in self._criteria
 
 
+class _JmiMatcher(MatcherBase):
+    """Matches message stanzas that carry a JMI (XEP-0353) element."""
+
+    def match(self, xml) -> bool:
+        el = xml.xml
+        return el.tag == f"{{{NS_CLIENT}}}message" and any(
+            child.tag.startswith(f"{{{NS_JMI}}}") for child in el)
+
+
 @dataclass
 class _State:
     received: list = field(default_factory=list)
@@ -123,6 +156,7 @@ class JingleClient:
         self.replies: dict[str, Reply] = {}   # by Jingle action; default result
         self.sent_replies: list[str] = []
         self._state = _State()
+        self._jmi = _State()
         self._pending: dict[str, asyncio.Future] = {}
         self.xmpp = None
 
@@ -156,6 +190,8 @@ class JingleClient:
             self._on_jingle))
         xmpp.register_handler(Callback(
             "iq-answers", _IdMatcher(self._pending), self._on_answer))
+        xmpp.register_handler(Callback(
+            "jmi-in", _JmiMatcher(None), self._on_jmi))
         _connect_plain(xmpp, *self.address)
         await started
 
@@ -239,6 +275,48 @@ class JingleClient:
         except AssertionError:
             return
         raise AssertionError(f"{self.jid}: unexpected {action}: {st.text()}")
+
+    def _on_jmi(self, msg):
+        el = copy.deepcopy(msg.xml)
+        for child in el:
+            if child.tag.startswith(f"{{{NS_JMI}}}"):
+                kind = child.tag.rpartition("}")[2]
+                m = Jmi(el, el.get("from", ""), el.get("to", ""), kind, child.get("id", ""))
+                with self._jmi.cond:
+                    self._jmi.received.append(m)
+                    self._jmi.cond.notify_all()
+                return
+
+    def expect_jmi(self, kind: str, timeout: float = 10.0, id: str | None = None) -> Jmi:
+        """The next not-yet-consumed JMI message of this kind (propose, proceed …)."""
+        def find():
+            for i, m in enumerate(self._jmi.received):
+                if i not in self._jmi.consumed and m.kind == kind and (id is None or m.id == id):
+                    self._jmi.consumed.add(i)
+                    return m
+            return None
+
+        with self._jmi.cond:
+            m = self._jmi.cond.wait_for(find, timeout)
+        if m is None:
+            seen = [(x.kind, x.id, x.frm) for x in self._jmi.received]
+            raise AssertionError(f"{self.jid}: no JMI <{kind}/> within {timeout}s; "
+                                 f"received so far: {seen}")
+        return m
+
+    def expect_no_jmi(self, kind: str, within: float):
+        try:
+            m = self.expect_jmi(kind, within)
+        except AssertionError:
+            return
+        raise AssertionError(f"{self.jid}: unexpected JMI <{kind}/>: {m.text()}")
+
+    def send_jmi(self, to: str, kind: str, sid: str, inner: str = ""):
+        """Send a type='chat' message carrying one JMI element (with a store hint)."""
+        raw = (f"<message type='chat' to={quoteattr(to)}>"
+               f"<{kind} xmlns='{NS_JMI}' id={quoteattr(sid)}>{inner}</{kind}>"
+               f"<store xmlns='urn:xmpp:hints'/></message>")
+        self.xloop.call(self.xmpp.send_raw, raw)
 
     def received(self) -> list[Stanza]:
         with self._state.cond:
