@@ -85,7 +85,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 None => break,
             },
             ev = sip_events.recv() => match ev {
-                Some(ev) => Some(sip_input(ev)),
+                Some(ev) => sip_input(ev),
                 None => break,
             },
             Some(expired) = exec.timers.next() => Some(Input::Timer(expired.into_inner())),
@@ -158,8 +158,9 @@ fn xmpp_input(ev: XmppEvent) -> Option<Input> {
     }
 }
 
-fn sip_input(ev: SipEvent) -> Input {
-    Input::Sip(match ev {
+/// `None` for SIP events the core does not take yet (INFO).
+fn sip_input(ev: SipEvent) -> Option<Input> {
+    Some(Input::Sip(match ev {
         SipEvent::IncomingInvite {
             call_id,
             request_uri,
@@ -181,6 +182,7 @@ fn sip_input(ev: SipEvent) -> Input {
             call_id,
             status,
             sdp,
+            ..
         } => SipInput::Provisional {
             call_id,
             status,
@@ -200,7 +202,11 @@ fn sip_input(ev: SipEvent) -> Input {
         SipEvent::Cancelled { call_id } => SipInput::Cancelled { call_id },
         SipEvent::Bye { call_id } => SipInput::Bye { call_id },
         SipEvent::Terminated { call_id, reason } => SipInput::Terminated { call_id, reason },
-    })
+        SipEvent::Info { call_id, .. } => {
+            debug!(%call_id, "SIP INFO not taken by the core yet");
+            return None;
+        }
+    }))
 }
 
 /// Carries out the core's outputs.
@@ -256,6 +262,7 @@ impl Executor {
                 request_uri,
                 from,
                 sdp,
+                supported: Vec::new(),
             }),
             SipCommand::Respond {
                 call_id,

@@ -5,21 +5,33 @@
 //! every final response — the 2xx once, and again for each retransmitted 2xx
 //! during the RFC 6026 Accepted window — and registers the confirmed dialog
 //! so the peer's BYE finds it. `InviteDialog::cancel` defers the CANCEL until
-//! a provisional response when none came yet (RFC 3261 §9.1).
+//! a provisional response when none came yet (RFC 3261 §9.1). It PRACKs
+//! every provisional with `Require: 100rel` and an RSeq (RFC 3262) before
+//! reporting it, whether or not we advertised `100rel`. Forks (RFC 3261
+//! §13.2.2.4): each provisional is reported as an `Early` state, whatever
+//! its To tag; only the first 2xx confirms the dialog; each further 2xx with
+//! another To tag is ACKed by the transaction and BYE'd by the dialog layer
+//! from that response's Contact/Record-Route, without a dialog entry or a
+//! state change; a later non-2xx is dropped by the transaction.
 //! What we add: routing (outbound proxy or Request-URI), the Contact for the
-//! chosen transport, events, and the table entry.
+//! chosen transport, `Supported: 100rel[, …]`, events (at most one
+//! `Answered`), and the table entry.
 
+use crate::forks::ForkWatch;
+use crate::info::{REL100, supported_tags};
 use crate::server::{sdp_body, transport_name};
 use crate::table::{CallEntry, Role};
 use crate::{Inner, OutgoingInvite, SipError, SipEvent};
 use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver, TerminatedReason};
 use rsipstack::dialog::invitation::{InviteAsyncResult, InviteOption};
 use rsipstack::dialog::invite_dialog::InviteDialog;
+use rsipstack::sip::prelude::HeadersExt;
 use rsipstack::sip::uri::ParamsExt;
 use rsipstack::sip::{Response, Transport, Uri};
 use rsipstack::transport::SipAddr;
 use std::sync::Arc;
 use stox_mapping::ids::CallId;
+use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::task::JoinHandle;
 use tracing::{Instrument, info, info_span, warn};
 
@@ -94,6 +106,9 @@ pub(crate) fn invite(inner: &Arc<Inner>, invite: OutgoingInvite) -> Result<(), S
         contact,
         call_id: Some(invite.call_id.to_string()),
         route_set: inner.outbound_route.iter().cloned().collect(),
+        // One `Supported` header with 100rel and the caller's tags, rather
+        // than `support_prack` (which would add a second one).
+        headers: Some(crate::info::invite_headers(&invite.supported)),
         ..Default::default()
     };
     let call_id = invite.call_id;
@@ -104,17 +119,21 @@ pub(crate) fn invite(inner: &Arc<Inner>, invite: OutgoingInvite) -> Result<(), S
         .dialogs
         .do_invite_async(option, state_tx)
         .map_err(|e| SipError::Stack(e.to_string()))?;
+    let (forks, dropped) = ForkWatch::new(&dialog.initial_request());
     let entry = CallEntry {
         role: Role::Uac,
         dialog: dialog.clone(),
         uas: None,
+        forks: Some(Arc::new(forks)),
     };
     if !inner.calls.insert_new(call_id.clone(), entry) {
         outcome.abort();
         return Err(SipError::Stack(format!("call {call_id} already exists")));
     }
     info!(transport = transport_name(transport), "INVITE sent");
-    tokio::spawn(watch(inner.clone(), call_id, dialog, state_rx, outcome).in_current_span());
+    tokio::spawn(
+        watch(inner.clone(), call_id, dialog, state_rx, dropped, outcome).in_current_span(),
+    );
     Ok(())
 }
 
@@ -148,11 +167,13 @@ async fn watch(
     call_id: CallId,
     dialog: InviteDialog,
     mut states: DialogStateReceiver,
+    mut dropped: UnboundedReceiver<Response>,
     outcome: JoinHandle<InviteAsyncResult>,
 ) {
     let mut outcome = Some(outcome);
     let mut final_response: Option<Response> = None;
     let mut answered = false;
+    let mut prack = PrackTracker::default();
     loop {
         let finished = async {
             match outcome.as_mut() {
@@ -162,20 +183,24 @@ async fn watch(
         };
         tokio::select! {
             biased;
+            // Seen by the transport before any later state: keeps the order.
+            Some(resp) = dropped.recv(), if !answered => {
+                inner.emit(provisional(&call_id, &resp, false)).await;
+            }
             state = states.recv() => {
                 let Some(state) = state else { break };
                 match state {
                     DialogState::Early(_, resp) => {
-                        let status = resp.status_code.code();
-                        let sdp = sdp_body(resp.headers.iter(), &resp.body);
-                        inner.emit(SipEvent::Provisional { call_id: call_id.clone(), status, sdp }).await;
+                        let reliable = prack.pracked(&resp);
+                        inner.emit(provisional(&call_id, &resp, reliable)).await;
                     }
                     DialogState::Confirmed(_, resp) if !answered => {
                         answered = true;
                         let status = resp.status_code.code();
                         let sdp = sdp_body(resp.headers.iter(), &resp.body);
-                        info!(status, "answered");
-                        inner.emit(SipEvent::Answered { call_id: call_id.clone(), status, sdp }).await;
+                        let supported = supported_tags(resp.headers.iter());
+                        info!(status, tag = %dialog.id().remote_tag, "answered");
+                        inner.emit(SipEvent::Answered { call_id: call_id.clone(), status, sdp, supported }).await;
                     }
                     DialogState::Terminated(_, reason) => {
                         info!(?reason, "dialog ended");
@@ -223,6 +248,50 @@ async fn watch(
     }
     inner.calls.remove(&call_id);
     inner.dialogs.remove_dialog(&dialog.id());
+}
+
+/// Mirrors rsipstack's PRACK decision (`prepare_prack_request`): a
+/// provisional with `Require: 100rel` and an RSeq is PRACKed unless its RSeq
+/// is below the last one PRACKed (one counter for all forks).
+#[derive(Default)]
+struct PrackTracker {
+    last_rseq: Option<u32>,
+}
+
+impl PrackTracker {
+    fn pracked(&mut self, resp: &Response) -> bool {
+        if !resp.header_contains_token("Require", REL100) {
+            return false;
+        }
+        let Some(rseq) = resp.rseq_value() else {
+            warn!("reliable provisional without RSeq: not PRACKed");
+            return false;
+        };
+        if self.last_rseq.is_some_and(|last| rseq < last) {
+            warn!(rseq, "reliable provisional with an old RSeq: not PRACKed");
+            return false;
+        }
+        self.last_rseq = Some(rseq);
+        true
+    }
+}
+
+fn provisional(call_id: &CallId, resp: &Response, reliable: bool) -> SipEvent {
+    let status = resp.status_code.code();
+    let tag = resp
+        .to_header()
+        .ok()
+        .and_then(|to| to.tag().ok().flatten())
+        .map(|t| t.value().to_string())
+        .unwrap_or_default();
+    info!(status, %tag, reliable, "provisional response");
+    SipEvent::Provisional {
+        call_id: call_id.clone(),
+        status,
+        sdp: sdp_body(resp.headers.iter(), &resp.body),
+        reliable,
+        supported: supported_tags(resp.headers.iter()),
+    }
 }
 
 fn final_of(result: Result<InviteAsyncResult, tokio::task::JoinError>) -> Option<Response> {

@@ -15,9 +15,21 @@
 //! from the table when the dialog ends.
 //!
 //! Modules: `transport` (listeners), `wire` (bad input), `server` (incoming
-//! requests, UAS), `client` (outgoing INVITE, UAC), `table` (live calls).
+//! requests, UAS), `client` (outgoing INVITE, UAC), `info` (INFO both ways,
+//! option tags), `table` (live calls).
+//!
+//! # Forking (RFC 3261 §13.2.2.4)
+//!
+//! A proxy may fork our INVITE: provisional responses then come from several
+//! early dialogs (different To tags) and more than one 2xx may arrive. Every
+//! provisional is reported; only the first 2xx becomes [`SipEvent::Answered`].
+//! rsipstack ACKs every further 2xx with its own tag and target and ends that
+//! dialog with a BYE (logged at info), without registering it; a later
+//! non-2xx from another fork is dropped by the transaction (Accepted state).
 
 mod client;
+mod forks;
+mod info;
 mod server;
 mod table;
 mod transport;
@@ -59,6 +71,12 @@ pub enum SipError {
     InvalidUri(String),
     #[error("no such call {0}")]
     UnknownCall(CallId),
+    /// An in-dialog request (INFO) asked for a call whose dialog is not
+    /// confirmed yet. rsipstack 0.7 builds in-dialog requests only for a
+    /// confirmed dialog, so INFO in an early dialog (RFC 8840 allows it) is
+    /// not supported: hold the payload until the call is answered.
+    #[error("call {0} has no confirmed dialog yet (INFO in an early dialog is not supported)")]
+    NotConfirmed(CallId),
     #[error("{0}")]
     Stack(String),
 }
@@ -73,6 +91,11 @@ pub struct OutgoingInvite {
     pub from: String,
     /// The SDP offer.
     pub sdp: String,
+    /// Option tags for the `Supported` header besides `100rel`, which is
+    /// always advertised (RFC 3262), e.g. `trickle-ice` (RFC 8840; it also
+    /// adds `Recv-Info: trickle-ice`). Tags that are not SIP tokens are
+    /// dropped.
+    pub supported: Vec<String>,
 }
 
 /// What the SIP side reports to the gateway core.
@@ -87,18 +110,29 @@ pub enum SipEvent {
         sdp: Option<String>,
         transport: &'static str,
         source: SocketAddr,
+        /// Option tags of the `Supported` header(s), lower-cased.
+        supported: Vec<String>,
     },
-    /// A provisional response (101–199) to our INVITE.
+    /// A provisional response (101–199) to our INVITE. With forking there
+    /// may be several, from different early dialogs.
     Provisional {
         call_id: CallId,
         status: u16,
         sdp: Option<String>,
+        /// It carried `Require: 100rel` and an RSeq, and has been PRACKed
+        /// (RFC 3262): its SDP is a real answer.
+        reliable: bool,
+        /// Option tags of the `Supported` header(s), lower-cased.
+        supported: Vec<String>,
     },
-    /// A 2xx to our INVITE; the ACK has been sent.
+    /// The first 2xx to our INVITE; the ACK has been sent. Only one per
+    /// call, even when a forking proxy delivers several (see the crate docs).
     Answered {
         call_id: CallId,
         status: u16,
         sdp: Option<String>,
+        /// Option tags of the `Supported` header(s), lower-cased.
+        supported: Vec<String>,
     },
     /// A final non-2xx to our INVITE, or a transaction timeout (408).
     Rejected {
@@ -116,6 +150,14 @@ pub enum SipEvent {
     /// The dialog ended for another reason (no ACK, BYE timed out, transport
     /// gone …).
     Terminated { call_id: CallId, reason: String },
+    /// An INFO in an early or confirmed dialog of the call; 200 OK has been
+    /// sent. An INFO without body gives empty strings.
+    Info {
+        call_id: CallId,
+        /// The `Content-Type` value as received (parameters kept).
+        content_type: String,
+        body: String,
+    },
 }
 
 /// RFC 3261 timer base values. The defaults are the RFC's; tests shorten
@@ -219,6 +261,7 @@ impl SipEndpoint {
         };
         let token = cancel.child_token();
         let bound = transport::bind(&config, &token).await?;
+        let calls = CallTable::default();
 
         let layer = TransportLayer::new(token.child_token());
         if let Some(udp) = bound.udp {
@@ -241,7 +284,9 @@ impl SipEndpoint {
             .with_transport_layer(layer)
             .with_cancel_token(token.child_token())
             .with_option(option)
-            .with_transport_inspector(Box::new(wire::WireInspector))
+            .with_transport_inspector(Box::new(wire::WireInspector {
+                calls: calls.clone(),
+            }))
             .with_allows(server::ALLOWED.to_vec())
             .build();
         let incoming = endpoint
@@ -286,7 +331,7 @@ impl SipEndpoint {
         let inner = Arc::new(Inner {
             dialogs: Arc::new(DialogLayer::new(endpoint_inner.clone())),
             endpoint: endpoint_inner,
-            calls: CallTable::default(),
+            calls,
             events,
             listeners: bound.addrs,
             outbound_proxy,
@@ -346,6 +391,14 @@ impl SipEndpoint {
         Ok(())
     }
 
+    /// Sends INFO in the call's confirmed dialog (either role), e.g.
+    /// `application/trickle-ice-sdpfrag` (RFC 8840: `Info-Package:
+    /// trickle-ice` is added). Returns at once; a non-2xx answer is logged.
+    /// Before the dialog is confirmed: [`SipError::NotConfirmed`].
+    pub fn info(&self, call_id: &CallId, content_type: &str, body: String) -> Result<(), SipError> {
+        info::send(&self.inner, call_id, content_type, body)
+    }
+
     /// The local addresses actually bound, per transport (useful with port 0).
     pub fn local_addrs(&self) -> Vec<(&'static str, SocketAddr)> {
         self.inner.listeners.clone()
@@ -354,5 +407,11 @@ impl SipEndpoint {
     /// The Call-IDs of the dialogs currently alive (either role), sorted.
     pub fn live_calls(&self) -> Vec<CallId> {
         self.inner.calls.ids()
+    }
+
+    /// How many dialogs rsipstack's dialog layer still holds (a leak check:
+    /// 0 once every call has ended).
+    pub fn dialog_count(&self) -> usize {
+        self.inner.dialogs.len()
     }
 }

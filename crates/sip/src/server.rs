@@ -30,10 +30,11 @@ pub(crate) const ALLOWED: &[Method] = &[
     Method::Bye,
     Method::Cancel,
     Method::Options,
+    Method::Info,
 ];
 
 fn allow_header() -> Header {
-    Header::Allow("INVITE, ACK, BYE, CANCEL, OPTIONS".into())
+    Header::Allow("INVITE, ACK, BYE, CANCEL, OPTIONS, INFO".into())
 }
 
 /// Reads new server transactions until `cancel` fires.
@@ -92,8 +93,15 @@ fn route(inner: &Arc<Inner>, tx: Transaction) {
                 final_reply(&inner, tx, StatusCode::CallTransactionDoesNotExist, vec![]).await;
             }
             Method::Ack => {}
-            // INFO (DTMF) and UPDATE in a dialog are later issues.
-            Method::Info | Method::Update if in_dialog => {
+            Method::Info if in_dialog => {
+                crate::info::on_info(inner, tx, CallId::new(call_id)).await;
+            }
+            Method::Info => {
+                info!("INFO outside a dialog");
+                final_reply(&inner, tx, StatusCode::CallTransactionDoesNotExist, vec![]).await;
+            }
+            // UPDATE in a dialog is a later issue.
+            Method::Update if in_dialog => {
                 info!("in-dialog request not implemented yet");
                 final_reply(&inner, tx, StatusCode::NotImplemented, vec![allow_header()]).await;
             }
@@ -115,7 +123,12 @@ fn route(inner: &Arc<Inner>, tx: Transaction) {
 /// Sends a final response from the dispatcher and, for an INVITE, keeps the
 /// transaction until it ends so the response is retransmitted and the ACK
 /// absorbed.
-async fn final_reply(inner: &Inner, mut tx: Transaction, status: StatusCode, headers: Vec<Header>) {
+pub(crate) async fn final_reply(
+    inner: &Inner,
+    mut tx: Transaction,
+    status: StatusCode,
+    headers: Vec<Header>,
+) {
     if let Err(e) = tx.reply_with(status, headers, None).await {
         warn!(error = %e, "cannot send response");
         return;
@@ -163,6 +176,7 @@ async fn on_new_invite(inner: Arc<Inner>, mut tx: Transaction, call_id: CallId) 
             request: tx.original.clone(),
             contact,
         }),
+        forks: None,
     };
     if !inner.calls.insert_new(call_id.clone(), entry) {
         // Lost a race with another INVITE of the same Call-ID.
@@ -198,6 +212,7 @@ fn incoming_invite_event(tx: &Transaction, call_id: CallId, transport: Transport
         sdp: sdp_body(req.headers.iter(), &req.body),
         transport: transport_name(transport),
         source,
+        supported: crate::info::supported_tags(req.headers.iter()),
     }
 }
 

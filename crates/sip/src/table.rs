@@ -4,6 +4,7 @@
 //! received) and removed by the dialog's watcher task as soon as the dialog
 //! reaches `Terminated` — a call that ends disappears from the table.
 
+use crate::forks::ForkWatch;
 use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::sip::{Request, Uri};
 use rsipstack::transaction::transaction::TransactionEventSender;
@@ -34,6 +35,8 @@ pub(crate) struct CallEntry {
     pub role: Role,
     pub dialog: InviteDialog,
     pub uas: Option<UasInvite>,
+    /// UAC only: provisionals of other forks the transaction would drop.
+    pub forks: Option<Arc<ForkWatch>>,
 }
 
 #[derive(Clone, Default)]

@@ -9,12 +9,14 @@
 //!   the method) with `400 Bad Request`, instead of letting the transaction
 //!   layer drop it silently. Malformed responses are dropped.
 
+use crate::table::CallTable;
 use async_trait::async_trait;
 use rsipstack::sip::prelude::{HeadersExt, ToTypedHeader};
 use rsipstack::sip::{Header, Method, Request, Response, SipMessage, StatusCode};
 use rsipstack::transaction::endpoint::TransportEventInspector;
 use rsipstack::transport::TransportEvent;
 use std::net::SocketAddr;
+use stox_mapping::ids::CallId;
 use tracing::{debug, warn};
 
 /// A tokio UDP socket that swallows unparsable datagrams.
@@ -46,8 +48,11 @@ impl rsipstack::platform::net::UdpSocket for GuardedUdpSocket {
     }
 }
 
-/// Rejects structurally broken messages before the transaction layer.
-pub(crate) struct WireInspector;
+/// Rejects structurally broken messages before the transaction layer, and
+/// shows every response of an outgoing call to its [`crate::forks::ForkWatch`].
+pub(crate) struct WireInspector {
+    pub calls: CallTable,
+}
 
 #[async_trait]
 impl TransportEventInspector for WireInspector {
@@ -70,6 +75,14 @@ impl TransportEventInspector for WireInspector {
                 if let Some(problem) = response_problem(resp) {
                     warn!(%from, status = resp.status_code.code(), problem, "dropping malformed SIP response");
                     return None;
+                }
+                if let Ok(call_id) = resp.call_id_header()
+                    && let Some(forks) = self
+                        .calls
+                        .get(&CallId::new(call_id.value()))
+                        .and_then(|entry| entry.forks)
+                {
+                    forks.observe(resp);
                 }
             }
             _ => {}

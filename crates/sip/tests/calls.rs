@@ -217,6 +217,7 @@ async fn unknown_calls_and_bad_uris() {
         request_uri: "not a uri".into(),
         from: "sip:juliet@example.com".into(),
         sdp: SDP_OFFER.into(),
+        supported: Vec::new(),
     });
     assert!(matches!(bad, Err(SipError::InvalidUri(_))));
 }

@@ -1,6 +1,8 @@
 //! Two-endpoint harness on 127.0.0.1 with port 0.
 #![allow(dead_code)]
 
+pub mod raw;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 use stox_mapping::ids::CallId;
@@ -117,6 +119,11 @@ impl Peer {
     }
 
     pub fn call(&self, call_id: &str, to: String) -> CallId {
+        self.call_supporting(call_id, to, &[])
+    }
+
+    /// [`Peer::call`] with extra `Supported` option tags.
+    pub fn call_supporting(&self, call_id: &str, to: String, supported: &[&str]) -> CallId {
         let call_id = CallId::new(call_id);
         self.sip
             .invite(OutgoingInvite {
@@ -124,6 +131,7 @@ impl Peer {
                 request_uri: to,
                 from: "sip:juliet@example.com".into(),
                 sdp: SDP_OFFER.into(),
+                supported: supported.iter().map(|t| t.to_string()).collect(),
             })
             .expect("invite accepted");
         call_id
@@ -142,7 +150,9 @@ pub async fn establish(a: &mut Peer, b: &mut Peer, call_id: &str, transport: &st
             sdp,
             transport: t,
             source,
+            supported,
         } => {
+            assert_eq!(supported, ["100rel"]);
             assert_eq!(call_id, id);
             assert!(
                 request_uri.starts_with("sip:romeo@127.0.0.1:"),
@@ -162,6 +172,8 @@ pub async fn establish(a: &mut Peer, b: &mut Peer, call_id: &str, transport: &st
             call_id,
             status: 180,
             sdp: None,
+            reliable: false,
+            ..
         } => assert_eq!(call_id, id),
         other => panic!("expected Provisional 180, got {other:?}"),
     }
@@ -173,6 +185,7 @@ pub async fn establish(a: &mut Peer, b: &mut Peer, call_id: &str, transport: &st
             call_id,
             status: 200,
             sdp,
+            ..
         } => {
             assert_eq!(call_id, id);
             assert_eq!(sdp.as_deref(), Some(SDP_ANSWER));
