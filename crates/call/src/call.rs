@@ -34,6 +34,9 @@ pub(crate) enum IqPurpose {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Phase {
     // XMPP → SIP
+    /// session-initiate acknowledged; trickled candidates are being gathered
+    /// before the INVITE goes out.
+    Gathering,
     /// INVITE sent, no provisional response yet.
     Inviting,
     /// A 180/183 arrived and `<ringing/>` went to the caller.
@@ -113,6 +116,14 @@ pub(crate) struct Call {
     offered: Vec<Content>,
     /// XEP-0338 groups of the offer (SDP `a=group` ⇄ Jingle `<group/>`).
     offered_groups: Vec<stox_mapping::jingle::Group>,
+    /// XMPP → SIP: the From URI of the INVITE (kept while gathering).
+    caller_uri: String,
+    /// XMPP → SIP: trickled candidates that arrived after the INVITE and wait
+    /// for the next offer/answer (the SIP peer does not do trickle ICE).
+    held_candidates: usize,
+    /// XMPP → SIP: the SDP of the last provisional response (early media),
+    /// used when the 2xx carries none (RFC 3262 reliable provisional).
+    early_sdp: Option<String>,
     /// SIP → XMPP: the SDP offer, for writing the answer against it.
     sip_offer: Option<String>,
     /// SIP → XMPP: 180 already sent.
@@ -183,6 +194,9 @@ impl Call {
             initiator,
             offered: Vec::new(),
             offered_groups: Vec::new(),
+            caller_uri: String::new(),
+            held_candidates: 0,
+            early_sdp: None,
             sip_offer: None,
             alerted: false,
             jmi_finish: false,
@@ -213,12 +227,19 @@ impl Call {
     }
 
     pub fn on_timer(&mut self, ctx: &mut Ctx<'_>, key: TimerKey) {
-        if let TimerKey::RingTimeout { .. } = key {
-            self.ring_timeout(ctx);
+        match key {
+            TimerKey::RingTimeout { .. } => self.ring_timeout(ctx),
+            TimerKey::CandidateWindow { .. } => self.candidates_gathered(ctx),
+            TimerKey::ProposalTimeout { .. } => {}
         }
     }
 
-    /// The JMI session id of this call (= its Jingle sid).
+    /// Did this call come in from SIP?
+    pub fn is_from_sip(&self) -> bool {
+        self.rec.direction == Direction::SipToXmpp
+    }
+
+    /// Is a SIP → XMPP call still ringing devices with XEP-0353?
     pub fn is_proposing(&self) -> bool {
         self.phase == Phase::Proposing
     }

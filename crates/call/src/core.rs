@@ -23,6 +23,9 @@ pub struct CoreConfig {
     pub domains: Vec<String>,
     /// How long a SIP → XMPP call may stay unanswered, in milliseconds.
     pub ring_timeout_ms: u64,
+    /// How long an XMPP → SIP call whose client trickles its ICE candidates
+    /// gathers them before the INVITE goes out, in milliseconds.
+    pub candidate_window_ms: u64,
     /// Mixed into generated Call-IDs and sids so that they differ between
     /// gateway instances (the gateway passes a random value).
     pub token_salt: u64,
@@ -38,6 +41,8 @@ pub struct Core {
     by_call_id: HashMap<CallId, i64>,
     /// Our outstanding IQs: id → (call, what it was).
     iqs: HashMap<String, (i64, IqPurpose)>,
+    /// Sids of live SIP → XMPP calls (loop detection).
+    sip_sids: HashMap<Sid, i64>,
     /// SIP → XMPP calls ringing a bare JID with XEP-0353: (sid, bare JID) → call.
     by_proposal: HashMap<(Sid, String), i64>,
     /// XMPP → SIP: JMI proposals the gateway proceeded to, waiting for their
@@ -59,6 +64,7 @@ impl Core {
             by_call_id: HashMap::new(),
             iqs: HashMap::new(),
             by_proposal: HashMap::new(),
+            sip_sids: HashMap::new(),
             proposals: HashMap::new(),
             proposal_keys: HashMap::new(),
             next_proposal: 0,
@@ -183,6 +189,15 @@ impl Core {
             )));
             return;
         }
+        if let Some(text) = self.loop_check(&header.from, &jingle.sid) {
+            out.push(Output::Xmpp(stanza::iq_error(
+                header,
+                ErrorCondition::Conflict,
+                &text,
+                None,
+            )));
+            return;
+        }
         let id = self.allocate_id();
         let call_id = self.call_id_for(&jingle.sid);
         let proposed = self.take_proposal(&jingle.sid, &header.from);
@@ -254,7 +269,7 @@ impl Core {
 
     fn on_timer(&mut self, now: Millis, key: TimerKey, out: &mut Vec<Output>) {
         let id = match key {
-            TimerKey::RingTimeout { call } => call,
+            TimerKey::RingTimeout { call } | TimerKey::CandidateWindow { call } => call,
             TimerKey::ProposalTimeout { proposal } => {
                 self.proposal_timeout(now, proposal, out);
                 return;
@@ -265,6 +280,27 @@ impl Core {
             call.on_timer(&mut ctx, key);
         }
         self.reap(id);
+    }
+
+    /// STOX loop detection (XMPP has no Max-Forwards): a session-initiate
+    /// from one of the gateway's own JIDs, or with the sid of a SIP → XMPP
+    /// call that is still live, is a session re-entering the gateway.
+    fn loop_check(&self, from: &str, sid: &Sid) -> Option<String> {
+        let domain = from
+            .split('/')
+            .next()
+            .unwrap_or("")
+            .rsplit('@')
+            .next()
+            .unwrap_or("");
+        if domain.eq_ignore_ascii_case(&self.cfg.component) {
+            return Some(format!(
+                "loop detected: {from} is the gateway's own address"
+            ));
+        }
+        self.sip_sids
+            .contains_key(sid)
+            .then(|| format!("loop detected: session {sid} already passes through the gateway"))
     }
 
     fn allocate_id(&mut self) -> i64 {
@@ -279,6 +315,9 @@ impl Core {
             self.by_jingle
                 .insert((call.sid().clone(), call.xmpp_peer().to_owned()), id);
             self.by_call_id.insert(call.call_id().clone(), id);
+            if call.is_from_sip() {
+                self.sip_sids.insert(call.sid().clone(), id);
+            }
             if call.is_proposing() {
                 self.by_proposal
                     .insert((call.sid().clone(), call.xmpp_bare().to_owned()), id);
@@ -300,6 +339,9 @@ impl Core {
             }
             if self.by_call_id.get(call.call_id()) == Some(&id) {
                 self.by_call_id.remove(call.call_id());
+            }
+            if self.sip_sids.get(call.sid()) == Some(&id) {
+                self.sip_sids.remove(call.sid());
             }
             let proposal = (call.sid().clone(), call.xmpp_bare().to_owned());
             if self.by_proposal.get(&proposal) == Some(&id) {

@@ -161,6 +161,8 @@ pub enum TimerKey {
     /// An XMPP caller's JMI proposal the gateway proceeded to, still
     /// without its session-initiate.
     ProposalTimeout { proposal: u64 },
+    /// An XMPP → SIP call gathering trickled candidates: send the INVITE now.
+    CandidateWindow { call: i64 },
 }
 
 #[derive(Debug, Clone, PartialEq)]

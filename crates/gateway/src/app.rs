@@ -66,6 +66,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             component: cfg.xmpp.component.clone(),
             domains: cfg.xmpp.domains.clone(),
             ring_timeout_ms: cfg.calls.ring_timeout_secs.saturating_mul(1000),
+            candidate_window_ms: cfg.calls.candidate_window_ms,
             token_salt: rand::random(),
         },
         first_id,

@@ -60,12 +60,17 @@ pub struct CallsSection {
     /// How long a SIP → XMPP call may ring before the gateway gives up (480).
     #[serde(default = "default_ring_timeout_secs")]
     pub ring_timeout_secs: u64,
+    /// How long an XMPP → SIP call whose client trickles its ICE candidates
+    /// gathers them before sending the INVITE.
+    #[serde(default = "default_candidate_window_ms")]
+    pub candidate_window_ms: u64,
 }
 
 impl Default for CallsSection {
     fn default() -> Self {
         CallsSection {
             ring_timeout_secs: default_ring_timeout_secs(),
+            candidate_window_ms: default_candidate_window_ms(),
         }
     }
 }
@@ -78,6 +83,9 @@ fn default_keepalive_secs() -> u64 {
 }
 fn default_ring_timeout_secs() -> u64 {
     60
+}
+fn default_candidate_window_ms() -> u64 {
+    300
 }
 fn default_user_agent() -> String {
     format!("stox-gateway/{}", env!("CARGO_PKG_VERSION"))
@@ -130,6 +138,9 @@ impl Config {
         }
         if self.calls.ring_timeout_secs == 0 {
             return Err("calls.ring_timeout_secs must be positive".into());
+        }
+        if self.calls.candidate_window_ms > 10_000 {
+            return Err("calls.candidate_window_ms must be at most 10000".into());
         }
         Ok(())
     }

@@ -6,7 +6,7 @@ use crate::stanza::IqHeader;
 use crate::types::{CallState, Direction, EndedBy, IqOutcome, SipCommand, SipInput};
 use stox_mapping::address::{JidParts, gateway_jid_to_sip_user, xmpp_user_to_sip};
 use stox_mapping::ids::CallId;
-use stox_mapping::jingle::{Action, Description, Jingle};
+use stox_mapping::jingle::{Action, Content, Description, Jingle, Transport};
 use stox_mapping::sdp::{self, SdpAuthor, SdpError, SdpOrigin};
 use stox_mapping::status::{ErrorCondition, ReasonCondition, reason_for_sip_status};
 
@@ -71,20 +71,26 @@ impl Call {
             callee.to_string(),
             Phase::Inviting,
         );
-        let origin = SdpOrigin {
-            username: local_part(&req.from),
-            session_id: ctx.now.0,
-            session_version: 1,
-        };
-        match sdp::jingle_to_sdp_offer(
-            &jingle.contents,
-            &jingle.groups,
-            SdpAuthor::Initiator,
-            &origin,
-        ) {
+        call.caller_uri = caller.to_string();
+        if awaits_candidates(&jingle.contents) {
+            // The client will trickle its candidates (transport-info): gather
+            // them for a short window so the INVITE carries them all.
+            ctx.result(req);
+            call.offered = jingle.contents;
+            call.offered_groups = jingle.groups;
+            call.phase = Phase::Gathering;
+            call.persist(ctx);
+            ctx.out.push(crate::types::Output::SetTimer {
+                key: crate::types::TimerKey::CandidateWindow { call: id },
+                at: ctx.now.plus_ms(ctx.cfg.candidate_window_ms),
+            });
+            return Some(call);
+        }
+        match call.offer_sdp(ctx, &jingle.contents, &jingle.groups) {
             Ok(offer) => {
                 ctx.result(req);
                 call.offered = jingle.contents;
+                call.offered_groups = jingle.groups;
                 ctx.sip(SipCommand::Invite {
                     call_id,
                     request_uri: callee.to_string(),
@@ -114,6 +120,81 @@ impl Call {
         Some(call)
     }
 
+    fn offer_sdp(
+        &self,
+        ctx: &Ctx<'_>,
+        contents: &[stox_mapping::jingle::Content],
+        groups: &[stox_mapping::jingle::Group],
+    ) -> Result<String, SdpError> {
+        let origin = SdpOrigin {
+            username: local_part(&self.xmpp_peer),
+            session_id: ctx.now.0,
+            session_version: 1,
+        };
+        sdp::jingle_to_sdp_offer(contents, groups, SdpAuthor::Initiator, &origin)
+    }
+
+    /// The candidate window closed: send the INVITE with what was gathered.
+    pub(super) fn candidates_gathered(&mut self, ctx: &mut Ctx<'_>) {
+        if self.phase != Phase::Gathering {
+            return;
+        }
+        match self.offer_sdp(ctx, &self.offered, &self.offered_groups) {
+            Ok(offer) => {
+                self.phase = Phase::Inviting;
+                ctx.sip(SipCommand::Invite {
+                    call_id: self.rec.sip_call_id.clone(),
+                    request_uri: self.rec.sip_uri.clone(),
+                    from: self.caller_uri.clone(),
+                    sdp: offer,
+                });
+            }
+            Err(err) => {
+                let reason = ReasonCondition::FailedTransport;
+                self.terminate_xmpp(ctx, reason, None, Some(err.to_string()));
+                self.end(ctx, reason, EndedBy::Gateway, None, Phase::Finished);
+            }
+        }
+    }
+
+    /// Trickled candidates (XEP-0176 transport-info) merged into the offer
+    /// being gathered, or held once the INVITE is out.
+    fn add_candidates(&mut self, jingle: &Jingle) {
+        for content in &jingle.contents {
+            let Some(Transport::IceUdp(new)) = &content.transport else {
+                continue;
+            };
+            let target = if self.phase == Phase::Gathering {
+                self.offered.iter_mut().find(|c| c.name == content.name)
+            } else {
+                None
+            };
+            match target.and_then(|c| match &mut c.transport {
+                Some(Transport::IceUdp(t)) => Some(t),
+                _ => None,
+            }) {
+                Some(t) => {
+                    if new.ufrag.is_some() && new.ufrag != t.ufrag {
+                        // An ICE restart: the new credentials win.
+                        t.ufrag.clone_from(&new.ufrag);
+                        t.pwd.clone_from(&new.pwd);
+                        t.candidates.clear();
+                    }
+                    for cand in &new.candidates {
+                        if !t
+                            .candidates
+                            .iter()
+                            .any(|c| c.id == cand.id && !c.id.is_empty())
+                        {
+                            t.candidates.push(cand.clone());
+                        }
+                    }
+                }
+                None => self.held_candidates += new.candidates.len(),
+            }
+        }
+    }
+
     /// A Jingle action from the XMPP caller.
     pub(super) fn xmpp_caller_jingle(&mut self, ctx: &mut Ctx<'_>, req: &IqHeader, jingle: Jingle) {
         match jingle.action {
@@ -121,6 +202,11 @@ impl Call {
                 ctx.result(req);
                 let reason = jingle.reason.as_ref().map(|r| r.condition);
                 match self.phase {
+                    Phase::Gathering => {
+                        // Nothing was sent to SIP yet.
+                        let reason = reason.unwrap_or(ReasonCondition::Cancel);
+                        self.end(ctx, reason, EndedBy::Xmpp, None, Phase::Finished);
+                    }
                     Phase::Inviting | Phase::Alerting => {
                         ctx.sip(SipCommand::Cancel {
                             call_id: self.rec.sip_call_id.clone(),
@@ -143,9 +229,8 @@ impl Call {
                 Self::session_info_known(ctx, req, &jingle);
             }
             Action::TransportInfo => {
-                // Trickled candidates after the INVITE: forwarding them needs
-                // SIP INFO (RFC 8840) or batching, which is issue 4.
                 ctx.result(req);
+                self.add_candidates(&jingle);
             }
             Action::SessionInitiate | Action::SessionAccept => {
                 Self::out_of_order(ctx, req, jingle.action, self.phase);
@@ -158,10 +243,17 @@ impl Call {
     pub(super) fn sip_callee_event(&mut self, ctx: &mut Ctx<'_>, sip: SipInput) {
         match sip {
             // Forking: only the first provisional reaches XMPP. An early SDP
-            // answer is never forwarded before the final response.
-            SipInput::Provisional { status, .. }
-                if status > 100 && self.phase == Phase::Inviting =>
+            // answer (183) is never forwarded before the final response: it
+            // is kept, for a 2xx that carries none.
+            SipInput::Provisional { status, sdp, .. }
+                if status > 100 && matches!(self.phase, Phase::Inviting | Phase::Alerting) =>
             {
+                if sdp.is_some() {
+                    self.early_sdp = sdp;
+                }
+                if self.phase == Phase::Alerting {
+                    return;
+                }
                 self.phase = Phase::Alerting;
                 let mut j = self.new_jingle(Action::SessionInfo);
                 j.info.push(minidom::Element::bare(
@@ -221,8 +313,11 @@ impl Call {
 
     fn sip_answered(&mut self, ctx: &mut Ctx<'_>, sdp: Option<String>) {
         self.rec.sip_status = Some(200);
-        let mapped = match sdp {
-            None => Err("the 200 OK carries no SDP answer".to_owned()),
+        // RFC 3262/3264: the answer may have come in a reliable provisional.
+        let mapped = match sdp.or_else(|| self.early_sdp.take()) {
+            None => Err(
+                "neither the 200 OK nor a provisional response carried an SDP answer".to_owned(),
+            ),
             Some(answer) => sdp::sdp_answer_to_jingle(&answer, &self.offered, SdpAuthor::Responder)
                 .map_err(|e| e.to_string())
                 .and_then(|m| {
@@ -277,4 +372,11 @@ impl Call {
             );
         }
     }
+}
+
+/// Does any ICE-UDP content come without candidates (a trickling client)?
+fn awaits_candidates(contents: &[Content]) -> bool {
+    contents
+        .iter()
+        .any(|c| matches!(&c.transport, Some(Transport::IceUdp(t)) if t.candidates.is_empty()))
 }

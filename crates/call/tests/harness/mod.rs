@@ -30,6 +30,7 @@ impl Harness {
                     component: "sip.example.com".into(),
                     domains: vec!["example.com".into()],
                     ring_timeout_ms: 60_000,
+                    candidate_window_ms: 300,
                     token_salt: 7,
                 },
                 1,
