@@ -98,7 +98,13 @@ def test_cancel_before_answer(gateway, juliet, sipp):
     assert row["answered_at"] is None
 
 
-@pytest.mark.parametrize("reason,code", [("busy", 486), ("decline", 603)])
+# One reason per row of the Jingle reason -> SIP status table (docs/mapping.md).
+@pytest.mark.parametrize("reason,code", [
+    ("busy", 486), ("alternative-session", 486), ("decline", 603), ("cancel", 487),
+    ("timeout", 408), ("expired", 408), ("gone", 480), ("success", 480),
+    ("media-error", 488), ("unsupported-applications", 488), ("failed-transport", 488),
+    ("security-error", 403), ("connectivity-error", 503), ("general-error", 500),
+])
 def test_callee_rejects(gateway, juliet, sipp, reason, code):
     uac, init = call_xmpp(gateway, juliet, sipp, "uac_expect_error", code=code)
     check_initiate(gateway, juliet, init)

@@ -115,12 +115,23 @@ def test_cancel_before_answer(gateway, juliet, sipp):
 
 
 @pytest.mark.parametrize("code,reason,condition", [
+    # One status per row of the SIP status -> Jingle reason table (docs/mapping.md).
     (486, "Busy Here", "busy"),
+    (600, "Busy Everywhere", "busy"),
     (603, "Decline", "decline"),
+    (607, "Unwanted", "decline"),                   # other 6xx
     (404, "Not Found", "gone"),
-    (408, "Request Timeout", "timeout"),
+    (410, "Gone", "gone"),
     (480, "Temporarily Unavailable", "gone"),
+    (302, "Moved Temporarily", "gone"),             # 3xx, not followed
+    (408, "Request Timeout", "timeout"),
+    (403, "Forbidden", "security-error"),
     (488, "Not Acceptable Here", "incompatible-parameters"),
+    (415, "Unsupported Media Type", "incompatible-parameters"),
+    (606, "Not Acceptable", "incompatible-parameters"),
+    (500, "Server Internal Error", "general-error"),
+    (503, "Service Unavailable", "general-error"),
+    (420, "Bad Extension", "general-error"),        # other 4xx
 ])
 def test_final_error_maps_to_reason(gateway, juliet, sipp, code, reason, condition):
     sid, uas = call_sip(gateway, juliet, sipp, "uas_reject", code=code, reason=reason, ring_ms=300)
