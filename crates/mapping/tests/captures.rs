@@ -19,7 +19,7 @@ mod sdp_view;
 
 use minidom::Element;
 use sdp_view::{Differ, MediaView, answer_direction, compare_media, compare_session};
-use stox_mapping::jingle::{Content, Jingle, Senders};
+use stox_mapping::jingle::{Content, Group, Jingle, Senders};
 use stox_mapping::sdp::{
     MappedSdp, SdpAuthor, SdpOrigin, jingle_to_sdp_answer, jingle_to_sdp_offer,
     sdp_answer_to_jingle, sdp_offer_to_jingle,
@@ -41,26 +41,28 @@ mod api {
 
     /// SDP offer for a parsed Jingle (its contents and groups).
     pub fn offer_for_jingle(j: &Jingle, author: SdpAuthor) -> String {
-        jingle_to_sdp_offer(&j.contents, author, &origin()).expect("the contents map to an offer")
+        jingle_to_sdp_offer(&j.contents, &j.groups, author, &origin())
+            .expect("the contents map to an offer")
     }
 
     /// SDP offer for an SDP offer mapped to Jingle.
     pub fn offer_for_mapped(m: &MappedSdp, author: SdpAuthor) -> String {
-        jingle_to_sdp_offer(&m.contents, author, &origin()).expect("the mapped offer maps back")
+        jingle_to_sdp_offer(&m.contents, &m.groups, author, &origin())
+            .expect("the mapped offer maps back")
     }
 
     /// SDP answer to `offer` from accepted contents.
-    pub fn answer(contents: &[Content], offer: &str) -> String {
-        jingle_to_sdp_answer(contents, SdpAuthor::Responder, &origin(), offer)
+    pub fn answer(contents: &[Content], groups: &[Group], offer: &str) -> String {
+        jingle_to_sdp_answer(contents, groups, SdpAuthor::Responder, &origin(), offer)
             .expect("the accepted contents map to an answer")
     }
 
     pub fn answer_for_jingle(j: &Jingle, offer: &str) -> String {
-        answer(&j.contents, offer)
+        answer(&j.contents, &j.groups, offer)
     }
 
     pub fn answer_for_mapped(m: &MappedSdp, offer: &str) -> String {
-        answer(&m.contents, offer)
+        answer(&m.contents, &m.groups, offer)
     }
 
     /// A `<jingle/>` like `like` (action, sid, initiator, responder) with the
@@ -70,6 +72,7 @@ mod api {
         j.initiator = like.initiator.clone();
         j.responder = like.responder.clone();
         j.contents = m.contents.clone();
+        j.groups = m.groups.clone();
         j.to_element()
     }
 }

@@ -207,6 +207,7 @@ fn check(row: &Row) -> Result<(), String> {
         .map_err(|e| format!("offer does not map: {e}\n{sdp}"))?;
     let mut jingle = Jingle::new(Action::SessionInitiate, Sid::new("doc-table"));
     jingle.contents = mapped.contents;
+    jingle.groups = mapped.groups;
     let element = jingle.to_element();
     let content = element
         .children()
@@ -225,7 +226,7 @@ fn check(row: &Row) -> Result<(), String> {
         session_id: 1,
         session_version: 1,
     };
-    let written = jingle_to_sdp_offer(&back.contents, SdpAuthor::Initiator, &origin)
+    let written = jingle_to_sdp_offer(&back.contents, &back.groups, SdpAuthor::Initiator, &origin)
         .map_err(|e| format!("Jingle does not map back: {e}"))?;
     if !line_present(&written, &row.sdp) {
         return Err(format!(
