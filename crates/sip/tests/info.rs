@@ -236,3 +236,68 @@ async fn info_from_the_callee_in_early_and_confirmed_dialogs() {
     a.drained().await;
     assert_eq!(a.sip.dialog_count(), 0);
 }
+
+#[tokio::test]
+async fn info_from_the_caller_in_our_early_dialog() {
+    let mut b = peer(all_transports()).await;
+    let caller = RawPeer::bind().await;
+    let me = caller.addr();
+    let target = b.addr("udp");
+    let invite = format!(
+        "INVITE sip:romeo@{target} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {me};branch=z9hG4bK-uas-early-inv\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:alice@{me}>;tag=caller-1\r\n\
+         To: <sip:romeo@{target}>\r\n\
+         Call-ID: uas-early@test\r\n\
+         CSeq: 1 INVITE\r\n\
+         Contact: <sip:alice@{me}>\r\n\
+         Supported: trickle-ice\r\n\
+         Content-Type: application/sdp\r\n\
+         Content-Length: {}\r\n\r\n{SDP_OFFER}",
+        SDP_OFFER.len()
+    );
+    caller.send(&invite, target).await;
+    let id = match b.next().await {
+        SipEvent::IncomingInvite {
+            call_id, supported, ..
+        } => {
+            assert_eq!(supported, ["trickle-ice"]);
+            call_id
+        }
+        other => panic!("expected IncomingInvite, got {other:?}"),
+    };
+    b.sip
+        .respond(&id, 183, None, Some(SDP_ANSWER.into()))
+        .expect("183");
+    let progress = loop {
+        let msg = caller.recv().await;
+        if msg.text.starts_with("SIP/2.0 183") {
+            break msg;
+        }
+    };
+    let our_tag = progress.tag("To").expect("183 has a To tag").to_string();
+    let info = |to_tag: &str, cseq: u32| {
+        format!(
+            "INFO sip:romeo@{target} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {me};branch=z9hG4bK-uas-early-info-{cseq}\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:alice@{me}>;tag=caller-1\r\n\
+             To: <sip:romeo@{target}>;tag={to_tag}\r\n\
+             Call-ID: uas-early@test\r\n\
+             CSeq: {cseq} INFO\r\n\
+             Content-Type: {SDPFRAG}\r\n\
+             Content-Length: {}\r\n\r\n{FRAG}",
+            FRAG.len()
+        )
+    };
+    caller.send(&info("not-ours", 2), target).await;
+    assert!(caller.recv().await.text.starts_with("SIP/2.0 481"));
+    caller.send(&info(&our_tag, 3), target).await;
+    assert!(caller.recv().await.text.starts_with("SIP/2.0 200"));
+    expect_info(&mut b, &id, SDPFRAG, FRAG).await;
+
+    b.sip.respond(&id, 486, None, None).expect("486");
+    b.drained().await;
+    assert_eq!(b.sip.dialog_count(), 0);
+}
