@@ -19,6 +19,7 @@ mod anchor;
 mod component;
 mod driver;
 mod jingle;
+mod pcap;
 mod procstat;
 mod profiles;
 mod report;
@@ -102,6 +103,10 @@ struct Common {
     /// Clock ticks per second of /proc/PID/stat (`getconf CLK_TCK`).
     #[arg(long, default_value_t = 100)]
     clk_tck: u64,
+    /// Capture the run with tcpdump on lo and report the gateway's latencies
+    /// on the wire (stanza in -> INVITE out, 200 in -> session-accept out ...).
+    #[arg(long)]
+    pcap: bool,
 }
 
 impl Common {
@@ -120,6 +125,7 @@ impl Common {
             bench_dir: self.bench_dir.clone(),
             work_dir: self.work_dir.clone(),
             clk_tck: self.clk_tck,
+            pcap: self.pcap,
         }
     }
 

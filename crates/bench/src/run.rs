@@ -4,10 +4,11 @@
 
 use crate::component;
 use crate::driver::{Conn, Outcome};
+use crate::pcap;
 use crate::procstat;
 use crate::profiles::{SipToXmpp, XmppToSip};
 use crate::report::Report;
-use crate::spawn::{self, Gateway, GatewayPorts, Sipp, SippSpec, Transport};
+use crate::spawn::{self, Capture, Gateway, GatewayPorts, Sipp, SippSpec, Transport};
 use crate::stats::{parse_sipp_rtt, parse_sipp_stat};
 use anyhow::Context;
 use std::path::{Path, PathBuf};
@@ -31,6 +32,8 @@ pub struct Settings {
     pub bench_dir: PathBuf,
     pub work_dir: PathBuf,
     pub clk_tck: u64,
+    /// Capture the run with tcpdump and report on-the-wire gateway latencies.
+    pub pcap: bool,
 }
 
 impl Settings {
@@ -210,6 +213,36 @@ async fn rows(r: &mut Report, db: &Path, placed: u64) {
     }
 }
 
+async fn capture(s: &Settings, dir: &Path, run: &Running) -> anyhow::Result<Option<Capture>> {
+    if !s.pcap {
+        return Ok(None);
+    }
+    Ok(Some(
+        Capture::start(dir, run.ports.component, run.ports.sip).await?,
+    ))
+}
+
+/// Adds the on-the-wire latencies of a finished capture to the report.
+async fn wire_latencies(r: &mut Report, cap: Option<Capture>, run: &Running) {
+    let Some(cap) = cap else { return };
+    let file = cap.file.clone();
+    r.add("pcap_counts", cap.stop().await);
+    match std::fs::read(&file)
+        .map_err(anyhow::Error::from)
+        .and_then(|d| pcap::parse(&d))
+    {
+        Ok(packets) => {
+            r.add("pcap_packets", packets.len());
+            for (name, mut v) in
+                pcap::gateway_latencies(&packets, run.ports.component, run.ports.sip)
+            {
+                r.latency(&format!("wire.{name}"), &mut v);
+            }
+        }
+        Err(e) => r.add("pcap_error", e),
+    }
+}
+
 fn achieved(calls: u64, first: Option<Instant>, last: Option<Instant>) -> String {
     match (first, last) {
         (Some(a), Some(b)) if b > a && calls > 1 => {
@@ -243,6 +276,7 @@ pub async fn xmpp_to_sip(s: &Settings, name: &str) -> anyhow::Result<Report> {
         &dir,
     )?;
     tokio::time::sleep(Duration::from_millis(500)).await;
+    let cap = capture(s, &dir, &run).await?;
     let usage = Usage::start(run.gw.pid)?;
     let start = Instant::now() + Duration::from_millis(100);
     let mut p = XmppToSip::new(COMPONENT, DOMAIN, start, s.rate, calls, Some(s.hold));
@@ -256,6 +290,7 @@ pub async fn xmpp_to_sip(s: &Settings, name: &str) -> anyhow::Result<Report> {
     }
     usage.finish(s, run.gw.pid, calls, &mut r)?;
     let code = uas.finish(Duration::from_secs(10)).await;
+    wire_latencies(&mut r, cap, &run).await;
     run.conn.close().await;
     run.gw.stop().await;
     r.add(
@@ -293,6 +328,7 @@ pub async fn sip_to_xmpp(s: &Settings, name: &str) -> anyhow::Result<Report> {
     let dir = s.work_dir.join(name);
     let mut run = start_gateway(s, &dir).await?;
     let calls = s.calls();
+    let cap = capture(s, &dir, &run).await?;
     let usage = Usage::start(run.gw.pid)?;
     let mut uac = Sipp::spawn(
         &SippSpec {
@@ -336,6 +372,7 @@ pub async fn sip_to_xmpp(s: &Settings, name: &str) -> anyhow::Result<Report> {
         Some(c) => c,
         None => uac.finish(Duration::from_secs(10)).await,
     };
+    wire_latencies(&mut r, cap, &run).await;
     run.conn.close().await;
     run.gw.stop().await;
     r.add(

@@ -218,7 +218,7 @@ impl Sipp {
             .arg("-timeout_error")
             .args(["-trace_stat", "-stf", "stat.csv", "-fd", "1"])
             .args(["-trace_err", "-error_file", "errors.log"])
-            .args(["-trace_rtt", "-rtt_freq", "200"])
+            .args(["-trace_rtt", "-rtt_freq", "20"])
             .arg("-trace_screen");
         if let Some(rate) = spec.rate {
             cmd.args([
@@ -269,6 +269,59 @@ impl Sipp {
         let text = std::fs::read_to_string(self.dir.join("errors.log")).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(6)..].join("\n")
+    }
+}
+
+/// A `tcpdump -i lo` capture of the component connection and the gateway's
+/// SIP port, for latencies on the wire (`pcap.rs`).
+pub struct Capture {
+    child: Child,
+    pub file: PathBuf,
+    stderr: PathBuf,
+}
+
+impl Capture {
+    pub async fn start(dir: &Path, component_port: u16, sip_port: u16) -> anyhow::Result<Capture> {
+        let file = dir.join("capture.pcap");
+        let stderr = dir.join("tcpdump.log");
+        let filter = format!("tcp port {component_port} or udp port {sip_port}");
+        let child = Command::new("tcpdump")
+            .args(["-i", "lo", "-n", "-s", "0", "-B", "131072", "-w"])
+            .arg(&file)
+            .arg(&filter)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr)?)
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting tcpdump (install the tcpdump package)")?;
+        // Ready once it says it is listening.
+        for _ in 0..50 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if std::fs::read_to_string(&stderr)
+                .unwrap_or_default()
+                .contains("listening on")
+            {
+                break;
+            }
+        }
+        Ok(Capture {
+            child,
+            file,
+            stderr,
+        })
+    }
+
+    /// Stops the capture; returns tcpdump's packet counts line(s).
+    pub async fn stop(mut self) -> String {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        stop(&mut self.child, Duration::from_secs(10)).await;
+        std::fs::read_to_string(&self.stderr)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("packets"))
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 }
 

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# One command for every figure in docs/performance.md:
+#
+#   bench/run.sh [--rate 200] [--duration 20] [--hold-ms 1000] [--transport udp|tcp]
+#                [--held 5000] [--kill9] [--only LIST] [--out DIR]
+#
+# Installs what is missing (sip-tester, kamailio, sqlite3, tcpdump), builds the gateway
+# and stox-bench in release mode, then runs, at the same rate and call shape:
+#   sipp-direct   SIPp UAC -> SIPp UAS, nothing between (SIPp's own floor)
+#   kamailio      SIPp UAC -> Kamailio (tm + rr, stateful) -> SIPp UAS: the anchor
+#   xmpp-to-sip   stox-bench (XMPP server + caller) -> gateway -> SIPp UAS
+#   sip-to-xmpp   SIPp UAC -> gateway -> stox-bench (XMPP server + callee)
+#   latency       both gateway directions again at min(rate, 1000)/s for 10 s,
+#                 captured with tcpdump on lo: gateway-added latency on the wire
+#                 (kept apart from the CPU runs, since capturing costs CPU)
+#   held          N concurrent held calls: RSS per call, RSS after they end
+#                 (with --kill9: kill -9 while held, time the restart)
+# and prints the summary with the gateway/Kamailio CPU ratio. --only takes a
+# comma list of those names. Everything listens on 127.0.0.1; every process
+# started is stopped at the end (each stox-bench runs in its own process
+# group, its gateway, SIPp and Kamailio children with it).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+RATE=200
+DURATION=20
+HOLD_MS=1000
+TRANSPORT=udp
+HELD=5000
+KILL9=0
+ONLY="sipp-direct,kamailio,xmpp-to-sip,sip-to-xmpp,latency,held"
+OUT=""
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --rate) RATE="$2"; shift 2 ;;
+        --duration) DURATION="$2"; shift 2 ;;
+        --hold-ms) HOLD_MS="$2"; shift 2 ;;
+        --transport) TRANSPORT="$2"; shift 2 ;;
+        --held) HELD="$2"; shift 2 ;;
+        --kill9) KILL9=1; shift ;;
+        --only) ONLY="$2"; shift 2 ;;
+        --out) OUT="$2"; shift 2 ;;
+        --through-prosody)
+            echo "run.sh: --through-prosody is not implemented yet (see docs/performance.md)" >&2
+            exit 2 ;;
+        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
+    esac
+done
+
+installed() {
+    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
+}
+missing=()
+for pkg in sip-tester kamailio sqlite3 tcpdump; do
+    installed "$pkg" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "run.sh: installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+cargo build --release -q -p stox-gateway -p stox-bench
+BENCH=target/release/stox-bench
+OUT=${OUT:-$(mktemp -d /tmp/stox-bench-XXXXXX)}
+mkdir -p "$OUT"
+
+PGIDS=()
+cleanup() {
+    for g in "${PGIDS[@]}"; do
+        kill -TERM -- "-$g" 2>/dev/null || true
+    done
+}
+trap cleanup EXIT INT TERM
+
+# Runs one stox-bench command in its own process group and waits for it.
+bench() {
+    setsid "$BENCH" "$@" --work-dir "$OUT" --clk-tck "$(getconf CLK_TCK)" &
+    local pid=$!
+    PGIDS+=("$pid")
+    wait "$pid"
+}
+
+want() { [[ ",$ONLY," == *",$1,"* ]]; }
+COMMON=(--rate "$RATE" --duration "$DURATION" --hold-ms "$HOLD_MS" --transport "$TRANSPORT")
+
+{
+    echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+    echo "before: $(uptime)"
+} | tee "$OUT/machine.txt"
+
+want sipp-direct && bench anchor --direct "${COMMON[@]}" --name "sipp-direct" --out "$OUT/1-sipp-direct.kv"
+want kamailio && bench anchor "${COMMON[@]}" --name "kamailio" --out "$OUT/2-kamailio.kv"
+want xmpp-to-sip && bench xmpp-to-sip "${COMMON[@]}" --name "gateway-xmpp-to-sip" --out "$OUT/3-gateway-xmpp-to-sip.kv"
+want sip-to-xmpp && bench sip-to-xmpp "${COMMON[@]}" --name "gateway-sip-to-xmpp" --out "$OUT/4-gateway-sip-to-xmpp.kv"
+if want latency; then
+    LAT_RATE=$(( RATE > 1000 ? 1000 : RATE ))
+    LAT=(--rate "$LAT_RATE" --duration 10 --hold-ms "$HOLD_MS" --transport "$TRANSPORT" --pcap)
+    bench xmpp-to-sip "${LAT[@]}" --name "latency-xmpp-to-sip" --out "$OUT/7-latency-xmpp-to-sip.kv"
+    bench sip-to-xmpp "${LAT[@]}" --name "latency-sip-to-xmpp" --out "$OUT/8-latency-sip-to-xmpp.kv"
+fi
+if want held && [ "$HELD" -gt 0 ]; then
+    HELD_RATE=$(( RATE > 1000 ? 1000 : RATE ))
+    bench held --calls "$HELD" --rate "$HELD_RATE" --transport "$TRANSPORT" --name "held-$HELD" --out "$OUT/5-held.kv"
+    if [ "$KILL9" = 1 ]; then
+        bench held --calls "$HELD" --rate "$HELD_RATE" --transport "$TRANSPORT" --kill9 --name "held-$HELD-kill9" --out "$OUT/6-held-kill9.kv"
+    fi
+fi
+
+echo "after: $(uptime)" | tee -a "$OUT/machine.txt"
+"$BENCH" summary "$OUT"
+echo "run.sh: logs, configs and SIPp files in $OUT"
