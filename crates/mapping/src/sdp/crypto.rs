@@ -23,7 +23,7 @@ pub(super) fn is_secure_profile(proto: &str) -> bool {
 }
 
 fn parse(value: &str) -> Option<Crypto> {
-    if !ezk_accepts("crypto", value) {
+    if !ezk_accepts("crypto", value) || !value.split_ascii_whitespace().all(is_token) {
         return None;
     }
     let mut tokens = value.split_ascii_whitespace();

@@ -17,7 +17,9 @@ pub(super) fn token_parameters<'a>(tokens: impl Iterator<Item = &'a str>) -> Vec
             Some((name, value)) => Parameter::new(name, value),
             None => Parameter::new(t, ""),
         })
-        .filter(|p| !p.name.is_empty())
+        .filter(|p| {
+            !p.name.is_empty() && is_token(&p.name) && (p.value.is_empty() || is_token(&p.value))
+        })
         .collect()
 }
 
@@ -48,6 +50,15 @@ pub(super) fn read(lines: &[Line], rtp: &mut RtpDescription, consumed: &mut Vec<
         let (Some(target), Some(kind)) = (tokens.next(), tokens.next()) else {
             continue;
         };
+        // Only what can be written back (tokens, a valid feedback id).
+        if !is_sdp_token(kind)
+            || !value
+                .unwrap_or_default()
+                .split_ascii_whitespace()
+                .all(is_token)
+        {
+            continue;
+        }
         let (feedback, trr_int) = if target == "*" {
             (&mut rtp.rtcp_fb, &mut rtp.rtcp_fb_trr_int)
         } else {

@@ -18,7 +18,7 @@ pub(super) fn read(session: &[Line], mids: &[(String, String)]) -> Vec<Group> {
         .filter(|(name, _)| *name == "group")
         .filter_map(|(_, value)| {
             let mut tokens = value?.split_ascii_whitespace();
-            let semantics = tokens.next()?.to_owned();
+            let semantics = tokens.next().filter(|s| is_sdp_token(s))?.to_owned();
             let contents: Vec<String> = tokens
                 .filter_map(|mid| mids.iter().find(|(m, _)| m == mid))
                 .map(|(_, name)| name.clone())

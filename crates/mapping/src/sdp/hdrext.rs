@@ -18,6 +18,9 @@ use crate::jingle::{RtpDescription, RtpHdrext, Senders};
 const IDS: std::ops::RangeInclusive<u16> = 1..=255;
 
 fn parse(value: &str, author: SdpAuthor) -> Option<RtpHdrext> {
+    if !value.split_ascii_whitespace().all(is_token) {
+        return None;
+    }
     let mut tokens = value.split_ascii_whitespace();
     let head = tokens.next()?;
     let (id, direction) = match head.split_once('/') {

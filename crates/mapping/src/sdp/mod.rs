@@ -16,15 +16,27 @@
 //! | `a=rtcp-mux` | `<rtcp-mux/>` |
 //! | sendrecv/sendonly/recvonly/inactive (media, else session level) | `senders`, role-aware ([`senders_from_direction`]) |
 //! | `a=mid` | content `name` (no mid: `audio`, `audio-2`, …) |
+//! | `a=group:SEM mid…` (session level) | XEP-0338 [`Group`] on `<jingle/>` ([`MappedSdp::groups`]); mids ⇄ content names, members without a mapped m= line left out |
 //! | `o=` username | [`MappedSdp::origin_username`] / [`SdpOrigin::username`] |
-//! | `a=ice-ufrag`/`ice-pwd` (media, else session level), `a=candidate` | ICE-UDP `ufrag`/`pwd`/`<candidate/>`; ids generated (`m{line}c{n}`) when mapping from SDP; `generation`, `tcptype`, `network-id` ⇄ `network` |
-//! | `a=fingerprint` + `a=setup` (media, else session level) | `<fingerprint hash setup>` in the transport; roles never rewritten |
+//! | `a=rtcp-fb:<id> type [subtype [params]]` / `a=rtcp-fb:* …` | XEP-0293 `<rtcp-fb type subtype>` (+ `<parameter/>`) in the `<payload-type/>` / in the `<description/>` |
+//! | `a=rtcp-fb:<id or *> trr-int N` | `<rtcp-fb-trr-int value='N'/>` at the same place |
+//! | `a=extmap:id[/direction] uri [attributes]` (media; session level copied into every content) | XEP-0294 `<rtp-hdrext id uri senders?>`, direction role-aware like content senders (absent = both); ids 1–255 |
+//! | `a=extmap-allow-mixed` (session or media level) | `<extmap-allow-mixed/>` in every content it applies to; written at media level |
+//! | `a=ssrc:N name[:value]` | XEP-0339 `<source ssrc><parameter name value/></source>`, one per SSRC, attributes in order |
+//! | `a=ssrc-group:SEM N…` | `<ssrc-group semantics><source ssrc/>…</ssrc-group>` |
+//! | `a=msid:stream track` with sources | an `msid` parameter on every source; written back when every source has the same one (`sdp/sources.rs`) |
+//! | `a=crypto:tag suite key-params [session-params]` | XEP-0167 `<encryption><crypto crypto-suite key-params session-params? tag/></encryption>`; `required` ⇄ `RTP/SAVP(F)` (`sdp/crypto.rs`) |
+//! | `a=ice-ufrag`/`ice-pwd` (media, else session level; RFC 8839 syntax), `a=candidate` | ICE-UDP `ufrag`/`pwd`/`<candidate/>`; ids generated (`m{line}c{n}`) when mapping from SDP; `generation`, `tcptype`, `network-id` ⇄ `network` |
+//! | `a=remote-candidates:c ip port …` | XEP-0176 `<remote-candidate component ip port/>` |
+//! | `a=fingerprint` + `a=setup` (media, else session level) | `<fingerprint hash setup>` in the transport; roles never rewritten; written at media level |
 //! | no ICE: `c=` + m= port, `a=rtcp` or port+1 | raw-UDP candidates component 1 and (without rtcp-mux) 2 |
 //! | `c=`/m= port written for ICE | the component-1 UDP candidate: relay, else srflx, else prflx, else host (none: `0.0.0.0` port 9) |
-//! | every other `a=` line (rtcp-fb, extmap, ssrc, msid, crypto, label …) | `<sdp-attribute xmlns='urn:xmpp:stox:sdp:0' name value/>` in the description's `other`; session-level ones get `level='session'` and are copied into every content, written back once |
+//! | `a=rtcp` with ICE (or with rtcp-mux) | kept as `<sdp-attribute/>`: RTCP follows ICE / the RTP port there |
+//! | `a=end-of-candidates`, `a=ice-options` (all options), `a=ice-lite`, `a=rtcp-rsize`, `a=msid-semantic`, `a=msid` without sources, `a=label` and every other `a=` line | `<sdp-attribute xmlns='urn:xmpp:stox:sdp:0' name value/>` in the description's `other` (no XEP element exists); session-level ones get `level='session'`, are copied into every content and written back once at session level |
 //!
-//! Profile written in an offer: `UDP/TLS/RTP/SAVPF` with a DTLS fingerprint,
-//! else `RTP/SAVP` with SDES crypto, else `RTP/AVP`; `F` is added with RTCP
+//! Profile written in an offer, from the lines actually written:
+//! `UDP/TLS/RTP/SAVPF` with a DTLS fingerprint, else `RTP/SAVP` with a
+//! required SDES `<encryption/>`, else `RTP/AVP`; `F` is added with RTCP
 //! feedback. An answer always repeats the offered profile.
 //!
 //! An m= line is mapped when it is `audio` or `video` over an RTP profile with
@@ -32,10 +44,20 @@
 //! `m=application … DTLS/SCTP`, `m=image … t38`, port 0) becomes an index in
 //! [`MappedSdp::declined`] and is answered with port 0.
 //!
+//! Every `a=` line written must pass ezk-sdp-types' parser for that
+//! attribute; Jingle values that cannot be written as valid SDP are left
+//! out, and so are malformed instances of the attributes modelled above when
+//! reading SDP (an `a=ssrc` without a numeric SSRC, an `a=rtcp-fb` for a
+//! format not on the m= line, an `a=extmap` id above 255 …).
+//!
 //! Deliberately not kept: `i=`/`k=` lines, session-level `b=`, unknown
-//! candidate extensions other than generation/network-id/tcptype, and
-//! payload-type children without SDP meaning yet (XEP-0293 rtcp-fb elements:
-//! a later issue maps them).
+//! candidate extensions other than generation/network-id/tcptype, the
+//! profile itself (recomputed from what is present), and on the Jingle side
+//! what has no SDP form: the description's `ssrc` attribute, a `<source/>`
+//! without parameters, an `<encryption/>` without `<crypto/>` (and, with
+//! DTLS, SDES reads back as required), XEP-0294 ids outside 1–255, group
+//! members that name no written content, and the `other` children/attributes
+//! of typed elements.
 
 mod check;
 mod codecs;

@@ -93,7 +93,7 @@ pub(crate) fn connection_address(value: &str) -> Option<String> {
 }
 
 /// RFC 1123 host name with at least one non-numeric label.
-fn is_host_name(name: &str) -> bool {
+pub(crate) fn is_host_name(name: &str) -> bool {
     let labels: Vec<&str> = name.trim_end_matches('.').split('.').collect();
     labels.iter().all(|l| {
         !l.is_empty()

@@ -311,7 +311,7 @@ fn media_to_content(
         if consumed.contains(&i) || direction || HANDLED.contains(&n) || MODELLED.contains(&n) {
             continue;
         }
-        if v.is_none_or(|v| check::ezk_accepts(n, v)) {
+        if v.is_none_or(|v| check::is_text(v) && check::ezk_accepts(n, v)) {
             rtp.other.push(sdp_attribute(n, v, false));
         }
     }
@@ -320,7 +320,7 @@ fn media_to_content(
         if direction || SESSION_MAPPED.contains(&n) || MODELLED.contains(&n) {
             continue;
         }
-        if v.is_none_or(|v| check::ezk_accepts(n, v)) {
+        if v.is_none_or(|v| check::is_text(v) && check::ezk_accepts(n, v)) {
             rtp.other.push(sdp_attribute(n, v, true));
         }
     }

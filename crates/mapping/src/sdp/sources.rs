@@ -21,13 +21,14 @@ fn ssrc_line(value: &str) -> Option<(u32, Parameter)> {
     let ssrc = ssrc.parse::<u32>().ok()?;
     let attribute = attribute.trim_start();
     let (name, value) = attribute.split_once(':').unwrap_or((attribute, ""));
-    let name_ok = !name.is_empty() && !name.contains(char::is_whitespace);
-    name_ok.then(|| (ssrc, Parameter::new(name, value)))
+    // Only what can be written back as it was.
+    let ok = is_token(name) && is_text(value);
+    ok.then(|| (ssrc, Parameter::new(name, value)))
 }
 
 fn group_line(value: &str) -> Option<SsrcGroup> {
     let mut tokens = value.split_ascii_whitespace();
-    let semantics = tokens.next()?.to_owned();
+    let semantics = tokens.next().filter(|s| is_sdp_token(s))?.to_owned();
     let sources = tokens
         .map(|t| t.parse::<u32>().ok())
         .collect::<Option<Vec<u32>>>()?;
@@ -69,6 +70,9 @@ pub(super) fn read(lines: &[Line], rtp: &mut RtpDescription, consumed: &mut Vec<
         }
     }
     let [(i, value)] = msid[..] else { return };
+    if !is_text(value) {
+        return;
+    }
     let agrees = |s: &Source| {
         s.parameters
             .iter()
@@ -86,16 +90,19 @@ pub(super) fn read(lines: &[Line], rtp: &mut RtpDescription, consumed: &mut Vec<
     consumed.push(i);
 }
 
-/// The msid every source carries, if they all carry the same one.
+/// The msid every source carries, if they all carry exactly the same one.
 fn common_msid(rtp: &RtpDescription) -> Option<&str> {
-    let mut values = rtp.sources.iter().map(|s| {
-        s.parameters
-            .iter()
-            .find(|p| p.name == MSID)
-            .map(|p| p.value.as_str())
+    let first = rtp
+        .sources
+        .first()?
+        .parameters
+        .iter()
+        .find(|p| p.name == MSID)?;
+    let same = rtp.sources.iter().all(|s| {
+        let mut msids = s.parameters.iter().filter(|p| p.name == MSID).peekable();
+        msids.peek().is_some() && msids.all(|p| p.value == first.value)
     });
-    let first = values.next()??;
-    values.all(|v| v == Some(first)).then_some(first)
+    same.then_some(first.value.as_str())
 }
 
 /// `a=msid`, `a=ssrc-group` and `a=ssrc` lines of a description.

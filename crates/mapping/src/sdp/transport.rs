@@ -31,15 +31,22 @@ pub(super) fn read(
 ) -> Option<Transport> {
     let lines = &m.lines;
     let fingerprints = fingerprints(lines, session);
-    let Some(ufrag) = attribute(lines, "ice-ufrag").or_else(|| attribute(session, "ice-ufrag"))
-    else {
+    // Credentials outside RFC 8839 are malformed: dropped, so that what
+    // we read is what we can write.
+    let ufrag = attribute(lines, "ice-ufrag")
+        .or_else(|| attribute(session, "ice-ufrag"))
+        .map(str::trim)
+        .filter(|u| is_ice_ufrag(u));
+    let Some(ufrag) = ufrag else {
         return raw_udp(session, index, m, rtcp_mux, fingerprints, consumed);
     };
     let mut t = IceUdpTransport {
-        ufrag: Some(ufrag.trim().to_owned()),
+        ufrag: Some(ufrag.to_owned()),
         pwd: attribute(lines, "ice-pwd")
             .or_else(|| attribute(session, "ice-pwd"))
-            .map(|p| p.trim().to_owned()),
+            .map(str::trim)
+            .filter(|p| is_ice_pwd(p))
+            .map(str::to_owned),
         fingerprints,
         ..IceUdpTransport::default()
     };
@@ -158,7 +165,7 @@ fn remote_candidates(value: &str) -> Option<Vec<RemoteCandidate>> {
     tokens
         .chunks(3)
         .map(|c| match c {
-            [component, ip, port] => Some(RemoteCandidate {
+            [component, ip, port] if is_token(ip) => Some(RemoteCandidate {
                 component: component.parse().ok()?,
                 ip: (*ip).to_owned(),
                 port: port.parse().ok()?,
@@ -168,13 +175,28 @@ fn remote_candidates(value: &str) -> Option<Vec<RemoteCandidate>> {
         .collect()
 }
 
+const SETUP_ROLES: [&str; 4] = ["actpass", "active", "passive", "holdconn"];
+
+/// `a=setup` with one of the RFC 4145 roles.
+fn setup(lines: &[Line]) -> Option<&str> {
+    attribute(lines, "setup")
+        .map(str::trim)
+        .filter(|s| SETUP_ROLES.contains(s))
+}
+
+/// Valid `a=fingerprint` lines (RFC 8122) with the setup role; malformed
+/// ones are dropped, as they could not be written back.
 fn fingerprints(media: &[Line], session: &[Line]) -> Vec<Fingerprint> {
     let from = |lines: &[Line]| -> Vec<Fingerprint> {
-        let setup = attribute(lines, "setup").map(|s| s.trim().to_owned());
+        let setup = setup(lines).map(str::to_owned);
         attributes(lines)
             .filter(|(n, _)| *n == "fingerprint")
             .filter_map(|(_, v)| {
                 let (hash, value) = v?.trim().split_once([' ', '\t'])?;
+                let value = value.trim();
+                if !is_sdp_token(hash) || !is_fingerprint_value(value) {
+                    return None;
+                }
                 Some(Fingerprint {
                     hash: hash.to_ascii_lowercase(),
                     setup: setup.clone(),
@@ -188,10 +210,10 @@ fn fingerprints(media: &[Line], session: &[Line]) -> Vec<Fingerprint> {
         list = from(session);
     }
     // a=setup may sit at the other level than the fingerprint.
-    let setup = attribute(media, "setup").or_else(|| attribute(session, "setup"));
+    let setup = setup(media).or_else(|| setup(session));
     for f in &mut list {
         if f.setup.is_none() {
-            f.setup = setup.map(|s| s.trim().to_owned());
+            f.setup = setup.map(str::to_owned);
         }
     }
     list
@@ -216,6 +238,17 @@ pub(super) fn tagged_address(ip: &str) -> String {
         Ok(IpAddr::V6(a)) => format!("IN IP6 {a}"),
         Err(_) => "IN IP4 0.0.0.0".to_owned(),
     }
+}
+
+/// The c= value for a transport's default address: raw UDP may carry a
+/// host name taken from a `c=` line, written back as it came; with ICE a
+/// name (an mDNS candidate) is useless to a peer without ICE.
+pub(super) fn connection(transport: Option<&Transport>, ip: &str) -> String {
+    let raw = matches!(transport, Some(Transport::RawUdp(_)));
+    if raw && ip.parse::<IpAddr>().is_err() && super::raw::is_host_name(ip) {
+        return format!("IN IP4 {ip}");
+    }
+    tagged_address(ip)
 }
 
 /// The m= port and c= address. ICE: the component-1 UDP candidate most
@@ -290,20 +323,21 @@ pub(super) fn lines(
     fingerprint_lines(fingerprints, out);
 }
 
+/// RFC 8839: ice-ufrag = 4*256ice-char.
+fn is_ice_ufrag(u: &str) -> bool {
+    is_ice_chars(u) && (4..=256).contains(&u.len())
+}
+
+/// RFC 8839: ice-pwd = 22*256ice-char.
+fn is_ice_pwd(p: &str) -> bool {
+    is_ice_chars(p) && (22..=256).contains(&p.len())
+}
+
 fn ice_lines(t: &IceUdpTransport, lines: &mut Vec<String>) {
-    // RFC 8839: ice-ufrag = 4*256ice-char, ice-pwd = 22*256ice-char.
-    if let Some(ufrag) = t
-        .ufrag
-        .as_deref()
-        .filter(|u| is_ice_chars(u) && (4..=256).contains(&u.len()))
-    {
+    if let Some(ufrag) = t.ufrag.as_deref().filter(|u| is_ice_ufrag(u)) {
         lines.push(format!("a=ice-ufrag:{ufrag}"));
     }
-    if let Some(pwd) = t
-        .pwd
-        .as_deref()
-        .filter(|p| is_ice_chars(p) && (22..=256).contains(&p.len()))
-    {
+    if let Some(pwd) = t.pwd.as_deref().filter(|p| is_ice_pwd(p)) {
         lines.push(format!("a=ice-pwd:{pwd}"));
     }
     for c in &t.candidates {
@@ -348,10 +382,7 @@ fn fingerprint_lines(fingerprints: &[Fingerprint], lines: &mut Vec<String>) {
     for f in fingerprints {
         if is_sdp_token(&f.hash) && is_fingerprint_value(&f.value) {
             lines.push(format!("a=fingerprint:{} {}", f.hash, f.value));
-            setup = setup.or(f
-                .setup
-                .as_deref()
-                .filter(|s| ["actpass", "active", "passive", "holdconn"].contains(s)));
+            setup = setup.or(f.setup.as_deref().filter(|s| SETUP_ROLES.contains(s)));
         }
     }
     if let Some(setup) = setup {

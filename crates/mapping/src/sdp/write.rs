@@ -126,15 +126,19 @@ fn session(
         out.push_str(line);
         out.push_str("\r\n");
     }
-    // Session-level attributes carried in the contents, once each.
+    // Session-level attributes are copied into every content: written
+    // once, as often as the content carrying them most often has them.
     let mut seen: Vec<String> = Vec::new();
     for c in contents {
         let Some(rtp) = c.rtp() else { continue };
-        for line in sdp_attributes(&rtp.other, true) {
-            if !seen.contains(&line) && check::is_writable_attribute(&line) {
-                out.push_str(&line);
+        let lines = sdp_attributes(&rtp.other, true);
+        for (i, line) in lines.iter().enumerate() {
+            let wanted = lines[..=i].iter().filter(|l| *l == line).count();
+            let have = seen.iter().filter(|l| *l == line).count();
+            if have < wanted && check::is_writable_attribute(line) {
+                out.push_str(line);
                 out.push_str("\r\n");
-                seen.push(line);
+                seen.push(line.clone());
             }
         }
     }
@@ -194,7 +198,7 @@ fn media_section(
     let transport = c.transport.as_ref();
     let fingerprints = transport::dtls_fingerprints(transport);
     let (ip, port) = transport::default_candidate(transport);
-    let address = transport::tagged_address(&ip);
+    let address = transport::connection(transport, &ip);
     let mut lines = bandwidth_lines(rtp);
     payload_type_lines(rtp, &mut lines);
     if let Some(ptime) = rtp.payload_types.iter().find_map(|p| p.ptime) {

@@ -535,3 +535,292 @@ fn sdes_offer_both_ways() {
     assert!(e.required, "RTP/SAVP answer");
     assert_eq!(e.cryptos.len(), 1);
 }
+
+const HEAD: &str = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n";
+
+#[test]
+fn rtcp_fb_parameters_and_unwritable_feedback() {
+    let sdp = format!(
+        "{HEAD}m=video 4000 RTP/AVPF 96\r\na=rtpmap:96 H264/90000\r\n\
+         a=rtcp-fb:96 ccm tmmbr smaxpr=120\r\na=rtcp-fb:96 ccm vbcm 1 2\r\n\
+         a=rtcp-fb:97 nack\r\na=rtcp-fb:96 trr-int x\r\na=rtcp-fb:*\r\n"
+    );
+    let m = sdp_offer_to_jingle(&sdp, SdpAuthor::Initiator).unwrap();
+    let c = &m.contents[0];
+    assert_eq!(
+        pt(c, 96).rtcp_fb,
+        [
+            RtcpFb {
+                parameters: vec![Parameter::new("smaxpr", "120")],
+                ..fb("ccm", Some("tmmbr"))
+            },
+            RtcpFb {
+                parameters: vec![Parameter::new("1", ""), Parameter::new("2", "")],
+                ..fb("ccm", Some("vbcm"))
+            },
+        ]
+    );
+    // For a format not on the m= line, or malformed: dropped on purpose.
+    assert!(sdp_attrs(c).is_empty(), "{:?}", sdp_attrs(c));
+    let out = jingle_to_sdp_offer(&m.contents, &[], SdpAuthor::Initiator, &origin("-")).unwrap();
+    assert!(out.contains("m=video 4000 RTP/AVPF 96\r\n"), "{out}");
+    assert!(
+        out.contains("a=rtcp-fb:96 ccm tmmbr smaxpr=120\r\na=rtcp-fb:96 ccm vbcm 1 2\r\n"),
+        "{out}"
+    );
+
+    // Parameters without a subtype cannot be written (they would read back
+    // as the subtype); without any feedback written the profile has no F.
+    let mut c = c.clone();
+    if let Some(Description::Rtp(r)) = &mut c.description {
+        r.payload_types[0].rtcp_fb = vec![RtcpFb {
+            parameters: vec![Parameter::new("x", "1")],
+            ..fb("app", None)
+        }];
+    }
+    let out = jingle_to_sdp_offer(&[c], &[], SdpAuthor::Initiator, &origin("-")).unwrap();
+    assert!(out.contains("m=video 4000 RTP/AVP 96\r\n"), "{out}");
+    assert!(!out.contains("rtcp-fb"), "{out}");
+}
+
+#[test]
+fn extmap_directions_are_role_aware_and_session_level_extmap_applies_everywhere() {
+    let sdp = format!(
+        "{HEAD}a=extmap:5 urn:example:session\r\na=extmap-allow-mixed\r\n\
+         m=audio 4000 RTP/AVP 0\r\na=extmap:1/sendonly urn:a\r\na=extmap:2/recvonly urn:b x=1 y\r\n\
+         a=extmap:3/inactive urn:c\r\na=extmap:5 urn:example:media\r\na=extmap:4096 urn:too-big\r\n\
+         m=video 4002 RTP/AVP 31\r\n"
+    );
+    for (author, me, peer) in [
+        (SdpAuthor::Initiator, Senders::Initiator, Senders::Responder),
+        (SdpAuthor::Responder, Senders::Responder, Senders::Initiator),
+    ] {
+        let m = sdp_offer_to_jingle(&sdp, author).unwrap();
+        let audio = rtp(&m.contents[0]);
+        assert_eq!(
+            audio.hdrexts,
+            [
+                hdrext(1, "urn:a", me),
+                RtpHdrext {
+                    parameters: vec![Parameter::new("x", "1"), Parameter::new("y", "")],
+                    ..hdrext(2, "urn:b", peer)
+                },
+                hdrext(3, "urn:c", Senders::None),
+                hdrext(5, "urn:example:media", Senders::Both),
+            ],
+            "media-level id 5 wins over the session-level one"
+        );
+        let video = rtp(&m.contents[1]);
+        assert_eq!(
+            video.hdrexts,
+            [hdrext(5, "urn:example:session", Senders::Both)]
+        );
+        assert!(audio.extmap_allow_mixed && video.extmap_allow_mixed);
+        let out = jingle_to_sdp_offer(&m.contents, &[], author, &origin("-")).unwrap();
+        assert_valid_sdp(&out);
+        assert!(
+            out.contains(
+                "a=extmap:1/sendonly urn:a\r\na=extmap:2/recvonly urn:b x=1 y\r\n\
+                 a=extmap:3/inactive urn:c\r\na=extmap:5 urn:example:media\r\na=extmap-allow-mixed\r\n"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.ends_with("a=extmap:5 urn:example:session\r\na=extmap-allow-mixed\r\n"),
+            "{out}"
+        );
+        assert!(!out.contains("4096"), "{out}");
+        assert_offer_round_trip(&sdp, author);
+    }
+}
+
+#[test]
+fn msid_rules() {
+    // One a=msid and sources without one: folded into every source.
+    let sdp = format!(
+        "{HEAD}m=audio 4000 RTP/AVP 0\r\na=msid:s t\r\na=ssrc:1 cname:c\r\na=ssrc:2 cname:c\r\n"
+    );
+    let m = sdp_offer_to_jingle(&sdp, SdpAuthor::Initiator).unwrap();
+    let both = [("cname", "c"), ("msid", "s t")];
+    assert_eq!(
+        rtp(&m.contents[0]).sources,
+        [source(1, &both), source(2, &both)]
+    );
+    assert_offer_round_trip(&sdp, SdpAuthor::Initiator);
+    // No sources, or a source that says otherwise: a=msid stays as it was.
+    for body in [
+        "a=msid:s t\r\n",
+        "a=msid:s t\r\na=ssrc:1 msid:s u\r\n",
+        "a=msid:s t\r\na=msid:s2 t\r\na=ssrc:1 cname:c\r\n",
+    ] {
+        let sdp = format!("{HEAD}m=audio 4000 RTP/AVP 0\r\n{body}");
+        let m = sdp_offer_to_jingle(&sdp, SdpAuthor::Initiator).unwrap();
+        assert!(
+            sdp_attrs(&m.contents[0])
+                .iter()
+                .any(|(n, _, _)| n == "msid"),
+            "{body:?}"
+        );
+        let out =
+            jingle_to_sdp_offer(&m.contents, &[], SdpAuthor::Initiator, &origin("-")).unwrap();
+        assert_eq!(
+            out.matches("a=msid:").count(),
+            body.matches("a=msid:").count()
+        );
+        assert_offer_round_trip(&sdp, SdpAuthor::Initiator);
+    }
+}
+
+#[test]
+fn groups_skip_declined_lines_and_answers_without_mids() {
+    let sdp = format!(
+        "{HEAD}a=group:BUNDLE a d v\r\na=group:LS d\r\n\
+         m=audio 4000 RTP/AVP 0\r\na=mid:a\r\n\
+         m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=mid:d\r\n\
+         m=video 4002 RTP/AVP 31\r\na=mid:v\r\n"
+    );
+    let m = sdp_offer_to_jingle(&sdp, SdpAuthor::Initiator).unwrap();
+    assert_eq!(m.declined, [1]);
+    assert_eq!(
+        m.groups,
+        bundle(&["a", "v"]),
+        "LS of the declined line dropped"
+    );
+    // Our answer: the accepted mids only.
+    let answer = jingle_to_sdp_answer(
+        &m.contents,
+        &m.groups,
+        SdpAuthor::Responder,
+        &origin("j"),
+        &sdp,
+    )
+    .unwrap();
+    assert_valid_sdp(&answer);
+    assert!(
+        answer.contains("t=0 0\r\na=group:BUNDLE a v\r\n"),
+        "{answer}"
+    );
+    // An offer without mids: nothing to group in the answer.
+    let plain = format!("{HEAD}m=audio 4000 RTP/AVP 0\r\n");
+    let m = sdp_offer_to_jingle(&plain, SdpAuthor::Initiator).unwrap();
+    let answer = jingle_to_sdp_answer(
+        &m.contents,
+        &bundle(&["audio"]),
+        SdpAuthor::Responder,
+        &origin("j"),
+        &plain,
+    )
+    .unwrap();
+    assert!(!answer.contains("a=group"), "{answer}");
+}
+
+#[test]
+fn ice_extras_remote_candidates_lite_options_end_of_candidates() {
+    let sdp = format!(
+        "{HEAD}a=ice-lite\r\na=ice-options:trickle renomination\r\n\
+         a=ice-ufrag:8hhY\r\na=ice-pwd:asd88fgpdd777uzjYhagZg\r\n\
+         m=audio 4000 RTP/AVP 0\r\na=rtcp:4001\r\n\
+         a=candidate:1 1 udp 2130706431 192.0.2.1 4000 typ host generation 0\r\n\
+         a=remote-candidates:1 192.0.2.9 5000 2 192.0.2.9 5001\r\na=end-of-candidates\r\n\
+         m=video 4002 RTP/AVP 31\r\n"
+    );
+    let m = sdp_offer_to_jingle(&sdp, SdpAuthor::Initiator).unwrap();
+    let t = ice(&m.contents[0]);
+    assert_eq!(
+        t.remote_candidates,
+        [
+            crate::jingle::RemoteCandidate {
+                component: 1,
+                ip: "192.0.2.9".into(),
+                port: 5000
+            },
+            crate::jingle::RemoteCandidate {
+                component: 2,
+                ip: "192.0.2.9".into(),
+                port: 5001
+            },
+        ]
+    );
+    assert_eq!(ice(&m.contents[1]).ufrag.as_deref(), Some("8hhY"));
+    assert_eq!(
+        sdp_attrs(&m.contents[0]),
+        [
+            ("rtcp".into(), Some("4001".into()), false),
+            ("end-of-candidates".into(), None, false),
+            ("ice-lite".into(), None, true),
+            (
+                "ice-options".into(),
+                Some("trickle renomination".into()),
+                true
+            ),
+        ]
+    );
+    let out = jingle_to_sdp_offer(&m.contents, &[], SdpAuthor::Initiator, &origin("-")).unwrap();
+    assert_valid_sdp(&out);
+    assert!(
+        out.contains("t=0 0\r\na=ice-lite\r\na=ice-options:trickle renomination\r\nm=audio"),
+        "session level, once: {out}"
+    );
+    assert!(
+        out.contains(
+            "a=candidate:1 1 udp 2130706431 192.0.2.1 4000 typ host generation 0\r\n\
+             a=remote-candidates:1 192.0.2.9 5000 2 192.0.2.9 5001\r\n"
+        ),
+        "{out}"
+    );
+    assert_eq!(
+        out.matches("a=ice-ufrag:8hhY\r\n").count(),
+        2,
+        "media level: {out}"
+    );
+    assert_offer_round_trip(&sdp, SdpAuthor::Initiator);
+}
+
+#[test]
+fn jingle_elements_that_do_not_fit_stay_in_other() {
+    let j = jingle(
+        "<jingle xmlns='urn:xmpp:jingle:1' action='session-initiate' sid='s'>\
+         <content creator='initiator' name='a'>\
+         <description xmlns='urn:xmpp:jingle:apps:rtp:1' media='audio'>\
+         <payload-type id='0' name='PCMU'><rtcp-fb xmlns='urn:xmpp:jingle:apps:rtp:rtcp-fb:0'/></payload-type>\
+         <rtp-hdrext xmlns='urn:xmpp:jingle:apps:rtp:rtp-hdrext:0' id='x' uri='u'/>\
+         <source xmlns='urn:xmpp:jingle:apps:rtp:ssma:0' ssrc='99999999999'/>\
+         <source xmlns='urn:xmpp:jingle:apps:rtp:ssma:0' ssrc='7' name='a0'><ssrc-info xmlns='urn:example' owner='x'/></source>\
+         <encryption required='true'><crypto crypto-suite='S' key-params='inline:k' tag='1'/><zrtp-hash xmlns='urn:xmpp:jingle:apps:rtp:zrtp:1'>ab</zrtp-hash></encryption>\
+         </description>\
+         <transport xmlns='urn:xmpp:jingle:transports:ice-udp:1'><remote-candidate component='1' ip='1.2.3.4'/></transport>\
+         </content>\
+         <group xmlns='urn:xmpp:jingle:apps:grouping:0' semantics='BUNDLE' x='1'><content name='a'/></group>\
+         <group xmlns='urn:xmpp:jingle:apps:grouping:0'><content name='a'/></group>\
+         </jingle>",
+    );
+    assert!(j.groups.is_empty());
+    assert_eq!(j.other.len(), 2, "both groups kept whole");
+    let c = &j.contents[0];
+    let r = rtp(c);
+    assert_eq!(r.payload_types[0].other.len(), 1, "rtcp-fb without type");
+    assert_eq!(
+        r.other.len(),
+        2,
+        "hdrext with a bad id, source with a bad ssrc"
+    );
+    assert_eq!(r.sources.len(), 1);
+    assert_eq!(r.sources[0].other.len(), 2, "name attribute + ssrc-info");
+    let e = r.encryption.as_ref().unwrap();
+    assert!(e.required);
+    assert_eq!(e.cryptos.len(), 1);
+    assert_eq!(e.other.len(), 1, "zrtp-hash");
+    assert_eq!(ice(c).other.len(), 1, "remote-candidate without port");
+    let xml = String::from(&j.to_element());
+    for needle in [
+        "99999999999",
+        "name='a0'",
+        "ssrc-info",
+        "zrtp-hash",
+        "x='1'",
+        "id='x'",
+    ] {
+        assert!(xml.contains(needle), "{needle}: {xml}");
+    }
+    assert_eq!(Jingle::parse(&j.to_element()).unwrap(), j);
+}
