@@ -15,6 +15,7 @@ use stox_mapping::status::{ErrorCondition, ReasonCondition};
 
 mod jmi_flow;
 mod sip_to_xmpp;
+mod trickle;
 mod xmpp_to_sip;
 
 /// What an IQ the gateway sent was for, so its answer can be acted on.
@@ -118,9 +119,13 @@ pub(crate) struct Call {
     offered_groups: Vec<stox_mapping::jingle::Group>,
     /// XMPP → SIP: the From URI of the INVITE (kept while gathering).
     caller_uri: String,
-    /// XMPP → SIP: trickled candidates that arrived after the INVITE and wait
-    /// for the next offer/answer (the SIP peer does not do trickle ICE).
-    held_candidates: usize,
+    /// The SIP peer said `Supported: trickle-ice` (RFC 8840): candidates
+    /// trickled by the XMPP side go to it in INFO.
+    peer_trickle: bool,
+    /// Trickled candidates (transport-info contents) waiting for the dialog
+    /// to be confirmed, or for the next offer/answer when the SIP peer does
+    /// not do trickle ICE.
+    held_trickle: Vec<stox_mapping::jingle::Content>,
     /// XMPP → SIP: the SDP of the last provisional response (early media),
     /// used when the 2xx carries none (RFC 3262 reliable provisional).
     early_sdp: Option<String>,
@@ -195,7 +200,8 @@ impl Call {
             offered: Vec::new(),
             offered_groups: Vec::new(),
             caller_uri: String::new(),
-            held_candidates: 0,
+            peer_trickle: false,
+            held_trickle: Vec::new(),
             early_sdp: None,
             sip_offer: None,
             alerted: false,

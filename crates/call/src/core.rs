@@ -217,6 +217,7 @@ impl Core {
             request_uri,
             from,
             sdp,
+            supported,
         } = sip
         {
             if self.by_call_id.contains_key(&call_id) {
@@ -235,6 +236,8 @@ impl Core {
             let sid = self.sid_for(&call_id);
             let mut ctx = Self::ctx(&self.cfg, &mut self.iqs, &mut self.iq_seq, now, out);
             let call = Call::from_invite(&mut ctx, id, sid, call_id, &request_uri, &from, sdp);
+            let mut call = call;
+            call.set_peer_supported(&supported);
             self.insert(call);
             self.reap(id);
             return;
@@ -385,6 +388,7 @@ fn sip_call_id(sip: &SipInput) -> &CallId {
         | SipInput::Provisional { call_id, .. }
         | SipInput::Answered { call_id, .. }
         | SipInput::Rejected { call_id, .. }
+        | SipInput::Info { call_id, .. }
         | SipInput::Acked { call_id }
         | SipInput::Cancelled { call_id }
         | SipInput::Bye { call_id }

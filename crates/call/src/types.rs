@@ -90,15 +90,26 @@ pub enum SipInput {
         request_uri: String,
         from: String,
         sdp: Option<String>,
+        /// Option tags of the INVITE's `Supported` header (`trickle-ice` …).
+        supported: Vec<String>,
     },
     Provisional {
         call_id: CallId,
         status: u16,
         sdp: Option<String>,
+        supported: Vec<String>,
     },
     Answered {
         call_id: CallId,
         sdp: Option<String>,
+        supported: Vec<String>,
+    },
+    /// An INFO in the call's dialog (200 already sent), e.g. trickled ICE
+    /// candidates as `application/trickle-ice-sdpfrag` (RFC 8840).
+    Info {
+        call_id: CallId,
+        content_type: String,
+        body: String,
     },
     Rejected {
         call_id: CallId,
@@ -128,6 +139,8 @@ pub enum SipCommand {
         request_uri: String,
         from: String,
         sdp: String,
+        /// Option tags for the INVITE's `Supported` header.
+        supported: Vec<String>,
     },
     Respond {
         call_id: CallId,
@@ -140,6 +153,12 @@ pub enum SipCommand {
     },
     Bye {
         call_id: CallId,
+    },
+    /// An INFO in the call's dialog.
+    Info {
+        call_id: CallId,
+        content_type: String,
+        body: String,
     },
 }
 

@@ -50,6 +50,7 @@ fn bundle_group_reaches_the_invite_and_the_200s_group_the_session_accept() {
     let out = h.sip(SipInput::Answered {
         call_id: cid("g1@sip.example.com"),
         sdp: Some(answer),
+        supported: Vec::new(),
     });
     let j = jingle_set(&out);
     assert_eq!(j.attr("action"), Some("session-accept"));

@@ -104,6 +104,7 @@ fn early_sdp_is_held_and_used_for_a_2xx_without_sdp() {
         call_id: cid.clone(),
         status: 183,
         sdp: Some(ANSWER_SDP.into()),
+        supported: Vec::new(),
     });
     let j = jingle_set(&out);
     assert_eq!(
@@ -114,6 +115,7 @@ fn early_sdp_is_held_and_used_for_a_2xx_without_sdp() {
     let out = h.sip(SipInput::Answered {
         call_id: cid,
         sdp: None,
+        supported: Vec::new(),
     });
     let j = jingle_set(&out);
     assert_eq!(j.attr("action"), Some("session-accept"));
@@ -155,4 +157,142 @@ fn sessions_re_entering_the_gateway_are_refused() {
         Some(OFFER_SDP),
     ));
     assert_eq!(respond_status(one_sip(&out)), 482);
+}
+
+fn trickled_call_answered(
+    h: &mut Harness,
+    sid: &str,
+    peer_supports: bool,
+) -> stox_mapping::ids::CallId {
+    initiate_trickling(h, sid);
+    h.stanza(&juliet_action(
+        "ti",
+        sid,
+        "transport-info",
+        &candidate("c1", 40000),
+    ));
+    h.advance(300);
+    let out = h.fire_timers();
+    let SipCommand::Invite { supported, .. } = one_sip(&out) else {
+        panic!("INVITE expected")
+    };
+    assert_eq!(
+        supported,
+        &["trickle-ice".to_owned()],
+        "the XMPP side trickles: say so"
+    );
+    let cid = cid(&format!("{sid}@sip.example.com"));
+    let answer = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 6000 UDP/TLS/RTP/SAVPF 111\r\n\
+        c=IN IP4 127.0.0.1\r\na=rtpmap:111 opus/48000/2\r\na=mid:audio\r\na=ice-ufrag:Ns7Q\r\n\
+        a=ice-pwd:r4gVKd7bDhUMjWbd0JoiL9xA\r\na=setup:active\r\n\
+        a=fingerprint:sha-256 49:66:12:17:0D:1C:91:AE:57:4C:C6:36:DD:D5:97:D2:7D:62:C9:9A:7F:B9:A3:F4:70:03:E7:43:91:73:23:5E\r\n";
+    let supported = if peer_supports {
+        vec!["trickle-ice".to_owned()]
+    } else {
+        vec![]
+    };
+    let out = h.sip(SipInput::Answered {
+        call_id: cid.clone(),
+        sdp: Some(answer.into()),
+        supported,
+    });
+    assert_eq!(jingle_set(&out).attr("action"), Some("session-accept"));
+    cid
+}
+
+#[test]
+fn late_candidates_go_by_info_to_a_trickle_peer_and_are_held_otherwise() {
+    let mut h = Harness::new();
+    let cid = trickled_call_answered(&mut h, "tr1", true);
+    let out = h.stanza(&juliet_action(
+        "ti2",
+        "tr1",
+        "transport-info",
+        &candidate("c9", 40004),
+    ));
+    iq(&out, "result");
+    let SipCommand::Info {
+        call_id,
+        content_type,
+        body,
+    } = one_sip(&out)
+    else {
+        panic!("INFO expected: {out:#?}")
+    };
+    assert_eq!(call_id, &cid);
+    assert_eq!(content_type, "application/trickle-ice-sdpfrag");
+    assert!(
+        body.contains("a=mid:audio") && body.contains(" 40004 typ host"),
+        "{body}"
+    );
+
+    let mut h = Harness::new();
+    trickled_call_answered(&mut h, "tr2", false);
+    let out = h.stanza(&juliet_action(
+        "ti2",
+        "tr2",
+        "transport-info",
+        &candidate("c9", 40004),
+    ));
+    iq(&out, "result");
+    assert!(
+        sip_commands(&out).is_empty(),
+        "held for the next offer/answer"
+    );
+}
+
+#[test]
+fn sdpfrag_info_from_sip_becomes_transport_info() {
+    let mut h = Harness::new();
+    let cid = trickled_call_answered(&mut h, "tr3", true);
+    let out = h.sip(SipInput::Info {
+        call_id: cid,
+        content_type: "application/trickle-ice-sdpfrag".into(),
+        body: "a=ice-ufrag:Ns7Q\r\na=ice-pwd:r4gVKd7bDhUMjWbd0JoiL9xA\r\nm=audio 9 RTP/AVP 0\r\na=mid:audio\r\n\
+               a=candidate:7 1 udp 1845501695 127.0.0.1 6002 typ srflx raddr 10.0.0.2 rport 6002\r\na=end-of-candidates\r\n"
+            .into(),
+    });
+    let j = jingle_set(&out);
+    assert_eq!(j.attr("action"), Some("transport-info"));
+    let cand = j
+        .get_child("content", NS_JINGLE)
+        .and_then(|c| c.get_child("transport", "urn:xmpp:jingle:transports:ice-udp:1"))
+        .and_then(|t| t.get_child("candidate", "urn:xmpp:jingle:transports:ice-udp:1"))
+        .expect("candidate");
+    assert_eq!(
+        (cand.attr("port"), cand.attr("type")),
+        (Some("6002"), Some("srflx"))
+    );
+    assert_eq!(cand.attr("generation"), Some("0"));
+}
+
+#[test]
+fn callee_candidates_wait_for_the_ack_then_go_by_info() {
+    let mut h = Harness::new();
+    let mut invite = incoming_invite(
+        "tc1@h",
+        "sip:juliet@example.com;gr=balcony",
+        Some(OFFER_SDP),
+    );
+    if let SipInput::IncomingInvite { supported, .. } = &mut invite {
+        supported.push("trickle-ice".into());
+    }
+    let out = h.sip(invite);
+    let id = iq(&out, "set").attr("id").expect("id").to_owned();
+    h.iq_response(&id, stox_call::IqOutcome::Result);
+    h.stanza(&juliet_action("a", "tc1", "session-accept", ACCEPT_CONTENT));
+    let out = h.stanza(&juliet_action(
+        "ti",
+        "tc1",
+        "transport-info",
+        &candidate("x1", 42002),
+    ));
+    assert!(sip_commands(&out).is_empty(), "no INFO before the ACK");
+    let out = h.sip(SipInput::Acked {
+        call_id: cid("tc1@h"),
+    });
+    let SipCommand::Info { body, .. } = one_sip(&out) else {
+        panic!("INFO expected after the ACK: {out:#?}")
+    };
+    assert!(body.contains(" 42002 typ host"), "{body}");
 }

@@ -28,6 +28,7 @@ fn invite_carries_the_mapped_offer_and_stox_identifiers() {
         request_uri,
         from,
         sdp,
+        ..
     } = place_call(&mut h, "a73sjjvkla37jfea")
     else {
         panic!("expected an INVITE")
@@ -61,7 +62,8 @@ fn ringing_answer_and_bye_from_sip() {
         h.sip(SipInput::Provisional {
             call_id: cid.clone(),
             status: 100,
-            sdp: None
+            sdp: None,
+            supported: Vec::new()
         })
         .is_empty()
     );
@@ -69,6 +71,7 @@ fn ringing_answer_and_bye_from_sip() {
         call_id: cid.clone(),
         status: 180,
         sdp: None,
+        supported: Vec::new(),
     });
     let j = jingle_set(&out);
     assert_eq!(j.attr("action"), Some("session-info"));
@@ -82,7 +85,8 @@ fn ringing_answer_and_bye_from_sip() {
         h.sip(SipInput::Provisional {
             call_id: cid.clone(),
             status: 180,
-            sdp: None
+            sdp: None,
+            supported: Vec::new()
         })
         .is_empty()
     );
@@ -91,6 +95,7 @@ fn ringing_answer_and_bye_from_sip() {
     let out = h.sip(SipInput::Answered {
         call_id: cid.clone(),
         sdp: Some(ANSWER_SDP.into()),
+        supported: Vec::new(),
     });
     let j = jingle_set(&out);
     assert_eq!(j.attr("action"), Some("session-accept"));
@@ -140,6 +145,7 @@ fn xmpp_hangs_up_after_answer_with_bye() {
     h.sip(SipInput::Answered {
         call_id: cid.clone(),
         sdp: Some(ANSWER_SDP.into()),
+        supported: Vec::new(),
     });
     let out = h.stanza(&juliet_action(
         "t1",
@@ -163,6 +169,7 @@ fn xmpp_hangs_up_before_answer_with_cancel() {
         call_id: cid.clone(),
         status: 180,
         sdp: None,
+        supported: Vec::new(),
     });
     let out = h.stanza(&juliet_action(
         "t1",
@@ -199,6 +206,7 @@ fn a_2xx_racing_our_cancel_is_ended_with_bye() {
     let out = h.sip(SipInput::Answered {
         call_id: cid.clone(),
         sdp: Some(ANSWER_SDP.into()),
+        supported: Vec::new(),
     });
     assert_eq!(one_sip(&out), &SipCommand::Bye { call_id: cid });
     assert!(stanzas(&out).is_empty());
@@ -248,6 +256,7 @@ fn losing_the_caller_after_the_answer_hangs_up_sip() {
     let out = h.sip(SipInput::Answered {
         call_id: cid.clone(),
         sdp: Some(ANSWER_SDP.into()),
+        supported: Vec::new(),
     });
     let accept_id = iq(&out, "set").attr("id").expect("id").to_owned();
     let out = h.iq_response(&accept_id, IqOutcome::Timeout);
@@ -266,6 +275,7 @@ fn answer_without_sdp_is_refused_on_both_sides() {
     let out = h.sip(SipInput::Answered {
         call_id: cid.clone(),
         sdp: None,
+        supported: Vec::new(),
     });
     assert_eq!(one_sip(&out), &SipCommand::Bye { call_id: cid });
     assert_eq!(reason_of(jingle_set(&out)), "incompatible-parameters");

@@ -86,7 +86,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 None => break,
             },
             ev = sip_events.recv() => match ev {
-                Some(ev) => sip_input(ev),
+                Some(ev) => Some(sip_input(ev)),
                 None => break,
             },
             Some(expired) = exec.timers.next() => Some(Input::Timer(expired.into_inner())),
@@ -159,9 +159,8 @@ fn xmpp_input(ev: XmppEvent) -> Option<Input> {
     }
 }
 
-/// `None` for SIP events the core does not take yet (INFO).
-fn sip_input(ev: SipEvent) -> Option<Input> {
-    Some(Input::Sip(match ev {
+fn sip_input(ev: SipEvent) -> Input {
+    Input::Sip(match ev {
         SipEvent::IncomingInvite {
             call_id,
             request_uri,
@@ -169,6 +168,7 @@ fn sip_input(ev: SipEvent) -> Option<Input> {
             sdp,
             transport,
             source,
+            supported,
             ..
         } => {
             debug!(%call_id, %transport, %source, %request_uri, %from, "incoming INVITE");
@@ -177,19 +177,31 @@ fn sip_input(ev: SipEvent) -> Option<Input> {
                 request_uri,
                 from,
                 sdp,
+                supported,
             }
         }
         SipEvent::Provisional {
             call_id,
             status,
             sdp,
+            supported,
             ..
         } => SipInput::Provisional {
             call_id,
             status,
             sdp,
+            supported,
         },
-        SipEvent::Answered { call_id, sdp, .. } => SipInput::Answered { call_id, sdp },
+        SipEvent::Answered {
+            call_id,
+            sdp,
+            supported,
+            ..
+        } => SipInput::Answered {
+            call_id,
+            sdp,
+            supported,
+        },
         SipEvent::Rejected {
             call_id,
             status,
@@ -203,11 +215,16 @@ fn sip_input(ev: SipEvent) -> Option<Input> {
         SipEvent::Cancelled { call_id } => SipInput::Cancelled { call_id },
         SipEvent::Bye { call_id } => SipInput::Bye { call_id },
         SipEvent::Terminated { call_id, reason } => SipInput::Terminated { call_id, reason },
-        SipEvent::Info { call_id, .. } => {
-            debug!(%call_id, "SIP INFO not taken by the core yet");
-            return None;
-        }
-    }))
+        SipEvent::Info {
+            call_id,
+            content_type,
+            body,
+        } => SipInput::Info {
+            call_id,
+            content_type,
+            body,
+        },
+    })
 }
 
 /// Carries out the core's outputs.
@@ -258,12 +275,13 @@ impl Executor {
                 request_uri,
                 from,
                 sdp,
+                supported,
             } => self.sip.invite(OutgoingInvite {
                 call_id,
                 request_uri,
                 from,
                 sdp,
-                supported: Vec::new(),
+                supported,
             }),
             SipCommand::Respond {
                 call_id,
@@ -273,6 +291,11 @@ impl Executor {
             } => self.sip.respond(&call_id, status, reason, sdp),
             SipCommand::Cancel { call_id } => self.sip.cancel(&call_id),
             SipCommand::Bye { call_id } => self.sip.bye(&call_id),
+            SipCommand::Info {
+                call_id,
+                content_type,
+                body,
+            } => self.sip.info(&call_id, &content_type, body),
         };
         if let Err(e) = result {
             warn!(error = %e, "sip command failed");

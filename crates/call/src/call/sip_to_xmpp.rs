@@ -193,7 +193,12 @@ impl Call {
                     self.end(ctx, condition, EndedBy::Xmpp, None, Phase::Finished);
                 }
             }
-            Action::TransportInfo => ctx.result(req),
+            Action::TransportInfo => {
+                ctx.result(req);
+                for content in jingle.contents {
+                    self.trickle_out(ctx, content);
+                }
+            }
             Action::SessionInitiate | Action::SessionAccept => {
                 Self::out_of_order(ctx, req, jingle.action, self.phase);
             }
@@ -274,7 +279,11 @@ impl Call {
             }
             SipInput::Acked { .. } if self.phase == Phase::AwaitingAck => {
                 self.phase = Phase::Active;
+                self.flush_trickle(ctx);
             }
+            SipInput::Info {
+                content_type, body, ..
+            } => self.trickle_in(ctx, &content_type, &body),
             SipInput::Bye { .. } if matches!(self.phase, Phase::AwaitingAck | Phase::Active) => {
                 self.sip_hung_up(ctx);
             }

@@ -96,6 +96,7 @@ impl Call {
                     request_uri: callee.to_string(),
                     from: caller.to_string(),
                     sdp: offer,
+                    supported: Vec::new(),
                 });
                 call.persist(ctx);
             }
@@ -142,11 +143,14 @@ impl Call {
         match self.offer_sdp(ctx, &self.offered, &self.offered_groups) {
             Ok(offer) => {
                 self.phase = Phase::Inviting;
+                // The XMPP side trickles: say so, so a trickle-capable SIP
+                // peer takes later candidates by INFO (RFC 8840).
                 ctx.sip(SipCommand::Invite {
                     call_id: self.rec.sip_call_id.clone(),
                     request_uri: self.rec.sip_uri.clone(),
                     from: self.caller_uri.clone(),
                     sdp: offer,
+                    supported: vec!["trickle-ice".to_owned()],
                 });
             }
             Err(err) => {
@@ -159,7 +163,7 @@ impl Call {
 
     /// Trickled candidates (XEP-0176 transport-info) merged into the offer
     /// being gathered, or held once the INVITE is out.
-    fn add_candidates(&mut self, jingle: &Jingle) {
+    fn add_candidates(&mut self, ctx: &mut Ctx<'_>, jingle: &Jingle) {
         for content in &jingle.contents {
             let Some(Transport::IceUdp(new)) = &content.transport else {
                 continue;
@@ -190,7 +194,11 @@ impl Call {
                         }
                     }
                 }
-                None => self.held_candidates += new.candidates.len(),
+                None => {
+                    let mut held = content.clone();
+                    held.description = None;
+                    self.trickle_out(ctx, held);
+                }
             }
         }
     }
@@ -230,7 +238,7 @@ impl Call {
             }
             Action::TransportInfo => {
                 ctx.result(req);
-                self.add_candidates(&jingle);
+                self.add_candidates(ctx, &jingle);
             }
             Action::SessionInitiate | Action::SessionAccept => {
                 Self::out_of_order(ctx, req, jingle.action, self.phase);
@@ -245,9 +253,13 @@ impl Call {
             // Forking: only the first provisional reaches XMPP. An early SDP
             // answer (183) is never forwarded before the final response: it
             // is kept, for a 2xx that carries none.
-            SipInput::Provisional { status, sdp, .. }
-                if status > 100 && matches!(self.phase, Phase::Inviting | Phase::Alerting) =>
-            {
+            SipInput::Provisional {
+                status,
+                sdp,
+                supported,
+                ..
+            } if status > 100 && matches!(self.phase, Phase::Inviting | Phase::Alerting) => {
+                self.set_peer_supported(&supported);
                 if sdp.is_some() {
                     self.early_sdp = sdp;
                 }
@@ -263,8 +275,12 @@ impl Call {
                 self.send_jingle(ctx, IqPurpose::Info, &j);
                 self.set_state(ctx, CallState::Ringing);
             }
-            SipInput::Answered { sdp, .. } => match self.phase {
-                Phase::Inviting | Phase::Alerting => self.sip_answered(ctx, sdp),
+            SipInput::Answered { sdp, supported, .. } => match self.phase {
+                Phase::Inviting | Phase::Alerting => {
+                    self.set_peer_supported(&supported);
+                    self.sip_answered(ctx, sdp);
+                    self.flush_trickle(ctx);
+                }
                 Phase::Cancelling => {
                     // Our CANCEL lost the race against the 2xx: end it with BYE.
                     ctx.sip(SipCommand::Bye {
@@ -295,6 +311,9 @@ impl Call {
                 _ => {}
             },
             SipInput::Bye { .. } if self.phase == Phase::Active => self.sip_hung_up(ctx),
+            SipInput::Info {
+                content_type, body, ..
+            } => self.trickle_in(ctx, &content_type, &body),
             SipInput::Terminated { reason, .. } => {
                 if matches!(
                     self.phase,

@@ -227,6 +227,7 @@ pub fn incoming_invite(call_id: &str, request_uri: &str, sdp: Option<&str>) -> S
         request_uri: request_uri.into(),
         from: "sip:romeo@example.net".into(),
         sdp: sdp.map(str::to_owned),
+        supported: Vec::new(),
     }
 }
 

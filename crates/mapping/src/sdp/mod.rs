@@ -71,6 +71,7 @@ mod sources;
 #[cfg(test)]
 mod tests;
 mod transport;
+pub mod trickle;
 mod write;
 
 pub use codecs::{TELEPHONE_EVENT_DEFAULT_FMTP, format_fmtp, parse_fmtp, static_payload_type};
