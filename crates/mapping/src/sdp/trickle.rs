@@ -29,13 +29,12 @@ pub fn contents_to_sdpfrag(contents: &[Content], end_of_candidates: bool) -> Opt
         let Some(Transport::IceUdp(t)) = &c.transport else {
             continue;
         };
-        if !creds_written {
-            if let (Some(ufrag), Some(pwd)) = (&t.ufrag, &t.pwd) {
-                if is_ice_token(ufrag) && is_ice_token(pwd) {
-                    out.push_str(&format!("a=ice-ufrag:{ufrag}\r\na=ice-pwd:{pwd}\r\n"));
-                    creds_written = true;
-                }
-            }
+        if let (false, Some(ufrag), Some(pwd)) = (creds_written, &t.ufrag, &t.pwd)
+            && is_ice_token(ufrag)
+            && is_ice_token(pwd)
+        {
+            out.push_str(&format!("a=ice-ufrag:{ufrag}\r\na=ice-pwd:{pwd}\r\n"));
+            creds_written = true;
         }
         out.push_str("m=audio 9 RTP/AVP 0\r\n");
         if is_token(&c.name) {
