@@ -135,6 +135,8 @@ def test_disco_info(gateway, juliet, target):
     for needed in ("urn:xmpp:jingle:1", "urn:xmpp:jingle:apps:rtp:1", "urn:xmpp:jingle:apps:rtp:audio",
                    "urn:xmpp:jingle:apps:rtp:video", "urn:xmpp:jingle:transports:ice-udp:1",
                    "urn:xmpp:jingle:transports:raw-udp:1", "urn:xmpp:jingle:apps:dtls:0",
+                   "urn:xmpp:jingle:apps:rtp:rtcp-fb:0", "urn:xmpp:jingle:apps:rtp:rtp-hdrext:0",
+                   "urn:xmpp:jingle:apps:grouping:0", "urn:xmpp:jingle:apps:rtp:ssma:0",
                    "urn:xmpp:jingle-message:0", "urn:ietf:rfc:3264", "urn:xmpp:ping"):
         assert needed in features, f"{needed} missing: {sorted(features)}"
     assert answer.frm == target

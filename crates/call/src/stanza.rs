@@ -133,6 +133,10 @@ pub(crate) const FEATURES: &[&str] = &[
     ns::JINGLE_RAW_UDP,
     ns::JINGLE_ICE_UDP,
     ns::JINGLE_DTLS,
+    ns::JINGLE_RTCP_FB,
+    ns::JINGLE_RTP_HDREXT,
+    ns::JINGLE_GROUPING,
+    ns::JINGLE_SSMA,
     ns::JINGLE_MESSAGE,
     // "send all candidates at once": clients then gather before they offer.
     "urn:ietf:rfc:3264",
