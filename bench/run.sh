@@ -62,8 +62,16 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-cargo build --release -q -p stox-gateway -p stox-bench
-BENCH=target/release/stox-bench
+# STOX_BENCH_GATEWAY_BIN measures another gateway build (e.g. one built from a
+# clean checkout of a commit); by default the gateway of this tree is built.
+if [ -n "${STOX_BENCH_GATEWAY_BIN:-}" ]; then
+    cargo build --release -q -p stox-bench
+    GATEWAY_BIN=$STOX_BENCH_GATEWAY_BIN
+else
+    cargo build --release -q -p stox-gateway -p stox-bench
+    GATEWAY_BIN=target/release/stox-gateway
+fi
+BENCH=${STOX_BENCH_BIN:-target/release/stox-bench}
 OUT=${OUT:-$(mktemp -d /tmp/stox-bench-XXXXXX)}
 mkdir -p "$OUT"
 
@@ -77,7 +85,7 @@ trap cleanup EXIT INT TERM
 
 # Runs one stox-bench command in its own process group and waits for it.
 bench() {
-    setsid "$BENCH" "$@" --work-dir "$OUT" --clk-tck "$(getconf CLK_TCK)" &
+    setsid "$BENCH" "$@" --work-dir "$OUT" --clk-tck "$(getconf CLK_TCK)" --gateway-bin "$GATEWAY_BIN" &
     local pid=$!
     PGIDS+=("$pid")
     wait "$pid"
@@ -89,6 +97,7 @@ COMMON=(--rate "$RATE" --duration "$DURATION" --hold-ms "$HOLD_MS" --transport "
 {
     echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+    echo "gateway: $GATEWAY_BIN ($(git log -1 --format='%h %s' 2>/dev/null | cut -c1-70))"
     echo "before: $(uptime)"
 } | tee "$OUT/machine.txt"
 
