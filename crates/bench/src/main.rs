@@ -56,6 +56,13 @@ enum Cmd {
         /// kill -9 the gateway while the calls are held and time its restart.
         #[arg(long)]
         kill9: bool,
+        /// Seconds to wait after the calls end before the leak check (SIP
+        /// transactions live up to 32 s after their call over UDP).
+        #[arg(long, default_value_t = 40)]
+        settle_secs: u64,
+        /// Hold-and-release rounds on one gateway (2: is freed memory reused?).
+        #[arg(long, default_value_t = 2)]
+        rounds: u64,
     },
     /// Kamailio as a stateful record-routing proxy between SIPp UAC and UAS.
     Anchor {
@@ -151,12 +158,27 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
             common: c,
             calls,
             kill9,
+            settle_secs,
+            rounds,
         } => {
             let name = c
                 .name
                 .clone()
                 .unwrap_or_else(|| format!("held-{calls}{}", if kill9 { "-kill9" } else { "" }));
-            (run::held(&c.settings(), &name, calls, kill9).await?, c.out)
+            (
+                run::held(
+                    &c.settings(),
+                    &name,
+                    &run::HeldSpec {
+                        calls,
+                        rounds,
+                        kill9,
+                        settle: Duration::from_secs(settle_secs),
+                    },
+                )
+                .await?,
+                c.out,
+            )
         }
         Cmd::Anchor { common: c, direct } => {
             let name = c.name(if direct { "sipp-direct" } else { "kamailio" });

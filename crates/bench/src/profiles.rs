@@ -52,6 +52,8 @@ struct OutCall {
 pub struct XmppToSip {
     pub component: String,
     pub domain: String,
+    /// Call numbers (ids, sids, JIDs) start here, so rounds do not collide.
+    pub base: u64,
     start: Instant,
     interval: Duration,
     total: u64,
@@ -86,6 +88,7 @@ impl XmppToSip {
         XmppToSip {
             component: component.to_owned(),
             domain: domain.to_owned(),
+            base: 0,
             start,
             interval,
             total,
@@ -163,7 +166,12 @@ impl XmppToSip {
     }
 
     fn call_of(&self, sid: &str) -> Option<usize> {
-        let n: usize = sid.strip_prefix('b')?.parse().ok()?;
+        let n = sid
+            .strip_prefix('b')?
+            .parse::<u64>()
+            .ok()?
+            .checked_sub(self.base)?;
+        let n = usize::try_from(n).ok()?;
         (n < self.calls.len()).then_some(n)
     }
 
@@ -188,7 +196,13 @@ impl XmppToSip {
 
     fn on_result(&mut self, now: Instant, iq: &Iq) {
         let (kind, n) = iq.id.split_at(2.min(iq.id.len()));
-        let Some(n) = n.parse::<usize>().ok().filter(|n| *n < self.calls.len()) else {
+        let Some(n) = n
+            .parse::<u64>()
+            .ok()
+            .and_then(|n| n.checked_sub(self.base))
+            .and_then(|n| usize::try_from(n).ok())
+            .filter(|n| *n < self.calls.len())
+        else {
             return;
         };
         let ok = iq.ty == "result";
@@ -263,10 +277,11 @@ impl Profile for XmppToSip {
             }
             self.max_send_lag = self.max_send_lag.max(now - due);
             let n = self.next;
-            let (from, to) = self.jids(n);
+            let g = self.base + n;
+            let (from, to) = self.jids(g);
             out.push_str(&jingle::session_initiate(
-                &format!("si{n}"),
-                &format!("b{n}"),
+                &format!("si{g}"),
+                &format!("b{g}"),
                 &from,
                 &to,
             ));
@@ -285,10 +300,11 @@ impl Profile for XmppToSip {
             }
             c.term_sent = true;
             self.live = self.live.saturating_sub(1);
-            let (from, to) = self.jids(n);
+            let g = self.base + n;
+            let (from, to) = self.jids(g);
             out.push_str(&jingle::session_terminate(
-                &format!("st{n}"),
-                &format!("b{n}"),
+                &format!("st{g}"),
+                &format!("b{g}"),
                 &from,
                 &to,
             ));
