@@ -2,7 +2,7 @@
 # One command for every figure in docs/performance.md:
 #
 #   bench/run.sh [--rate 200] [--duration 20] [--hold-ms 1000] [--transport udp|tcp]
-#                [--held 5000] [--kill9] [--only LIST] [--out DIR]
+#                [--held 5000] [--rounds 2] [--kill9] [--only LIST] [--out DIR]
 #
 # Installs what is missing (sip-tester, kamailio, sqlite3, tcpdump), builds the gateway
 # and stox-bench in release mode, then runs, at the same rate and call shape:
@@ -13,7 +13,8 @@
 #   latency       both gateway directions again at min(rate, 1000)/s for 10 s,
 #                 captured with tcpdump on lo: gateway-added latency on the wire
 #                 (kept apart from the CPU runs, since capturing costs CPU)
-#   held          N concurrent held calls: RSS per call, RSS after they end
+#   held          N concurrent held calls: RSS per call, RSS after they end,
+#                 in --rounds rounds on one gateway (is freed memory reused?)
 #                 (with --kill9: kill -9 while held, time the restart)
 # and prints the summary with the gateway/Kamailio CPU ratio. --only takes a
 # comma list of those names. Everything listens on 127.0.0.1; every process
@@ -27,6 +28,7 @@ DURATION=20
 HOLD_MS=1000
 TRANSPORT=udp
 HELD=5000
+ROUNDS=2
 KILL9=0
 ONLY="sipp-direct,kamailio,xmpp-to-sip,sip-to-xmpp,latency,held"
 OUT=""
@@ -38,6 +40,7 @@ while [ $# -gt 0 ]; do
         --hold-ms) HOLD_MS="$2"; shift 2 ;;
         --transport) TRANSPORT="$2"; shift 2 ;;
         --held) HELD="$2"; shift 2 ;;
+        --rounds) ROUNDS="$2"; shift 2 ;;
         --kill9) KILL9=1; shift ;;
         --only) ONLY="$2"; shift 2 ;;
         --out) OUT="$2"; shift 2 ;;
@@ -113,7 +116,7 @@ if want latency; then
 fi
 if want held && [ "$HELD" -gt 0 ]; then
     HELD_RATE=$(( RATE > 1000 ? 1000 : RATE ))
-    bench held --calls "$HELD" --rate "$HELD_RATE" --transport "$TRANSPORT" --name "held-$HELD" --out "$OUT/5-held.kv"
+    bench held --calls "$HELD" --rounds "$ROUNDS" --rate "$HELD_RATE" --transport "$TRANSPORT" --name "held-$HELD" --out "$OUT/5-held.kv"
     if [ "$KILL9" = 1 ]; then
         bench held --calls "$HELD" --rate "$HELD_RATE" --transport "$TRANSPORT" --kill9 --name "held-$HELD-kill9" --out "$OUT/6-held-kill9.kv"
     fi
