@@ -1,11 +1,14 @@
 //! XEP-0167 SDES `<encryption><crypto/></encryption>` ⇄ `a=crypto` (RFC 4568).
 //!
-//! `required` ⇄ the profile: an m= line over `RTP/SAVP`, `RTP/SAVPF` (or
-//! `UDP/TLS/RTP/SAVP(F)`) requires SRTP; `a=crypto` over `RTP/AVP(F)` is
-//! best-effort SRTP and reads as `required` absent. Writing an offer, a
+//! `required` ⇄ the profile: an m= line over `RTP/SAVP` or `RTP/SAVPF`
+//! requires SDES-keyed SRTP; `a=crypto` over `RTP/AVP(F)` is best-effort
+//! SRTP, and over `UDP/TLS/RTP/SAVPF` an alternative to DTLS (as Dino offers
+//! it, `required='0'`): both read as not required. Writing an offer, a
 //! required `<encryption/>` with at least one writable `<crypto/>` selects
 //! `RTP/SAVP(F)`, an optional one keeps `RTP/AVP(F)` with the `a=crypto`
-//! lines. An `<encryption/>` without any `<crypto/>` has no SDP form.
+//! lines; with a DTLS fingerprint the profile is `UDP/TLS/RTP/SAVPF` either
+//! way (so a required SDES next to DTLS reads back as not required). An
+//! `<encryption/>` without any `<crypto/>` has no SDP form.
 
 use super::check::{ezk_accepts, is_text, is_token};
 use super::raw::Line;
@@ -17,9 +20,9 @@ fn is_tag(s: &str) -> bool {
     (1..=9).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// Is `proto` a profile that mandates SRTP?
+/// Is `proto` a profile that mandates SDES-keyed SRTP?
 pub(super) fn is_secure_profile(proto: &str) -> bool {
-    proto.ends_with("/SAVP") || proto.ends_with("/SAVPF")
+    matches!(proto, "RTP/SAVP" | "RTP/SAVPF")
 }
 
 fn parse(value: &str) -> Option<Crypto> {

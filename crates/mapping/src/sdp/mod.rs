@@ -24,8 +24,8 @@
 //! | `a=extmap-allow-mixed` (session or media level) | `<extmap-allow-mixed/>` in every content it applies to; written at media level |
 //! | `a=ssrc:N name[:value]` | XEP-0339 `<source ssrc><parameter name value/></source>`, one per SSRC, attributes in order |
 //! | `a=ssrc-group:SEM N…` | `<ssrc-group semantics><source ssrc/>…</ssrc-group>` |
-//! | `a=msid:stream track` with sources | an `msid` parameter on every source; written back when every source has the same one (`sdp/sources.rs`) |
-//! | `a=crypto:tag suite key-params [session-params]` | XEP-0167 `<encryption><crypto crypto-suite key-params session-params? tag/></encryption>`; `required` ⇄ `RTP/SAVP(F)` (`sdp/crypto.rs`) |
+//! | `a=msid:stream track` with sources | an `msid` parameter on every source lacking one; the form used (media level only, or also `a=ssrc:N msid:`) is kept (`sdp/sources.rs`) |
+//! | `a=crypto:tag suite key-params [session-params]` | XEP-0167 `<encryption><crypto crypto-suite key-params session-params? tag/></encryption>`; `required` ⇄ `RTP/SAVP(F)`; over `RTP/AVP(F)` or `UDP/TLS/RTP/SAVPF` not required (`sdp/crypto.rs`) |
 //! | `a=ice-ufrag`/`ice-pwd` (media, else session level; RFC 8839 syntax), `a=candidate` | ICE-UDP `ufrag`/`pwd`/`<candidate/>`; ids generated (`m{line}c{n}`) when mapping from SDP; `generation`, `tcptype`, `network-id` ⇄ `network` |
 //! | `a=remote-candidates:c ip port …` | XEP-0176 `<remote-candidate component ip port/>` |
 //! | `a=fingerprint` + `a=setup` (media, else session level) | `<fingerprint hash setup>` in the transport; roles never rewritten; written at media level |
@@ -55,7 +55,7 @@
 //! profile itself (recomputed from what is present), and on the Jingle side
 //! what has no SDP form: the description's `ssrc` attribute, a `<source/>`
 //! without parameters, an `<encryption/>` without `<crypto/>` (and, with
-//! DTLS, SDES reads back as required), XEP-0294 ids outside 1–255, group
+//! DTLS, SDES reads back as not required), XEP-0294 ids outside 1–255, group
 //! members that name no written content, and the `other` children/attributes
 //! of typed elements.
 
@@ -247,9 +247,10 @@ fn content_names(sdp: &RawSdp) -> Vec<Option<String>> {
             if !is_mappable(m) {
                 return None;
             }
+            // RFC 5888: identification-tag = token; anything else is ignored.
             let base = raw::attribute(&m.lines, "mid")
                 .map(str::trim)
-                .filter(|mid| !mid.is_empty())
+                .filter(|mid| check::is_token(mid))
                 .unwrap_or(&m.mline.media)
                 .to_owned();
             let mut name = base.clone();

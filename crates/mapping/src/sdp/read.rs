@@ -85,7 +85,10 @@ pub(super) fn answer(
 
 /// Remembers which content the m= section's `a=mid` became.
 fn push_mid(mids: &mut Vec<(String, String)>, m: &RawMedia, c: &Content) {
-    if let Some(mid) = attribute(&m.lines, "mid").map(str::trim) {
+    if let Some(mid) = attribute(&m.lines, "mid")
+        .map(str::trim)
+        .filter(|mid| check::is_token(mid))
+    {
         mids.push((mid.to_owned(), c.name.clone()));
     }
 }
@@ -311,7 +314,7 @@ fn media_to_content(
         if consumed.contains(&i) || direction || HANDLED.contains(&n) || MODELLED.contains(&n) {
             continue;
         }
-        if v.is_none_or(|v| check::is_text(v) && check::ezk_accepts(n, v)) {
+        if check::is_token(n) && v.is_none_or(|v| check::is_text(v) && check::ezk_accepts(n, v)) {
             rtp.other.push(sdp_attribute(n, v, false));
         }
     }
@@ -320,7 +323,7 @@ fn media_to_content(
         if direction || SESSION_MAPPED.contains(&n) || MODELLED.contains(&n) {
             continue;
         }
-        if v.is_none_or(|v| check::is_text(v) && check::ezk_accepts(n, v)) {
+        if check::is_token(n) && v.is_none_or(|v| check::is_text(v) && check::ezk_accepts(n, v)) {
             rtp.other.push(sdp_attribute(n, v, true));
         }
     }

@@ -1,12 +1,18 @@
 //! XEP-0339 sources ⇄ `a=ssrc`, `a=ssrc-group` (RFC 5576) and `a=msid` (RFC 8830).
 //!
 //! `a=ssrc:<n> name[:value]` lines are grouped per SSRC in order of first
-//! appearance, their attributes kept in line order. A media-level
-//! `a=msid:<stream> <track>` becomes an `msid` parameter of every source
-//! (XEP-0339 §3.1) when there are sources and no source says otherwise;
-//! written back, a media-level `a=msid` is added when every source carries
-//! the same `msid` parameter. Without sources (or with several `a=msid`
-//! lines) `a=msid` stays an `<sdp-attribute/>`.
+//! appearance, their attributes kept in line order.
+//!
+//! msid (RFC 8830) comes in two forms: media-level `a=msid:<stream> <track>`
+//! (Firefox, current Chrome) and `a=ssrc:<n> msid:…` (older Chrome, which
+//! also sends the first). Jingle clients read it from the source (XEP-0339
+//! `msid` parameter), so a single `a=msid` is folded into every source that
+//! has none; the line is then also kept as an `<sdp-attribute/>`, which tells
+//! the writer to use the media-level form only. When the sources already
+//! carry it (both forms present) the line is consumed, and the writer emits
+//! both forms again whenever every source has the same `msid`. Without
+//! sources, with several `a=msid` lines, or with sources that disagree,
+//! `a=msid` just stays an `<sdp-attribute/>`.
 
 use super::check::{is_sdp_token, is_text, is_token};
 use super::raw::Line;
@@ -82,12 +88,16 @@ pub(super) fn read(lines: &[Line], rtp: &mut RtpDescription, consumed: &mut Vec<
     if rtp.sources.is_empty() || !rtp.sources.iter().all(agrees) {
         return;
     }
+    let mut folded = false;
     for s in &mut rtp.sources {
         if !s.parameters.iter().any(|p| p.name == MSID) {
             s.parameters.push(Parameter::new(MSID, value));
+            folded = true;
         }
     }
-    consumed.push(i);
+    if !folded {
+        consumed.push(i);
+    }
 }
 
 /// The msid every source carries, if they all carry exactly the same one.
@@ -107,11 +117,19 @@ fn common_msid(rtp: &RtpDescription) -> Option<&str> {
 
 /// `a=msid`, `a=ssrc-group` and `a=ssrc` lines of a description.
 pub(super) fn lines(rtp: &RtpDescription, out: &mut Vec<String>) {
-    let kept_msid = rtp
+    let kept: Vec<&str> = rtp
         .other
         .iter()
-        .any(|e| e.is("sdp-attribute", ns::STOX_SDP) && e.attr("name") == Some(MSID));
-    if let (Some(msid), false) = (common_msid(rtp), kept_msid) {
+        .filter(|e| e.is("sdp-attribute", ns::STOX_SDP) && e.attr("name") == Some(MSID))
+        .filter(|e| e.attr("level").is_none())
+        .filter_map(|e| e.attr("value"))
+        .collect();
+    // One kept a=msid line: the media-level form was used, and it says it.
+    let media_form = match kept[..] {
+        [value] => Some(value),
+        _ => None,
+    };
+    if let (Some(msid), true) = (common_msid(rtp), kept.is_empty()) {
         out.push(format!("a=msid:{msid}"));
     }
     for g in &rtp.ssrc_groups {
@@ -125,7 +143,19 @@ pub(super) fn lines(rtp: &RtpDescription, out: &mut Vec<String>) {
         out.push(line);
     }
     for s in &rtp.sources {
-        for p in &s.parameters {
+        // What folding appends (the only msid, last, never the only
+        // parameter) is left to the media-level line.
+        let folded = match (s.parameters.split_last(), media_form) {
+            (Some((last, rest)), Some(value)) => {
+                last.name == MSID
+                    && last.value == value
+                    && !rest.is_empty()
+                    && !rest.iter().any(|p| p.name == MSID)
+            }
+            _ => false,
+        };
+        let count = s.parameters.len() - usize::from(folded);
+        for p in s.parameters.iter().take(count) {
             if !is_token(&p.name) || p.name.contains(':') || !is_text(&p.value) {
                 continue;
             }

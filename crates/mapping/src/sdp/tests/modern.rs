@@ -646,6 +646,12 @@ fn msid_rules() {
         rtp(&m.contents[0]).sources,
         [source(1, &both), source(2, &both)]
     );
+    // …and written back in the form it came in (media level only).
+    let out = jingle_to_sdp_offer(&m.contents, &[], SdpAuthor::Initiator, &origin("-")).unwrap();
+    assert!(
+        out.ends_with("a=ssrc:1 cname:c\r\na=ssrc:2 cname:c\r\na=msid:s t\r\n"),
+        "{out}"
+    );
     assert_offer_round_trip(&sdp, SdpAuthor::Initiator);
     // No sources, or a source that says otherwise: a=msid stays as it was.
     for body in [

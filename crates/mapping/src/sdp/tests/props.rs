@@ -338,9 +338,9 @@ fn content() -> impl Strategy<Value = Content> {
                     let dtls =
                         matches!(&transport, Transport::IceUdp(t) if !t.fingerprints.is_empty());
                     let mut encryption = ext.encryption;
-                    // With DTLS the profile is UDP/TLS/RTP/SAVPF: SDES reads back as required.
+                    // With DTLS the profile is UDP/TLS/RTP/SAVPF: SDES reads back as optional.
                     if let (true, Some(e)) = (dtls, encryption.as_mut()) {
-                        e.required = true;
+                        e.required = false;
                     }
                     let mut c = Content::new(media);
                     c.senders = senders;
