@@ -240,6 +240,24 @@ impl Call {
         }
     }
 
+    /// A call answered before a restart, resumed from its row: it can be
+    /// ended from either side (the SIP layer restored its dialog).
+    pub fn restored(rec: SessionRecord) -> Call {
+        let mut call = Call::new(
+            rec.created_at,
+            rec.id,
+            rec.direction,
+            rec.jingle_sid.clone(),
+            rec.sip_call_id.clone(),
+            rec.xmpp_jid.clone(),
+            rec.gateway_jid.clone(),
+            rec.sip_uri.clone(),
+            Phase::Active,
+        );
+        call.rec = rec;
+        call
+    }
+
     /// Did this call come in from SIP?
     pub fn is_from_sip(&self) -> bool {
         self.rec.direction == Direction::SipToXmpp

@@ -6,7 +6,7 @@ mod messages;
 use crate::call::{Call, Ctx, IqPurpose};
 use crate::stanza::{self, AppError, IqHeader};
 use crate::time::Millis;
-use crate::types::{Input, IqOutcome, Output, SipInput, TimerKey};
+use crate::types::{Input, IqOutcome, Output, SessionRecord, SipInput, TimerKey};
 use minidom::Element;
 use std::collections::HashMap;
 use stox_mapping::ids::{CallId, Sid};
@@ -71,6 +71,21 @@ impl Core {
             next_id: first_id.max(1),
             iq_seq: 0,
         }
+    }
+
+    /// Resumes calls that were answered before a restart (their SIP dialogs
+    /// restored by the SIP layer). Rows that are not `active` are ignored.
+    pub fn restore(&mut self, records: impl IntoIterator<Item = SessionRecord>) -> usize {
+        let mut n = 0;
+        for rec in records {
+            if rec.state != crate::types::CallState::Active {
+                continue;
+            }
+            self.next_id = self.next_id.max(rec.id + 1);
+            self.insert(Call::restored(rec));
+            n += 1;
+        }
+        n
     }
 
     /// Number of calls held in memory (live calls and calls winding down).

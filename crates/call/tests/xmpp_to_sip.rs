@@ -281,3 +281,71 @@ fn answer_without_sdp_is_refused_on_both_sides() {
     assert_eq!(reason_of(jingle_set(&out)), "incompatible-parameters");
     assert_eq!(h.last_state(), CallState::Ended);
 }
+
+#[test]
+fn calls_answered_before_a_restart_are_resumed_and_can_end_either_way() {
+    // First life: an answered call, both directions.
+    let mut h = Harness::new();
+    place_call(&mut h, "r1");
+    h.sip(SipInput::Answered {
+        call_id: cid("r1@sip.example.com"),
+        sdp: Some(ANSWER_SDP.into()),
+        supported: Vec::new(),
+    });
+    let out = h.sip(incoming_invite(
+        "r2@h",
+        "sip:juliet@example.com;gr=balcony",
+        Some(OFFER_SDP),
+    ));
+    let id = iq(&out, "set").attr("id").expect("id").to_owned();
+    h.iq_response(&id, IqOutcome::Result);
+    h.stanza(&juliet_action("a", "r2", "session-accept", ACCEPT_CONTENT));
+    let out = h.sip(SipInput::Acked {
+        call_id: cid("r2@h"),
+    });
+    assert_eq!(
+        h.last_state(),
+        CallState::Active,
+        "the ACK writes the row again (dialog stored)"
+    );
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, stox_call::Output::Persist(_)))
+    );
+    let rows: Vec<_> = {
+        let mut latest = std::collections::BTreeMap::new();
+        for r in &h.rows {
+            latest.insert(r.id, r.clone());
+        }
+        latest.into_values().collect()
+    };
+
+    // Second life: a new core resumes both.
+    let mut h2 = Harness::new();
+    assert_eq!(h2.core.restore(rows), 2);
+    assert_eq!(h2.core.live_calls(), 2);
+    let out = h2.sip(SipInput::Bye {
+        call_id: cid("r1@sip.example.com"),
+    });
+    let j = jingle_set(&out);
+    assert_eq!(
+        (j.attr("action"), iq(&out, "set").attr("to")),
+        (Some("session-terminate"), Some(JULIET))
+    );
+    let out = h2.stanza(&juliet_action(
+        "t",
+        "r2",
+        "session-terminate",
+        "<reason><success/></reason>",
+    ));
+    assert_eq!(
+        one_sip(&out),
+        &SipCommand::Bye {
+            call_id: cid("r2@h")
+        }
+    );
+    assert_eq!(h2.core.live_calls(), 0);
+    // New calls get fresh ids after the resumed ones.
+    h2.stanza(&session_initiate("r3"));
+    assert!(h2.last_row().id > 2);
+}

@@ -80,8 +80,25 @@ impl Store {
     /// Writes the records in one transaction, in order (the last write of a
     /// row wins).
     pub async fn save(&self, records: &[SessionRecord]) -> Result<(), StoreError> {
+        let ops: Vec<StoreOp> = records.iter().cloned().map(StoreOp::Session).collect();
+        self.apply(&ops).await
+    }
+
+    /// Applies the operations in one transaction, in order.
+    pub async fn apply(&self, ops: &[StoreOp]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        for r in records {
+        for op in ops {
+            let r = match op {
+                StoreOp::Session(r) => r,
+                StoreOp::Dialog { id, snapshot } => {
+                    sqlx::query("UPDATE sessions SET sip_dialog = ? WHERE id = ?")
+                        .bind(snapshot)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    continue;
+                }
+            };
             sqlx::query(UPSERT)
                 .bind(r.id)
                 .bind(r.jingle_sid.as_str())
@@ -115,10 +132,24 @@ impl Store {
 
     /// Rows of calls that were not ended (left by a previous run).
     pub async fn live_sessions(&self) -> Result<Vec<SessionRecord>, StoreError> {
+        Ok(self
+            .live_sessions_with_dialogs()
+            .await?
+            .into_iter()
+            .map(|(r, _)| r)
+            .collect())
+    }
+
+    /// Live rows with their stored SIP dialog, for resuming calls at start-up.
+    pub async fn live_sessions_with_dialogs(
+        &self,
+    ) -> Result<Vec<(SessionRecord, Option<String>)>, StoreError> {
         let rows = sqlx::query("SELECT * FROM sessions WHERE state <> 'ended' ORDER BY id")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(record_from_row).collect()
+        rows.iter()
+            .map(|row| Ok((record_from_row(row)?, row.try_get("sip_dialog")?)))
+            .collect()
     }
 
     pub async fn session(&self, id: i64) -> Result<Option<SessionRecord>, StoreError> {
@@ -134,18 +165,29 @@ impl Store {
     }
 }
 
+/// What the writer task writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreOp {
+    /// A session row, written whole.
+    Session(SessionRecord),
+    /// The confirmed SIP dialog of row `id` (see migration 0002).
+    Dialog { id: i64, snapshot: String },
+}
+
 /// Runs the writer: drains the queue, writing everything that is waiting in
 /// one transaction, until every sender is gone. A failed write is logged and
 /// retried once; records are never silently dropped without an error line.
-pub async fn run_writer(store: Store, mut rx: mpsc::Receiver<SessionRecord>) {
+pub async fn run_writer(store: Store, mut rx: mpsc::Receiver<StoreOp>) {
     const BATCH: usize = 512;
     let mut batch = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
-        if let Err(first) = store.save(&batch).await {
-            tracing::warn!(error = %first, rows = batch.len(), "session write failed, retrying");
-            if let Err(e) = store.save(&batch).await {
-                for r in &batch {
-                    tracing::error!(error = %e, id = r.id, sid = %r.jingle_sid, state = r.state.as_str(), "session row NOT written");
+        if let Err(first) = store.apply(&batch).await {
+            tracing::warn!(error = %first, ops = batch.len(), "session write failed, retrying");
+            if let Err(e) = store.apply(&batch).await {
+                for op in &batch {
+                    if let StoreOp::Session(r) = op {
+                        tracing::error!(error = %e, id = r.id, sid = %r.jingle_sid, state = r.state.as_str(), "session row NOT written");
+                    }
                 }
             }
         }

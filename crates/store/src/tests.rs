@@ -78,12 +78,22 @@ async fn writer_drains_the_queue_in_order() {
     let (tx, rx) = mpsc::channel(16);
     let writer = tokio::spawn(run_writer(store.clone(), rx));
     for state in [CallState::Pending, CallState::Ringing, CallState::Active] {
-        tx.send(record(7, state)).await.expect("queue");
+        tx.send(StoreOp::Session(record(7, state)))
+            .await
+            .expect("queue");
     }
+    tx.send(StoreOp::Dialog {
+        id: 7,
+        snapshot: "v1\ncall-id: x".into(),
+    })
+    .await
+    .expect("queue");
     drop(tx);
     writer.await.expect("writer task");
     let row = store.session(7).await.expect("read").expect("row");
     assert_eq!(row.state, CallState::Active);
+    let live = store.live_sessions_with_dialogs().await.expect("live");
+    assert_eq!(live, vec![(row, Some("v1\ncall-id: x".to_owned()))]);
 }
 
 #[tokio::test]

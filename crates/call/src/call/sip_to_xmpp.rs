@@ -279,6 +279,9 @@ impl Call {
             }
             SipInput::Acked { .. } if self.phase == Phase::AwaitingAck => {
                 self.phase = Phase::Active;
+                // Written again now that the dialog is confirmed, so that the
+                // gateway stores it (calls survive a restart from here on).
+                self.persist(ctx);
                 self.flush_trickle(ctx);
             }
             SipInput::Info {
