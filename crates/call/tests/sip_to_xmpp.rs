@@ -75,11 +75,17 @@ fn invite_ringing_accept_ack_and_bye() {
     assert_eq!(h.last_state(), CallState::Active);
     assert_eq!(h.last_row().sip_status, Some(200));
 
+    let out = h.sip(SipInput::Acked {
+        call_id: cid.clone(),
+    });
     assert!(
-        h.sip(SipInput::Acked {
-            call_id: cid.clone()
-        })
-        .is_empty()
+        stanzas(&out).is_empty() && sip_commands(&out).is_empty(),
+        "{out:#?}"
+    );
+    assert_eq!(
+        h.last_state(),
+        CallState::Active,
+        "rewritten once confirmed"
     );
     let out = h.sip(SipInput::Bye { call_id: cid });
     assert_eq!(reason_of(jingle_set(&out)), "success");
