@@ -100,7 +100,11 @@ COMMON=(--rate "$RATE" --duration "$DURATION" --hold-ms "$HOLD_MS" --transport "
 {
     echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-    echo "gateway: $GATEWAY_BIN ($(git log -1 --format='%h %s' 2>/dev/null | cut -c1-70))"
+    if [ -n "${STOX_BENCH_GATEWAY_BIN:-}" ]; then
+        echo "gateway: $GATEWAY_BIN (given by STOX_BENCH_GATEWAY_BIN)"
+    else
+        echo "gateway: built from $(git log -1 --format='%h' 2>/dev/null)$(git diff --quiet 2>/dev/null || echo ' + uncommitted changes')"
+    fi
     echo "before: $(uptime)"
 } | tee "$OUT/machine.txt"
 
