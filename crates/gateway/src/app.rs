@@ -10,7 +10,7 @@ use stox_call::{
     error_condition,
 };
 use stox_sip::{OutgoingInvite, SipConfig, SipEndpoint, SipEvent};
-use stox_store::Store;
+use stox_store::{Store, StoreOp};
 use stox_xmpp::{ComponentConfig, IqFailure, XmppEvent, XmppHandle};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -231,7 +231,7 @@ fn sip_input(ev: SipEvent) -> Input {
 struct Executor {
     xmpp: XmppHandle,
     sip: SipEndpoint,
-    store_tx: mpsc::Sender<stox_call::SessionRecord>,
+    store_tx: mpsc::Sender<StoreOp>,
     timers: DelayQueue<stox_call::TimerKey>,
 }
 
@@ -256,7 +256,7 @@ impl Executor {
                         sip_status = rec.sip_status.unwrap_or(0),
                         "call"
                     );
-                    if self.store_tx.send(rec).await.is_err() {
+                    if self.store_tx.send(StoreOp::Session(rec)).await.is_err() {
                         warn!("store writer is gone; session row not written");
                     }
                 }
