@@ -23,6 +23,9 @@ struct Args {
     config: PathBuf,
 }
 
+/// The log filter when `RUST_LOG` is not set.
+const DEFAULT_LOG: &str = "info,rsipstack=warn";
+
 fn main() -> ExitCode {
     let args = match Args::try_parse() {
         Ok(args) => args,
@@ -38,11 +41,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The SIP stack logs every datagram at info: keep it at warn unless
+    // RUST_LOG asks for more. Colours only on a terminal (not in log files).
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG)),
         )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
