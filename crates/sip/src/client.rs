@@ -183,6 +183,8 @@ async fn watch(
         };
         tokio::select! {
             biased;
+            // Shutdown: stop without reporting; the table entry goes.
+            () = inner.shutdown.cancelled() => break,
             // Seen by the transport before any later state: keeps the order.
             Some(resp) = dropped.recv(), if !answered => {
                 inner.emit(provisional(&call_id, &resp, false)).await;

@@ -16,7 +16,20 @@
 //!
 //! Modules: `transport` (listeners), `wire` (bad input), `server` (incoming
 //! requests, UAS), `client` (outgoing INVITE, UAC), `info` (INFO both ways,
-//! option tags), `table` (live calls).
+//! option tags), `table` (live calls), `snapshot` (the stored text form of a
+//! dialog), `restore` (dialogs across a restart).
+//!
+//! # Restart
+//!
+//! [`SipEndpoint::dialog_snapshot`] gives a confirmed dialog (either role)
+//! as text for the store; after a restart on the same listeners,
+//! [`SipEndpoint::restore_dialog`] registers it again, so the peer's BYE or
+//! INFO is recognised and `bye()`/`info()` work. Restored dialogs send
+//! their requests to the first Route, else the remote target, by its
+//! transport: UDP from our listener, TCP over a new connection. WebSocket
+//! clients cannot be reached after a restart (see `restore_dialog`).
+//! Cancelling the endpoint's token stops every call watcher and closes the
+//! UDP socket, so a new endpoint can bind the same ports at once.
 //!
 //! # Forking (RFC 3261 §13.2.2.4)
 //!
@@ -30,7 +43,9 @@
 mod client;
 mod forks;
 mod info;
+mod restore;
 mod server;
+mod snapshot;
 mod table;
 mod transport;
 mod wire;
@@ -77,6 +92,10 @@ pub enum SipError {
     /// not supported: hold the payload until the call is answered.
     #[error("call {0} has no confirmed dialog yet (INFO in an early dialog is not supported)")]
     NotConfirmed(CallId),
+    /// A stored dialog snapshot (see [`SipEndpoint::restore_dialog`]) is
+    /// corrupt, of an unknown version, or does not fit this call.
+    #[error("cannot restore call {call_id}: {detail}")]
+    Snapshot { call_id: CallId, detail: String },
     #[error("{0}")]
     Stack(String),
 }
@@ -203,6 +222,9 @@ pub(crate) struct Inner {
     /// its CANCEL and the ACK of a non-2xx all go through it (RFC 3261 §8.1.2).
     pub outbound_route: Option<rsipstack::sip::typed::Route>,
     pub t1x64: Duration,
+    /// Fires when the endpoint shuts down: call watchers stop, so nothing
+    /// keeps the sockets open.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl Inner {
@@ -337,6 +359,7 @@ impl SipEndpoint {
             outbound_proxy,
             outbound_route,
             t1x64: timers.t1 * 64,
+            shutdown: token.clone(),
         });
         tokio::spawn(server::dispatch(inner.clone(), incoming, token));
         Ok((SipEndpoint { inner }, receiver))
@@ -397,6 +420,39 @@ impl SipEndpoint {
     /// Before the dialog is confirmed: [`SipError::NotConfirmed`].
     pub fn info(&self, call_id: &CallId, content_type: &str, body: String) -> Result<(), SipError> {
         info::send(&self.inner, call_id, content_type, body)
+    }
+
+    /// The confirmed dialog of `call_id` as self-contained text, for the
+    /// store; `None` when the call has no confirmed dialog (unknown, still
+    /// ringing, or ended). The format (a version line, then one `key: value`
+    /// line per field) is described in the `snapshot` module docs. Take it
+    /// again after sending in-dialog requests to keep the stored local CSeq
+    /// current (restore adds a margin for requests missed).
+    pub fn dialog_snapshot(&self, call_id: &CallId) -> Option<String> {
+        restore::snapshot(&self.inner, call_id)
+    }
+
+    /// Re-creates a confirmed dialog from [`SipEndpoint::dialog_snapshot`]
+    /// text after a restart (new process, same listeners). Afterwards
+    /// `bye()`/`info()` work for `call_id`, a BYE or INFO from the peer
+    /// produces [`SipEvent::Bye`]/[`SipEvent::Info`] for `call_id` as for any
+    /// call, and the call table entry is cleaned up when the dialog ends.
+    ///
+    /// The local CSeq is advanced by 1000 (requests sent after the snapshot
+    /// was stored must not make our next one look old). In-dialog requests
+    /// go to the first Route, else the remote target: over UDP from our UDP
+    /// listener, over TCP on a new connection (a TCP dialog's transport-less
+    /// target gets `;transport=tcp`). A WebSocket client cannot be reached
+    /// after a restart (its connection is gone, and it cannot be connected
+    /// back to): restore still succeeds, requests from a reconnected client
+    /// are recognised, requests to it fail (logged) and `bye()` ends the call
+    /// locally.
+    ///
+    /// Errors: [`SipError::Snapshot`] for a corrupt snapshot, one of an
+    /// unknown version or of another Call-ID; [`SipError::Stack`] when the
+    /// call is already live.
+    pub fn restore_dialog(&self, call_id: &CallId, snapshot: &str) -> Result<(), SipError> {
+        restore::restore(&self.inner, call_id, snapshot)
     }
 
     /// The local addresses actually bound, per transport (useful with port 0).

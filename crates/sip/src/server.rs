@@ -275,7 +275,13 @@ async fn watch(
     mut states: DialogStateReceiver,
 ) {
     let mut acked = false;
-    while let Some(state) = states.recv().await {
+    loop {
+        // Shutdown: stop without reporting; the table entry goes.
+        let state = tokio::select! {
+            () = inner.shutdown.cancelled() => break,
+            state = states.recv() => state,
+        };
+        let Some(state) = state else { break };
         match state {
             DialogState::Confirmed(..) if !acked => {
                 acked = true;

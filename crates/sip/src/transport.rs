@@ -67,7 +67,7 @@ pub(crate) async fn bind(
             .local_addr()
             .map_err(|e| listen_error("udp", addr, &e))?;
         let inner = UdpInner {
-            conn: Arc::new(GuardedUdpSocket(socket)),
+            conn: GuardedUdpSocket::new(socket, cancel.clone()),
             addr: advertised(Transport::Udp, local),
         };
         bound.udp = Some(UdpConnection::attach(inner, None, Some(cancel.child_token())).await);

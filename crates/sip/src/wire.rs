@@ -16,17 +16,54 @@ use rsipstack::sip::{Header, Method, Request, Response, SipMessage, StatusCode};
 use rsipstack::transaction::endpoint::TransportEventInspector;
 use rsipstack::transport::TransportEvent;
 use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
 use stox_mapping::ids::CallId;
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-/// A tokio UDP socket that swallows unparsable datagrams.
-pub(crate) struct GuardedUdpSocket(pub tokio::net::UdpSocket);
+/// A tokio UDP socket that swallows unparsable datagrams, and closes when
+/// the endpoint shuts down: rsipstack's transport layer keeps the socket as
+/// long as anything (a dialog, a late transaction) still refers to the
+/// endpoint, which would keep the port bound after shutdown.
+pub(crate) struct GuardedUdpSocket {
+    socket: RwLock<Option<Arc<tokio::net::UdpSocket>>>,
+}
+
+impl GuardedUdpSocket {
+    /// Wraps `socket`; it is closed (dropped) once `shutdown` fires.
+    pub fn new(socket: tokio::net::UdpSocket, shutdown: CancellationToken) -> Arc<Self> {
+        let guarded = Arc::new(GuardedUdpSocket {
+            socket: RwLock::new(Some(Arc::new(socket))),
+        });
+        let weak = Arc::downgrade(&guarded);
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            if let Some(guarded) = weak.upgrade() {
+                guarded.close();
+            }
+        });
+        guarded
+    }
+
+    fn close(&self) {
+        let mut socket = self.socket.write().unwrap_or_else(|p| p.into_inner());
+        socket.take();
+    }
+
+    fn socket(&self) -> std::io::Result<Arc<tokio::net::UdpSocket>> {
+        let socket = self.socket.read().unwrap_or_else(|p| p.into_inner());
+        socket.clone().ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::NotConnected, "SIP endpoint shut down")
+        })
+    }
+}
 
 #[async_trait]
 impl rsipstack::platform::net::UdpSocket for GuardedUdpSocket {
     async fn recv_from(&self, buf: &mut [u8]) -> rsipstack::Result<(usize, SocketAddr)> {
+        let socket = self.socket()?;
         loop {
-            let (len, from) = self.0.recv_from(buf).await?;
+            let (len, from) = socket.recv_from(buf).await?;
             let packet = buf.get(..len).unwrap_or_default();
             // Keep-alives (CRLF) are rsipstack's business.
             if packet.iter().all(u8::is_ascii_whitespace) {
@@ -40,11 +77,11 @@ impl rsipstack::platform::net::UdpSocket for GuardedUdpSocket {
     }
 
     async fn send_to(&self, buf: &[u8], addr: SocketAddr) -> rsipstack::Result<usize> {
-        Ok(self.0.send_to(buf, addr).await?)
+        Ok(self.socket()?.send_to(buf, addr).await?)
     }
 
     fn local_addr(&self) -> rsipstack::Result<SocketAddr> {
-        Ok(self.0.local_addr()?)
+        Ok(self.socket()?.local_addr()?)
     }
 }
 
