@@ -1,34 +1,65 @@
-"""A gateway killed with SIGKILL mid-call: the row it left live is closed
-honestly at the next start (SIP dialog state is not resumable yet), and the
-restarted gateway takes calls on the same database."""
+"""The gateway killed with SIGKILL mid-call and restarted on the same
+database: answered calls are resumed (their SIP dialogs restored from the
+store) and can still be ended from either side; calls that were not answered
+yet are closed honestly; new calls work."""
 
 import pytest
 
-from harness.calls import call_sip, quick_call_to_sip
+from harness import jingle
+from harness.calls import ROMEO_JID, assert_result, call_sip, quick_call_to_sip
 
 pytestmark = pytest.mark.gateway
 
 
-def test_kill_9_mid_call_then_restart(gateway, juliet, sipp, probe):
-    sid, uas = call_sip(gateway, juliet, sipp, "uas_answer_wait_bye", ring_ms=100)
-    juliet.expect("session-accept", 10, sid=sid)
-    live = gateway.wait_row(lambda r: r["jingle_sid"] == sid and r["state"] == "active")
-    assert live["ended_at"] is None
-
+def kill_and_restart(gateway, probe):
     gateway.proc.kill()            # SIGKILL: no shutdown path runs
     gateway.proc.wait(5)
-    rows = gateway.rows()
-    assert [r["state"] for r in rows if r["jingle_sid"] == sid] == ["active"], rows
-
     gateway.start(probe)           # same config, same database
-    row = gateway.wait_row(lambda r: r["jingle_sid"] == sid and r["state"] == "ended")
-    assert row["id"] == live["id"], "the same row is closed, not a new one"
-    assert row["end_reason"] == "connectivity-error", row
-    assert row["ended_by"] == "gateway", row
-    assert row["answered_at"] == live["answered_at"], row
 
-    # The SIP side of the lost call is orphaned: stop its UAS (it holds the
-    # outbound proxy port). New calls get fresh ids after the old ones.
-    uas.kill()
+
+def test_answered_call_survives_kill_9_and_xmpp_hangs_up(gateway, juliet, sipp, probe):
+    sid, uas = call_sip(gateway, juliet, sipp, "uas_answer_wait_bye", ring_ms=100, wait_ms=30000)
+    juliet.expect("session-accept", 10, sid=sid)
+    live = gateway.wait_row(lambda r: r["jingle_sid"] == sid and r["state"] == "active"
+                            and r["sip_dialog"])
+
+    kill_and_restart(gateway, probe)
+    row = gateway.wait_row(lambda r: r["jingle_sid"] == sid)
+    assert row["state"] == "active", "the answered call is resumed, not closed"
+    assert "resumed" in gateway.log_text()
+
+    assert_result(juliet.send_iq(ROMEO_JID, jingle.session_terminate(sid)), "session-terminate")
+    trace = uas.wait()
+    trace.assert_ok()
+    bye = trace.one("received", method="BYE")
+    assert bye.header("call-id") == f"{sid}@sip.example.com", "BYE in the restored dialog"
+    ended = gateway.wait_row(lambda r: r["jingle_sid"] == sid and r["state"] == "ended")
+    assert (ended["id"], ended["end_reason"], ended["ended_by"]) == (live["id"], "success", "xmpp")
+
+
+def test_answered_call_survives_kill_9_and_sip_hangs_up(gateway, juliet, sipp, probe):
+    sid, uas = call_sip(gateway, juliet, sipp, "uas_answer_send_bye", ring_ms=100, hold_ms=6000)
+    juliet.expect("session-accept", 10, sid=sid)
+    gateway.wait_row(lambda r: r["jingle_sid"] == sid and r["state"] == "active" and r["sip_dialog"])
+
+    kill_and_restart(gateway, probe)
+    term = juliet.expect("session-terminate", 15, sid=sid)   # the UAS's BYE, after the restart
+    assert jingle.reason(term.xml)[0] == "success"
+    uas.wait().assert_ok()                                     # and the BYE got its 200
+    ended = gateway.wait_row(lambda r: r["jingle_sid"] == sid and r["state"] == "ended")
+    assert (ended["end_reason"], ended["ended_by"]) == ("success", "sip")
+
+
+def test_unanswered_call_is_closed_and_new_calls_work(gateway, juliet, sipp, probe):
+    sid, uas = call_sip(gateway, juliet, sipp, "uas_ring_expect_cancel")
+    juliet.expect("session-info", 10, sid=sid)
+    ringing = gateway.wait_row(lambda r: r["jingle_sid"] == sid and r["state"] == "ringing")
+
+    kill_and_restart(gateway, probe)
+    row = gateway.wait_row(lambda r: r["jingle_sid"] == sid and r["state"] == "ended")
+    assert row["id"] == ringing["id"], "the same row is closed, not a new one"
+    assert (row["end_reason"], row["ended_by"]) == ("connectivity-error", "gateway"), row
+
+    uas.kill()                      # its INVITE transaction died with the old process
     new = quick_call_to_sip(gateway, juliet, sipp)
-    assert new["id"] > live["id"], (new, live)
+    assert new["id"] > ringing["id"], (new, ringing)

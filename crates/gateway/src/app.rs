@@ -6,8 +6,8 @@ use anyhow::Context;
 use futures::StreamExt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use stox_call::{
-    CallState, Core, CoreConfig, EndedBy, Input, IqOutcome, Millis, Output, SipCommand, SipInput,
-    error_condition,
+    CallState, Core, CoreConfig, EndedBy, Input, IqOutcome, Millis, Output, SessionRecord,
+    SipCommand, SipInput, error_condition,
 };
 use stox_sip::{OutgoingInvite, SipConfig, SipEndpoint, SipEvent};
 use stox_store::{Store, StoreOp};
@@ -28,7 +28,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let store = Store::open(&cfg.store.database)
         .await
         .context("opening the session store")?;
-    close_leftover_calls(&store).await?;
+    let leftovers = store.live_sessions_with_dialogs().await?;
     let first_id = store.next_id().await?;
 
     let cancel = CancellationToken::new();
@@ -45,6 +45,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     for (transport, addr) in sip.local_addrs() {
         info!(%transport, %addr, "sip listening");
     }
+    let resumed = resume_calls(&store, &sip, leftovers).await?;
 
     let xmpp_cfg = ComponentConfig {
         server: cfg.xmpp.server.clone(),
@@ -71,6 +72,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         },
         first_id,
     );
+    core.restore(resumed);
     let mut exec = Executor {
         xmpp,
         sip,
@@ -110,32 +112,53 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Rows left `pending`/`ringing`/`active` by a previous run cannot be resumed
-/// yet (SIP dialog state is not persisted: see docs/architecture.md), so they
-/// are closed honestly instead of staying live forever.
-async fn close_leftover_calls(store: &Store) -> anyhow::Result<()> {
-    let live = store.live_sessions().await?;
-    if live.is_empty() {
-        return Ok(());
-    }
+/// Calls left live by a previous run (a crash or `kill -9`): answered calls
+/// whose SIP dialog was stored are resumed (dialog restored in the SIP layer,
+/// call handed to the core); calls that were still being set up cannot be —
+/// their transactions died with the process — and are closed honestly instead
+/// of staying live forever.
+async fn resume_calls(
+    store: &Store,
+    sip: &SipEndpoint,
+    leftovers: Vec<(SessionRecord, Option<String>)>,
+) -> anyhow::Result<Vec<SessionRecord>> {
+    let started = std::time::Instant::now();
     let t = now();
-    let closed: Vec<_> = live
-        .into_iter()
-        .map(|mut r| {
-            r.state = CallState::Ended;
-            r.ended_at = Some(t);
-            r.ended_by = Some(EndedBy::Gateway);
-            r.end_reason = Some("connectivity-error".into());
-            r.updated_at = t;
-            r
-        })
-        .collect();
-    warn!(
-        calls = closed.len(),
-        "calls left live by the previous run are closed (not resumable yet)"
-    );
-    store.save(&closed).await?;
-    Ok(())
+    let mut resumed = Vec::new();
+    let mut closed = Vec::new();
+    for (mut rec, dialog) in leftovers {
+        if rec.state == CallState::Active
+            && let Some(snapshot) = dialog
+        {
+            match sip.restore_dialog(&rec.sip_call_id, &snapshot) {
+                Ok(()) => {
+                    resumed.push(rec);
+                    continue;
+                }
+                Err(e) => {
+                    warn!(id = rec.id, call_id = %rec.sip_call_id, error = %e, "cannot resume call")
+                }
+            }
+        }
+        rec.state = CallState::Ended;
+        rec.ended_at = Some(t);
+        rec.ended_by = Some(EndedBy::Gateway);
+        rec.end_reason = Some("connectivity-error".into());
+        rec.updated_at = t;
+        closed.push(rec);
+    }
+    if !closed.is_empty() {
+        store.save(&closed).await?;
+    }
+    if !resumed.is_empty() || !closed.is_empty() {
+        info!(
+            resumed = resumed.len(),
+            closed = closed.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "calls from the previous run: answered ones resumed, the rest closed"
+        );
+    }
+    Ok(resumed)
 }
 
 #[cfg(unix)]
@@ -256,8 +279,19 @@ impl Executor {
                         sip_status = rec.sip_status.unwrap_or(0),
                         "call"
                     );
-                    if self.store_tx.send(StoreOp::Session(rec)).await.is_err() {
-                        warn!("store writer is gone; session row not written");
+                    // An answered call's confirmed dialog is stored with it, so
+                    // the call survives a restart.
+                    let dialog = (rec.state == CallState::Active)
+                        .then(|| self.sip.dialog_snapshot(&rec.sip_call_id))
+                        .flatten()
+                        .map(|snapshot| StoreOp::Dialog {
+                            id: rec.id,
+                            snapshot,
+                        });
+                    for op in std::iter::once(StoreOp::Session(rec)).chain(dialog) {
+                        if self.store_tx.send(op).await.is_err() {
+                            warn!("store writer is gone; session row not written");
+                        }
                     }
                 }
                 Output::SetTimer { key, at } => {
