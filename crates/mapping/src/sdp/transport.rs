@@ -123,7 +123,8 @@ fn raw_udp(
     Some(Transport::RawUdp(t))
 }
 
-fn ice_candidate(value: &str, id: String) -> Option<IceCandidate> {
+/// One `a=candidate:` value (RFC 8839 §5.1) as a XEP-0176 candidate.
+pub(super) fn ice_candidate(value: &str, id: String) -> Option<IceCandidate> {
     let src = BytesStr::from(value.trim().to_owned());
     let (_, c) = ezk_sdp_types::IceCandidate::parse(src.as_ref(), &src).ok()?;
     let ip = c.address.to_string();
@@ -333,6 +334,35 @@ fn is_ice_pwd(p: &str) -> bool {
     is_ice_chars(p) && (22..=256).contains(&p.len())
 }
 
+/// The `a=candidate:` line for a XEP-0176 candidate; `None` when a value
+/// would not make a valid line (RFC 8839: foundation = 1*32 ice-char, the
+/// rest single tokens).
+pub(super) fn candidate_line(c: &IceCandidate) -> Option<String> {
+    let tokens = [&c.protocol, &c.ip, &c.kind];
+    let foundation_ok = is_ice_chars(&c.foundation) && c.foundation.len() <= 32;
+    if !foundation_ok || !tokens.iter().all(|t| is_token(t)) {
+        return None;
+    }
+    let mut line = format!(
+        "a=candidate:{} {} {} {} {} {} typ {}",
+        c.foundation, c.component, c.protocol, c.priority, c.ip, c.port, c.kind
+    );
+    if let Some(addr) = c.rel_addr.as_deref().filter(|a| is_token(a)) {
+        line.push_str(&format!(" raddr {addr}"));
+    }
+    if let Some(port) = c.rel_port {
+        line.push_str(&format!(" rport {port}"));
+    }
+    if let Some(tcptype) = c.tcptype.as_deref().filter(|t| is_token(t)) {
+        line.push_str(&format!(" tcptype {tcptype}"));
+    }
+    line.push_str(&format!(" generation {}", c.generation));
+    if let Some(network) = c.network.as_deref().filter(|n| is_token(n)) {
+        line.push_str(&format!(" network-id {network}"));
+    }
+    Some(line)
+}
+
 fn ice_lines(t: &IceUdpTransport, lines: &mut Vec<String>) {
     if let Some(ufrag) = t.ufrag.as_deref().filter(|u| is_ice_ufrag(u)) {
         lines.push(format!("a=ice-ufrag:{ufrag}"));
@@ -340,32 +370,7 @@ fn ice_lines(t: &IceUdpTransport, lines: &mut Vec<String>) {
     if let Some(pwd) = t.pwd.as_deref().filter(|p| is_ice_pwd(p)) {
         lines.push(format!("a=ice-pwd:{pwd}"));
     }
-    for c in &t.candidates {
-        // RFC 8839: foundation = 1*32 ice-char; the rest single tokens.
-        let tokens = [&c.protocol, &c.ip, &c.kind];
-        let foundation_ok = is_ice_chars(&c.foundation) && c.foundation.len() <= 32;
-        if !foundation_ok || !tokens.iter().all(|t| is_token(t)) {
-            continue;
-        }
-        let mut line = format!(
-            "a=candidate:{} {} {} {} {} {} typ {}",
-            c.foundation, c.component, c.protocol, c.priority, c.ip, c.port, c.kind
-        );
-        if let Some(addr) = c.rel_addr.as_deref().filter(|a| is_token(a)) {
-            line.push_str(&format!(" raddr {addr}"));
-        }
-        if let Some(port) = c.rel_port {
-            line.push_str(&format!(" rport {port}"));
-        }
-        if let Some(tcptype) = c.tcptype.as_deref().filter(|t| is_token(t)) {
-            line.push_str(&format!(" tcptype {tcptype}"));
-        }
-        line.push_str(&format!(" generation {}", c.generation));
-        if let Some(network) = c.network.as_deref().filter(|n| is_token(n)) {
-            line.push_str(&format!(" network-id {network}"));
-        }
-        lines.push(line);
-    }
+    lines.extend(t.candidates.iter().filter_map(candidate_line));
     let remote: Vec<String> = t
         .remote_candidates
         .iter()

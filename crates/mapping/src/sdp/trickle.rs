@@ -14,6 +14,7 @@
 //! ```
 
 use super::SdpError;
+use super::transport::{candidate_line, ice_candidate};
 use crate::jingle::{Content, IceCandidate, IceUdpTransport, Transport};
 
 /// The MIME type of a trickle-ICE INFO body.
@@ -76,7 +77,7 @@ pub fn sdpfrag_to_contents(frag: &str, offered: &[Content]) -> Result<Vec<Conten
             ("mid", Some(section)) => section.0 = Some(value.trim().to_owned()),
             ("candidate", Some(section)) => {
                 let id = format!("t{index}c{}", section.1.len());
-                let cand = parse_candidate(value, id)
+                let cand = ice_candidate(value, id)
                     .ok_or_else(|| SdpError::Parse(format!("bad candidate line: {line}")))?;
                 section.1.push(cand);
             }
@@ -117,69 +118,6 @@ fn is_ice_token(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
-}
-
-/// `foundation component transport priority address port typ type [raddr a]
-/// [rport p] [ext value]*` (RFC 8839 §5.1).
-fn parse_candidate(value: &str, id: String) -> Option<IceCandidate> {
-    let mut it = value.split_whitespace();
-    let foundation = it.next()?.to_owned();
-    let component = it.next()?.parse().ok()?;
-    let protocol = it.next()?.to_ascii_lowercase();
-    let priority = it.next()?.parse().ok()?;
-    let ip = it.next()?.to_owned();
-    let port = it.next()?.parse().ok()?;
-    if it.next()? != "typ" {
-        return None;
-    }
-    let kind = it.next()?.to_owned();
-    let mut cand = IceCandidate {
-        component,
-        foundation,
-        generation: 0,
-        id,
-        ip,
-        port,
-        priority,
-        protocol,
-        kind,
-        rel_addr: None,
-        rel_port: None,
-        tcptype: None,
-        network: None,
-    };
-    while let (Some(key), Some(val)) = (it.next(), it.next()) {
-        match key {
-            "raddr" => cand.rel_addr = Some(val.to_owned()),
-            "rport" => cand.rel_port = val.parse().ok(),
-            "generation" => cand.generation = val.parse().unwrap_or(0),
-            "tcptype" => cand.tcptype = Some(val.to_owned()),
-            _ => {}
-        }
-    }
-    Some(cand)
-}
-
-fn candidate_line(c: &IceCandidate) -> Option<String> {
-    let foundation_ok = is_ice_token(&c.foundation) && c.foundation.len() <= 32;
-    if !foundation_ok || ![&c.protocol, &c.ip, &c.kind].iter().all(|t| is_token(t)) {
-        return None;
-    }
-    let mut line = format!(
-        "a=candidate:{} {} {} {} {} {} typ {}",
-        c.foundation, c.component, c.protocol, c.priority, c.ip, c.port, c.kind
-    );
-    if let Some(addr) = c.rel_addr.as_deref().filter(|a| is_token(a)) {
-        line.push_str(&format!(" raddr {addr}"));
-    }
-    if let Some(port) = c.rel_port {
-        line.push_str(&format!(" rport {port}"));
-    }
-    if let Some(t) = c.tcptype.as_deref().filter(|t| is_token(t)) {
-        line.push_str(&format!(" tcptype {t}"));
-    }
-    line.push_str(&format!(" generation {}", c.generation));
-    Some(line)
 }
 
 #[cfg(test)]
