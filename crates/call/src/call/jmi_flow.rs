@@ -3,7 +3,7 @@
 
 use super::{Call, Ctx, IqPurpose, Phase};
 use crate::jmi::{self, Jmi, JmiKind};
-use crate::types::{CallState, EndedBy, SipCommand};
+use crate::types::{EndedBy, SipCommand};
 use stox_mapping::jingle::{Action, Description};
 use stox_mapping::status::{ReasonCondition, sip_status_for_reason};
 
@@ -65,16 +65,7 @@ impl Call {
                 if !self.ringing_devices.contains(&msg.from) {
                     self.ringing_devices.push(msg.from.clone());
                 }
-                if !self.alerted {
-                    self.alerted = true;
-                    ctx.sip(SipCommand::Respond {
-                        call_id: self.rec.sip_call_id.clone(),
-                        status: 180,
-                        reason: None,
-                        sdp: None,
-                    });
-                    self.set_state(ctx, CallState::Ringing);
-                }
+                self.alert_sip_caller(ctx);
             }
             JmiKind::Proceed if msg.from.contains('/') => {
                 // This device takes the call; the others stop ringing.

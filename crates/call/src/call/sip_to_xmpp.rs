@@ -144,6 +144,21 @@ impl Call {
         Ok((offer.to_owned(), mapped))
     }
 
+    /// The first sign of ringing on the XMPP side: 180 to the SIP caller.
+    pub(super) fn alert_sip_caller(&mut self, ctx: &mut Ctx<'_>) {
+        if self.alerted {
+            return;
+        }
+        self.alerted = true;
+        ctx.sip(SipCommand::Respond {
+            call_id: self.rec.sip_call_id.clone(),
+            status: 180,
+            reason: None,
+            sdp: None,
+        });
+        self.set_state(ctx, CallState::Ringing);
+    }
+
     /// A Jingle action from the XMPP callee.
     pub(super) fn xmpp_callee_jingle(&mut self, ctx: &mut Ctx<'_>, req: &IqHeader, jingle: Jingle) {
         let before_answer = matches!(self.phase, Phase::Initiating | Phase::Offered);
@@ -152,16 +167,8 @@ impl Call {
                 if Self::session_info_known(ctx, req, &jingle)
                     && is_ringing(&jingle)
                     && before_answer
-                    && !self.alerted
                 {
-                    self.alerted = true;
-                    ctx.sip(SipCommand::Respond {
-                        call_id: self.rec.sip_call_id.clone(),
-                        status: 180,
-                        reason: None,
-                        sdp: None,
-                    });
-                    self.set_state(ctx, CallState::Ringing);
+                    self.alert_sip_caller(ctx);
                 }
             }
             Action::SessionAccept if before_answer => self.xmpp_accepted(ctx, req, &jingle),
