@@ -194,6 +194,25 @@ fn sipp_figures(r: &mut Report, sipp: &Sipp, code: Option<i32>, prefix: &str) ->
     }
 }
 
+/// Failed calls as both sides saw them: the driver's and SIPp's, the larger
+/// of the two counting as the run's failures.
+fn failure_figures(
+    r: &mut Report,
+    sipp: &Sipp,
+    code: Option<i32>,
+    prefix: &str,
+    failures: &crate::profiles::Failures,
+    outcome: &Outcome,
+) {
+    let sipp_failed = sipp_figures(r, sipp, code, prefix);
+    r.add("driver_failed", failures.total());
+    r.add("failed_calls", failures.total().max(sipp_failed));
+    if failures.total() > 0 {
+        r.add("failures", failures.display());
+    }
+    r.add("outcome", format!("{outcome:?}"));
+}
+
 async fn rows(r: &mut Report, db: &Path, placed: u64) {
     match spawn::sqlite(
         db,
@@ -299,13 +318,7 @@ pub async fn xmpp_to_sip(s: &Settings, name: &str) -> anyhow::Result<Report> {
     );
     r.add("answered", p.answered);
     r.add("completed", p.finished);
-    let sipp_failed = sipp_figures(&mut r, &uas, code, "sipp_uas");
-    r.add("driver_failed", p.failures.total());
-    r.add("failed_calls", p.failures.total().max(sipp_failed));
-    if p.failures.total() > 0 {
-        r.add("failures", p.failures.display());
-    }
-    r.add("outcome", format!("{outcome:?}"));
+    failure_figures(&mut r, &uas, code, "sipp_uas", &p.failures, &outcome);
     r.add(
         "max_send_lag_ms",
         format!("{:.3}", p.max_send_lag.as_secs_f64() * 1000.0),
@@ -381,13 +394,7 @@ pub async fn sip_to_xmpp(s: &Settings, name: &str) -> anyhow::Result<Report> {
     );
     r.add("answered", p.initiated);
     r.add("completed", p.finished);
-    let sipp_failed = sipp_figures(&mut r, &uac, code, "sipp_uac");
-    r.add("driver_failed", p.failures.total());
-    r.add("failed_calls", p.failures.total().max(sipp_failed));
-    if p.failures.total() > 0 {
-        r.add("failures", p.failures.display());
-    }
-    r.add("outcome", format!("{outcome:?}"));
+    failure_figures(&mut r, &uac, code, "sipp_uac", &p.failures, &outcome);
     r.add("max_concurrent_calls", p.max_live);
     r.add(
         "driver_max_turnaround_ms",

@@ -3,9 +3,8 @@
 
 use super::{Call, Ctx, IqPurpose, Phase};
 use crate::jmi::{self, Jmi, JmiKind};
-use crate::types::{EndedBy, SipCommand};
 use stox_mapping::jingle::{Action, Description};
-use stox_mapping::status::{ReasonCondition, sip_status_for_reason};
+use stox_mapping::status::ReasonCondition;
 
 impl Call {
     /// Sends `<propose/>` (one `<description/>` per offered medium) to the
@@ -95,16 +94,8 @@ impl Call {
                 self.persist(ctx);
             }
             JmiKind::Reject => {
-                let condition = msg.reason.unwrap_or(ReasonCondition::Decline);
-                let status = sip_status_for_reason(condition);
-                ctx.sip(SipCommand::Respond {
-                    call_id: self.rec.sip_call_id.clone(),
-                    status,
-                    reason: None,
-                    sdp: None,
-                });
                 self.rec.xmpp_jid = msg.from.clone();
-                self.end(ctx, condition, EndedBy::Xmpp, Some(status), Phase::Finished);
+                self.callee_declined(ctx, msg.reason.unwrap_or(ReasonCondition::Decline));
             }
             _ => {}
         }

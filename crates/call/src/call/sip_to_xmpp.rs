@@ -144,6 +144,19 @@ impl Call {
         Ok((offer.to_owned(), mapped))
     }
 
+    /// The XMPP callee ended the call before answering (session-terminate or
+    /// JMI `<reject/>`): the final response its reason maps to.
+    pub(super) fn callee_declined(&mut self, ctx: &mut Ctx<'_>, condition: ReasonCondition) {
+        let status = sip_status_for_reason(condition);
+        ctx.sip(SipCommand::Respond {
+            call_id: self.rec.sip_call_id.clone(),
+            status,
+            reason: None,
+            sdp: None,
+        });
+        self.end(ctx, condition, EndedBy::Xmpp, Some(status), Phase::Finished);
+    }
+
     /// The first sign of ringing on the XMPP side: 180 to the SIP caller.
     pub(super) fn alert_sip_caller(&mut self, ctx: &mut Ctx<'_>) {
         if self.alerted {
@@ -185,14 +198,7 @@ impl Call {
                             ReasonCondition::Success
                         });
                 if before_answer {
-                    let status = sip_status_for_reason(condition);
-                    ctx.sip(SipCommand::Respond {
-                        call_id: self.rec.sip_call_id.clone(),
-                        status,
-                        reason: None,
-                        sdp: None,
-                    });
-                    self.end(ctx, condition, EndedBy::Xmpp, Some(status), Phase::Finished);
+                    self.callee_declined(ctx, condition);
                 } else if matches!(self.phase, Phase::AwaitingAck | Phase::Active) {
                     ctx.sip(SipCommand::Bye {
                         call_id: self.rec.sip_call_id.clone(),

@@ -325,12 +325,12 @@ pub(super) fn lines(
 }
 
 /// RFC 8839: ice-ufrag = 4*256ice-char.
-fn is_ice_ufrag(u: &str) -> bool {
+pub(super) fn is_ice_ufrag(u: &str) -> bool {
     is_ice_chars(u) && (4..=256).contains(&u.len())
 }
 
 /// RFC 8839: ice-pwd = 22*256ice-char.
-fn is_ice_pwd(p: &str) -> bool {
+pub(super) fn is_ice_pwd(p: &str) -> bool {
     is_ice_chars(p) && (22..=256).contains(&p.len())
 }
 

@@ -14,7 +14,8 @@
 //! ```
 
 use super::SdpError;
-use super::transport::{candidate_line, ice_candidate};
+use super::check::is_token;
+use super::transport::{candidate_line, ice_candidate, is_ice_pwd, is_ice_ufrag};
 use crate::jingle::{Content, IceCandidate, IceUdpTransport, Transport};
 
 /// The MIME type of a trickle-ICE INFO body.
@@ -31,8 +32,8 @@ pub fn contents_to_sdpfrag(contents: &[Content], end_of_candidates: bool) -> Opt
             continue;
         };
         if let (false, Some(ufrag), Some(pwd)) = (creds_written, &t.ufrag, &t.pwd)
-            && is_ice_token(ufrag)
-            && is_ice_token(pwd)
+            && is_ice_ufrag(ufrag)
+            && is_ice_pwd(pwd)
         {
             out.push_str(&format!("a=ice-ufrag:{ufrag}\r\na=ice-pwd:{pwd}\r\n"));
             creds_written = true;
@@ -108,16 +109,6 @@ pub fn sdpfrag_to_contents(frag: &str, offered: &[Content]) -> Result<Vec<Conten
         contents.push(content);
     }
     Ok(contents)
-}
-
-fn is_token(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic())
-}
-
-fn is_ice_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
 }
 
 #[cfg(test)]
