@@ -111,7 +111,9 @@ impl Gateway {
         Ok((config, db))
     }
 
-    /// Starts the gateway with `RUST_LOG` (default `info`), its log in `dir`.
+    /// Starts the gateway with its production log filter (`info`, with
+    /// rsipstack's per-datagram lines at `warn`) unless `RUST_LOG` is set,
+    /// its log in `dir`.
     pub fn spawn(
         bin: &Path,
         dir: &Path,
@@ -123,11 +125,9 @@ impl Gateway {
         let log = dir.join(log_name);
         let out = std::fs::File::create(&log)?;
         let err = out.try_clone()?;
-        let rust_log = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
         let child = Command::new(bin)
             .arg("--config")
             .arg(config)
-            .env("RUST_LOG", rust_log)
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)

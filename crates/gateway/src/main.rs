@@ -61,7 +61,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(app::run(cfg)) {
+    // The run loop is a task on the runtime's workers, not the main thread:
+    // events from the socket tasks then wake it on the same worker (tokio's
+    // LIFO slot) instead of crossing to another thread on every hand-off.
+    let result = runtime.block_on(async {
+        tokio::spawn(app::run(cfg))
+            .await
+            .unwrap_or_else(|e| Err(anyhow::anyhow!("run loop panicked: {e}")))
+    });
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");

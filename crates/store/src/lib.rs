@@ -31,14 +31,74 @@ pub enum StoreError {
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
 
-const UPSERT: &str = "INSERT INTO sessions (id, jingle_sid, sip_call_id, direction, xmpp_jid, \
-     sip_uri, gateway_jid, state, created_at, answered_at, ended_at, end_reason, sip_status, \
-     ended_by, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-     ON CONFLICT(id) DO UPDATE SET jingle_sid = excluded.jingle_sid, \
+const COLUMNS: &str = "id, jingle_sid, sip_call_id, direction, xmpp_jid, sip_uri, gateway_jid, \
+     state, created_at, answered_at, ended_at, end_reason, sip_status, ended_by, updated_at, sip_dialog";
+const ROW_PARAMS: usize = 16;
+/// A row already in the table is overwritten whole, except its stored dialog,
+/// which a row without one (NULL) leaves as it is.
+const ON_CONFLICT: &str = " ON CONFLICT(id) DO UPDATE SET jingle_sid = excluded.jingle_sid, \
      sip_call_id = excluded.sip_call_id, xmpp_jid = excluded.xmpp_jid, sip_uri = excluded.sip_uri, \
      gateway_jid = excluded.gateway_jid, state = excluded.state, answered_at = excluded.answered_at, \
      ended_at = excluded.ended_at, end_reason = excluded.end_reason, sip_status = excluded.sip_status, \
-     ended_by = excluded.ended_by, updated_at = excluded.updated_at";
+     ended_by = excluded.ended_by, updated_at = excluded.updated_at, \
+     sip_dialog = COALESCE(excluded.sip_dialog, sessions.sip_dialog)";
+/// Rows per statement are powers of two up to this, so a batch of any size
+/// is written by at most `log2(MAX_ROWS) + 1` statements drawn from as many
+/// cached prepared statements (16 × 512 parameters is well under SQLite's
+/// limit of 32,766).
+const MAX_ROWS: usize = 512;
+
+/// The upsert for 1, 2, 4, … `MAX_ROWS` rows (index = log2 of the count),
+/// built once: only our constants go into them, never data.
+static UPSERTS: std::sync::LazyLock<Vec<String>> =
+    std::sync::LazyLock::new(|| (0..=MAX_ROWS.ilog2()).map(|k| upsert_sql(1 << k)).collect());
+
+/// `INSERT … VALUES (?, …), … ON CONFLICT …` for `rows` rows.
+fn upsert_sql(rows: usize) -> String {
+    let one = format!("({})", vec!["?"; ROW_PARAMS].join(", "));
+    format!(
+        "INSERT INTO sessions ({COLUMNS}) VALUES {}{ON_CONFLICT}",
+        vec![one; rows].join(", ")
+    )
+}
+
+/// One row to write: the last record of an id in the batch, with the newest
+/// dialog snapshot the batch holds for it.
+struct MergedRow<'a> {
+    record: &'a SessionRecord,
+    dialog: Option<&'a str>,
+}
+
+/// Folds a batch into one row per id (the last record wins; a dialog sticks
+/// to its id), in first-seen order. Dialogs whose row is not in the batch are
+/// returned apart: they update a row written earlier.
+fn merge(ops: &[StoreOp]) -> (Vec<MergedRow<'_>>, Vec<(i64, &str)>) {
+    let mut rows: Vec<MergedRow<'_>> = Vec::with_capacity(ops.len());
+    let mut index = std::collections::HashMap::with_capacity(ops.len());
+    let mut orphans = Vec::new();
+    for op in ops {
+        match op {
+            StoreOp::Session(record) => match index.get(&record.id) {
+                Some(&i) => {
+                    let row: &mut MergedRow<'_> = &mut rows[i];
+                    row.record = record;
+                }
+                None => {
+                    index.insert(record.id, rows.len());
+                    rows.push(MergedRow {
+                        record,
+                        dialog: None,
+                    });
+                }
+            },
+            StoreOp::Dialog { id, snapshot } => match index.get(id) {
+                Some(&i) => rows[i].dialog = Some(snapshot),
+                None => orphans.push((*id, snapshot.as_str())),
+            },
+        }
+    }
+    (rows, orphans)
+}
 
 #[derive(Clone)]
 pub struct Store {
@@ -84,37 +144,48 @@ impl Store {
         self.apply(&ops).await
     }
 
-    /// Applies the operations in one transaction, in order.
+    /// Applies the operations in one transaction, as if in order: one row
+    /// per id, written by a few multi-row statements rather than one
+    /// statement (and one round trip to SQLite's thread) per operation.
     pub async fn apply(&self, ops: &[StoreOp]) -> Result<(), StoreError> {
+        let (rows, orphans) = merge(ops);
         let mut tx = self.pool.begin().await?;
-        for op in ops {
-            let r = match op {
-                StoreOp::Session(r) => r,
-                StoreOp::Dialog { id, snapshot } => {
-                    sqlx::query("UPDATE sessions SET sip_dialog = ? WHERE id = ?")
-                        .bind(snapshot)
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
-                    continue;
-                }
+        let mut rest = rows.as_slice();
+        while !rest.is_empty() {
+            let n = if rest.len() >= MAX_ROWS {
+                MAX_ROWS
+            } else {
+                1 << rest.len().ilog2()
             };
-            sqlx::query(UPSERT)
-                .bind(r.id)
-                .bind(r.jingle_sid.as_str())
-                .bind(r.sip_call_id.as_str())
-                .bind(r.direction.as_str())
-                .bind(&r.xmpp_jid)
-                .bind(&r.sip_uri)
-                .bind(&r.gateway_jid)
-                .bind(r.state.as_str())
-                .bind(iso8601(r.created_at))
-                .bind(r.answered_at.map(iso8601))
-                .bind(r.ended_at.map(iso8601))
-                .bind(r.end_reason.as_deref())
-                .bind(r.sip_status.map(i64::from))
-                .bind(r.ended_by.map(EndedBy::as_str))
-                .bind(iso8601(r.updated_at))
+            let (chunk, tail) = rest.split_at(n);
+            rest = tail;
+            let sql = &UPSERTS[n.ilog2() as usize];
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+            for MergedRow { record: r, dialog } in chunk {
+                query = query
+                    .bind(r.id)
+                    .bind(r.jingle_sid.as_str())
+                    .bind(r.sip_call_id.as_str())
+                    .bind(r.direction.as_str())
+                    .bind(r.xmpp_jid.as_str())
+                    .bind(r.sip_uri.as_str())
+                    .bind(r.gateway_jid.as_str())
+                    .bind(r.state.as_str())
+                    .bind(iso8601(r.created_at))
+                    .bind(r.answered_at.map(iso8601))
+                    .bind(r.ended_at.map(iso8601))
+                    .bind(r.end_reason.as_deref())
+                    .bind(r.sip_status.map(i64::from))
+                    .bind(r.ended_by.map(EndedBy::as_str))
+                    .bind(iso8601(r.updated_at))
+                    .bind(*dialog);
+            }
+            query.execute(&mut *tx).await?;
+        }
+        for (id, snapshot) in orphans {
+            sqlx::query("UPDATE sessions SET sip_dialog = ? WHERE id = ?")
+                .bind(snapshot)
+                .bind(id)
                 .execute(&mut *tx)
                 .await?;
         }
@@ -177,10 +248,16 @@ pub enum StoreOp {
 /// Runs the writer: drains the queue, writing everything that is waiting in
 /// one transaction, until every sender is gone. A failed write is logged and
 /// retried once; records are never silently dropped without an error line.
+///
+/// Commits are at least [`GROUP_COMMIT`] apart: under load each commit then
+/// carries many calls' changes (one WAL append of the touched pages instead
+/// of one per change), and an idle gateway still writes each change within
+/// that time.
 pub async fn run_writer(store: Store, mut rx: mpsc::Receiver<StoreOp>) {
-    const BATCH: usize = 512;
+    const BATCH: usize = 4096;
     let mut batch = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
+        let started = tokio::time::Instant::now();
         if let Err(first) = store.apply(&batch).await {
             tracing::warn!(error = %first, ops = batch.len(), "session write failed, retrying");
             if let Err(e) = store.apply(&batch).await {
@@ -192,8 +269,12 @@ pub async fn run_writer(store: Store, mut rx: mpsc::Receiver<StoreOp>) {
             }
         }
         batch.clear();
+        tokio::time::sleep_until(started + GROUP_COMMIT).await;
     }
 }
+
+/// The shortest time between two commits of the writer (see [`run_writer`]).
+pub const GROUP_COMMIT: std::time::Duration = std::time::Duration::from_millis(20);
 
 fn record_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<SessionRecord, StoreError> {
     let id: i64 = row.try_get("id")?;

@@ -113,3 +113,106 @@ async fn corrupt_rows_are_reported_not_panicked_on() {
         other => panic!("expected a corrupt-row error, got {other:?}"),
     }
 }
+
+#[test]
+fn a_batch_folds_into_one_row_per_id() {
+    let ops = vec![
+        StoreOp::Session(record(1, CallState::Pending)),
+        StoreOp::Session(record(2, CallState::Pending)),
+        StoreOp::Dialog {
+            id: 9,
+            snapshot: "orphan".into(),
+        },
+        StoreOp::Session(record(1, CallState::Active)),
+        StoreOp::Dialog {
+            id: 1,
+            snapshot: "d1".into(),
+        },
+        StoreOp::Session(record(1, CallState::Ended)),
+    ];
+    let (rows, orphans) = merge(&ops);
+    let seen: Vec<_> = rows
+        .iter()
+        .map(|r| (r.record.id, r.record.state, r.dialog))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (1, CallState::Ended, Some("d1")),
+            (2, CallState::Pending, None)
+        ]
+    );
+    assert_eq!(orphans, vec![(9, "orphan")]);
+}
+
+#[test]
+fn every_prepared_upsert_has_the_right_parameter_count() {
+    assert_eq!(UPSERTS.len(), 10);
+    for (k, sql) in UPSERTS.iter().enumerate() {
+        assert_eq!(sql.matches('?').count(), ROW_PARAMS << k);
+    }
+}
+
+/// Batches of every awkward size (not powers of two, larger than one
+/// statement), ids repeated within and across batches, dialogs stored in one
+/// batch and kept when a later batch rewrites the row without one.
+#[tokio::test]
+async fn odd_sized_batches_write_every_row_once_and_keep_dialogs() {
+    let path = temp_db("batches");
+    let store = Store::open(&path).await.expect("open");
+    let mut ops = Vec::new();
+    for id in 1..=1_300 {
+        ops.push(StoreOp::Session(record(id, CallState::Pending)));
+        ops.push(StoreOp::Session(record(id, CallState::Active)));
+        if id % 3 == 0 {
+            ops.push(StoreOp::Dialog {
+                id,
+                snapshot: format!("dialog {id}"),
+            });
+        }
+    }
+    for batch in ops.chunks(777) {
+        store.apply(batch).await.expect("batch");
+    }
+    // A later batch ends every second call, with no dialog in it.
+    let ends: Vec<StoreOp> = (1..=1_300)
+        .filter(|id| id % 2 == 0)
+        .map(|id| StoreOp::Session(record(id, CallState::Ended)))
+        .collect();
+    store.apply(&ends).await.expect("ends");
+    // A dialog for a row written by an earlier batch.
+    store
+        .apply(&[StoreOp::Dialog {
+            id: 1,
+            snapshot: "late".into(),
+        }])
+        .await
+        .expect("late dialog");
+
+    let live = store.live_sessions_with_dialogs().await.expect("live");
+    assert_eq!(live.len(), 650);
+    for (rec, dialog) in &live {
+        assert_eq!(rec.id % 2, 1);
+        assert_eq!(rec.state, CallState::Active);
+        let want = match rec.id {
+            1 => Some("late".to_owned()),
+            id if id % 3 == 0 => Some(format!("dialog {id}")),
+            _ => None,
+        };
+        assert_eq!(dialog, &want, "row {}", rec.id);
+    }
+    let ended = store.session(6).await.expect("read").expect("row 6");
+    assert_eq!(ended.state, CallState::Ended);
+    let count: i64 = sqlx::query("SELECT COUNT(*) FROM sessions")
+        .fetch_one(&store.pool)
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(count, 1_300);
+    let dialogs: i64 = sqlx::query("SELECT COUNT(sip_dialog) FROM sessions")
+        .fetch_one(&store.pool)
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(dialogs, 433 + 1);
+}
