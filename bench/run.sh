@@ -3,9 +3,11 @@
 #
 #   bench/run.sh [--rate 200] [--duration 20] [--hold-ms 1000] [--transport udp|tcp]
 #                [--held 5000] [--rounds 2] [--kill9] [--only LIST] [--out DIR]
+#                [--through-prosody] [--prosody-rate N]
 #
-# Installs what is missing (sip-tester, kamailio, sqlite3, tcpdump), builds the gateway
-# and stox-bench in release mode, then runs, at the same rate and call shape:
+# Installs what is missing (sip-tester, kamailio, sqlite3, tcpdump; for through-prosody
+# also prosody, lua-unbound, python3-slixmpp), builds the gateway and stox-bench in
+# release mode, then runs, at the same rate and call shape:
 #   sipp-direct   SIPp UAC -> SIPp UAS, nothing between (SIPp's own floor)
 #   kamailio      SIPp UAC -> Kamailio (tm + rr, stateful) -> SIPp UAS: the anchor
 #   xmpp-to-sip   stox-bench (XMPP server + caller) -> gateway -> SIPp UAS
@@ -16,10 +18,17 @@
 #   held          N concurrent held calls: RSS per call, RSS after they end,
 #                 in --rounds rounds on one gateway (is freed memory reused?)
 #                 (with --kill9: kill -9 while held, time the restart)
+#   through-prosody  (only with --through-prosody or in --only) the real path at
+#                 a low rate: slixmpp c2s users -> Prosody -> gateway -> SIPp UAS,
+#                 and SIPp UAC -> gateway -> Prosody -> slixmpp users, at
+#                 --prosody-rate (default min(rate, 20)) calls/s, UDP
+#                 (bench/through_prosody.py; needs root, Prosody runs as `prosody`)
 # and prints the summary with the gateway/Kamailio CPU ratio. --only takes a
 # comma list of those names. Everything listens on 127.0.0.1; every process
 # started is stopped at the end (each stox-bench runs in its own process
-# group, its gateway, SIPp and Kamailio children with it).
+# group, its gateway, SIPp and Kamailio children with it; through_prosody.py
+# stops its Prosody, gateway and SIPp on exit or SIGTERM).
+# STOX_BENCH_SKIP_BUILD=1 uses the binaries already in target/release.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -32,6 +41,8 @@ ROUNDS=2
 KILL9=0
 ONLY="sipp-direct,kamailio,xmpp-to-sip,sip-to-xmpp,latency,held"
 OUT=""
+THROUGH_PROSODY=0
+PROSODY_RATE=""
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -44,13 +55,17 @@ while [ $# -gt 0 ]; do
         --kill9) KILL9=1; shift ;;
         --only) ONLY="$2"; shift 2 ;;
         --out) OUT="$2"; shift 2 ;;
-        --through-prosody)
-            echo "run.sh: --through-prosody is not implemented yet (see docs/performance.md)" >&2
-            exit 2 ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        --through-prosody) THROUGH_PROSODY=1; shift ;;
+        --prosody-rate) PROSODY_RATE="$2"; shift 2 ;;
+        -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
+
+if [ "$THROUGH_PROSODY" = 1 ] && [[ ",$ONLY," != *",through-prosody,"* ]]; then
+    ONLY="$ONLY,through-prosody"
+fi
+want() { [[ ",$ONLY," == *",$1,"* ]]; }
 
 installed() {
     dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
@@ -59,6 +74,11 @@ missing=()
 for pkg in sip-tester kamailio sqlite3 tcpdump; do
     installed "$pkg" || missing+=("$pkg")
 done
+if want through-prosody; then
+    for pkg in prosody lua-unbound python3-slixmpp; do
+        installed "$pkg" || missing+=("$pkg")
+    done
+fi
 if [ ${#missing[@]} -gt 0 ]; then
     echo "run.sh: installing ${missing[*]}"
     apt-get update -qq
@@ -67,7 +87,9 @@ fi
 
 # STOX_BENCH_GATEWAY_BIN measures another gateway build (e.g. one built from a
 # clean checkout of a commit); by default the gateway of this tree is built.
-if [ -n "${STOX_BENCH_GATEWAY_BIN:-}" ]; then
+if [ "${STOX_BENCH_SKIP_BUILD:-0}" = 1 ]; then
+    GATEWAY_BIN=${STOX_BENCH_GATEWAY_BIN:-target/release/stox-gateway}
+elif [ -n "${STOX_BENCH_GATEWAY_BIN:-}" ]; then
     cargo build --release -q -p stox-bench
     GATEWAY_BIN=$STOX_BENCH_GATEWAY_BIN
 else
@@ -94,7 +116,6 @@ bench() {
     wait "$pid"
 }
 
-want() { [[ ",$ONLY," == *",$1,"* ]]; }
 COMMON=(--rate "$RATE" --duration "$DURATION" --hold-ms "$HOLD_MS" --transport "$TRANSPORT")
 
 {
@@ -124,6 +145,17 @@ if want held && [ "$HELD" -gt 0 ]; then
     if [ "$KILL9" = 1 ]; then
         bench held --calls "$HELD" --rate "$HELD_RATE" --transport "$TRANSPORT" --kill9 --name "held-$HELD-kill9" --out "$OUT/6-held-kill9.kv"
     fi
+fi
+
+if want through-prosody; then
+    TP_RATE=${PROSODY_RATE:-$(( RATE > 20 ? 20 : RATE ))}
+    [ "$TRANSPORT" = udp ] || echo "run.sh: through-prosody runs over UDP only"
+    setsid /usr/bin/python3 bench/through_prosody.py --rate "$TP_RATE" --duration "$DURATION" \
+        --hold-ms "$HOLD_MS" --direction both --work-dir "$OUT" --clk-tck "$(getconf CLK_TCK)" \
+        --gateway-bin "$GATEWAY_BIN" --out "$OUT/9-through-prosody-{direction}.kv" &
+    tp_pid=$!
+    PGIDS+=("$tp_pid")
+    wait "$tp_pid"
 fi
 
 echo "after: $(uptime)" | tee -a "$OUT/machine.txt"
