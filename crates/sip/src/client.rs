@@ -21,18 +21,16 @@ use crate::forks::ForkWatch;
 use crate::info::{REL100, supported_tags};
 use crate::server::{sdp_body, transport_name};
 use crate::table::{CallEntry, Role};
+use crate::watch::Watched;
 use crate::{Inner, OutgoingInvite, SipError, SipEvent};
-use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver, TerminatedReason};
-use rsipstack::dialog::invitation::{InviteAsyncResult, InviteOption};
-use rsipstack::dialog::invite_dialog::InviteDialog;
+use rsipstack::dialog::dialog::TerminatedReason;
+use rsipstack::dialog::invitation::InviteOption;
 use rsipstack::sip::prelude::HeadersExt;
 use rsipstack::sip::uri::ParamsExt;
 use rsipstack::sip::{Response, Transport, Uri};
 use rsipstack::transport::SipAddr;
 use std::sync::Arc;
 use stox_mapping::ids::CallId;
-use tokio::sync::mpsc::UnboundedReceiver;
-use tokio::task::JoinHandle;
 use tracing::{Instrument, info, info_span, warn};
 
 /// `sip:host:port[;transport=tcp]` → the next hop for out-of-dialog requests.
@@ -114,12 +112,20 @@ pub(crate) fn invite(inner: &Arc<Inner>, invite: OutgoingInvite) -> Result<(), S
     let call_id = invite.call_id;
     let span = info_span!("sip_call", call_id = %call_id);
     let _entered = span.enter();
-    let (state_tx, state_rx) = inner.dialogs.new_dialog_state_channel();
-    let (dialog, outcome) = inner
+    if !inner.watcher.register(&call_id, Watched::uac()) {
+        return Err(SipError::Stack(format!("call {call_id} already exists")));
+    }
+    let (dialog, outcome) = match inner
         .dialogs
-        .do_invite_async(option, state_tx)
-        .map_err(|e| SipError::Stack(e.to_string()))?;
-    let (forks, dropped) = ForkWatch::new(&dialog.initial_request());
+        .do_invite_async(option, inner.watcher.states())
+    {
+        Ok(started) => started,
+        Err(e) => {
+            inner.watcher.unregister(&call_id);
+            return Err(SipError::Stack(e.to_string()));
+        }
+    };
+    let forks = ForkWatch::new(&dialog.initial_request());
     let entry = CallEntry {
         role: Role::Uac,
         dialog: dialog.clone(),
@@ -128,12 +134,11 @@ pub(crate) fn invite(inner: &Arc<Inner>, invite: OutgoingInvite) -> Result<(), S
     };
     if !inner.calls.insert_new(call_id.clone(), entry) {
         outcome.abort();
+        inner.watcher.unregister(&call_id);
         return Err(SipError::Stack(format!("call {call_id} already exists")));
     }
     info!(transport = transport_name(transport), "INVITE sent");
-    tokio::spawn(
-        watch(inner.clone(), call_id, dialog, state_rx, dropped, outcome).in_current_span(),
-    );
+    inner.watcher.outcome(call_id, outcome);
     Ok(())
 }
 
@@ -161,107 +166,16 @@ pub(crate) fn cancel(inner: &Inner, call_id: &CallId) -> Result<(), SipError> {
     Ok(())
 }
 
-/// Reports the UAC dialog's life as events; removes it when it ends.
-async fn watch(
-    inner: Arc<Inner>,
-    call_id: CallId,
-    dialog: InviteDialog,
-    mut states: DialogStateReceiver,
-    mut dropped: UnboundedReceiver<Response>,
-    outcome: JoinHandle<InviteAsyncResult>,
-) {
-    let mut outcome = Some(outcome);
-    let mut final_response: Option<Response> = None;
-    let mut answered = false;
-    let mut prack = PrackTracker::default();
-    loop {
-        let finished = async {
-            match outcome.as_mut() {
-                Some(handle) => handle.await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            biased;
-            // Shutdown: stop without reporting; the table entry goes.
-            () = inner.shutdown.cancelled() => break,
-            // Seen by the transport before any later state: keeps the order.
-            Some(resp) = dropped.recv(), if !answered => {
-                inner.emit(provisional(&call_id, &resp, false)).await;
-            }
-            state = states.recv() => {
-                let Some(state) = state else { break };
-                match state {
-                    DialogState::Early(_, resp) => {
-                        let reliable = prack.pracked(&resp);
-                        inner.emit(provisional(&call_id, &resp, reliable)).await;
-                    }
-                    DialogState::Confirmed(_, resp) if !answered => {
-                        answered = true;
-                        let status = resp.status_code.code();
-                        let sdp = sdp_body(resp.headers.iter(), &resp.body);
-                        let supported = supported_tags(resp.headers.iter());
-                        info!(status, tag = %dialog.id().remote_tag, "answered");
-                        inner.emit(SipEvent::Answered { call_id: call_id.clone(), status, sdp, supported }).await;
-                    }
-                    DialogState::Terminated(_, reason) => {
-                        info!(?reason, "dialog ended");
-                        if !answered {
-                            if final_response.is_none()
-                                && let Some(handle) = outcome.take()
-                            {
-                                final_response = final_of(handle.await);
-                            }
-                            inner.emit(rejected(&call_id, final_response.take(), &reason)).await;
-                        } else {
-                            match reason {
-                                TerminatedReason::UasBye => {
-                                    inner.emit(SipEvent::Bye { call_id: call_id.clone() }).await;
-                                }
-                                TerminatedReason::UacBye | TerminatedReason::UacCancel => {}
-                                other => {
-                                    let reason = format!("{other:?}");
-                                    inner.emit(SipEvent::Terminated { call_id: call_id.clone(), reason }).await;
-                                }
-                            }
-                        }
-                        break;
-                    }
-                    _ => {}
-                }
-            }
-            result = finished => {
-                outcome = None;
-                match result {
-                    Ok(Ok((_, resp))) => final_response = resp,
-                    Ok(Err(e)) if !answered => {
-                        // The INVITE could not even be sent (bad target,
-                        // transport failure): no dialog state will follow.
-                        warn!(error = %e, "INVITE failed");
-                        let reason = "Service Unavailable".to_string();
-                        inner.emit(SipEvent::Rejected { call_id: call_id.clone(), status: 503, reason }).await;
-                        break;
-                    }
-                    Ok(Err(e)) => warn!(error = %e, "INVITE task ended with an error"),
-                    Err(e) => warn!(error = %e, "INVITE task died"),
-                }
-            }
-        }
-    }
-    inner.calls.remove(&call_id);
-    inner.dialogs.remove_dialog(&dialog.id());
-}
-
 /// Mirrors rsipstack's PRACK decision (`prepare_prack_request`): a
 /// provisional with `Require: 100rel` and an RSeq is PRACKed unless its RSeq
 /// is below the last one PRACKed (one counter for all forks).
-#[derive(Default)]
-struct PrackTracker {
+#[derive(Debug, Default)]
+pub(crate) struct PrackTracker {
     last_rseq: Option<u32>,
 }
 
 impl PrackTracker {
-    fn pracked(&mut self, resp: &Response) -> bool {
+    pub fn pracked(&mut self, resp: &Response) -> bool {
         if !resp.header_contains_token("Require", REL100) {
             return false;
         }
@@ -278,7 +192,7 @@ impl PrackTracker {
     }
 }
 
-fn provisional(call_id: &CallId, resp: &Response, reliable: bool) -> SipEvent {
+pub(crate) fn provisional(call_id: &CallId, resp: &Response, reliable: bool) -> SipEvent {
     let status = resp.status_code.code();
     let tag = resp
         .to_header()
@@ -296,21 +210,21 @@ fn provisional(call_id: &CallId, resp: &Response, reliable: bool) -> SipEvent {
     }
 }
 
-fn final_of(result: Result<InviteAsyncResult, tokio::task::JoinError>) -> Option<Response> {
-    match result {
-        Ok(Ok((_, resp))) => resp,
-        Ok(Err(e)) => {
-            warn!(error = %e, "INVITE failed");
-            None
-        }
-        Err(e) => {
-            warn!(error = %e, "INVITE task died");
-            None
-        }
+/// Our INVITE answered with `resp` (a 2xx).
+pub(crate) fn answered(call_id: &CallId, resp: &Response) -> SipEvent {
+    SipEvent::Answered {
+        call_id: call_id.clone(),
+        status: resp.status_code.code(),
+        sdp: sdp_body(resp.headers.iter(), &resp.body),
+        supported: supported_tags(resp.headers.iter()),
     }
 }
 
-fn rejected(call_id: &CallId, resp: Option<Response>, reason: &TerminatedReason) -> SipEvent {
+pub(crate) fn rejected(
+    call_id: &CallId,
+    resp: Option<Response>,
+    reason: &TerminatedReason,
+) -> SipEvent {
     let (status, reason) = match resp {
         Some(resp) if resp.status_code.code() >= 300 => {
             let phrase = resp

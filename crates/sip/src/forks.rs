@@ -13,7 +13,6 @@
 use rsipstack::sip::prelude::HeadersExt;
 use rsipstack::sip::{Request, Response};
 use std::sync::Mutex;
-use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 /// What the transaction compares to spot a retransmitted provisional.
@@ -31,32 +30,30 @@ struct Seen {
     forks: Vec<(String, Key)>,
 }
 
-/// Per outgoing INVITE: the mirror and the channel to the call's watcher.
+/// Per outgoing INVITE: the mirror of the transaction's rule.
 pub(crate) struct ForkWatch {
     branch: Option<String>,
     seen: Mutex<Seen>,
-    dropped: mpsc::UnboundedSender<Response>,
 }
 
 impl ForkWatch {
-    pub fn new(invite: &Request) -> (ForkWatch, mpsc::UnboundedReceiver<Response>) {
-        let (dropped, receiver) = mpsc::unbounded_channel();
-        let watch = ForkWatch {
+    pub fn new(invite: &Request) -> ForkWatch {
+        ForkWatch {
             branch: branch_of(invite.via_header().ok().map(|v| v.value().to_string())),
             seen: Mutex::new(Seen {
                 last: None,
                 forks: Vec::new(),
             }),
-            dropped,
-        };
-        (watch, receiver)
+        }
     }
 
-    /// Called with every incoming response carrying this call's Call-ID.
-    pub fn observe(&self, resp: &Response) {
+    /// Called with every incoming response carrying this call's Call-ID;
+    /// `true` for a provisional of another fork that the transaction will
+    /// drop, which the caller hands to the call's watcher.
+    pub fn observe(&self, resp: &Response) -> bool {
         let status = resp.status_code.code();
         if !(101..=199).contains(&status) {
-            return;
+            return false;
         }
         let is_ours = resp
             .cseq_header()
@@ -64,7 +61,7 @@ impl ForkWatch {
             .is_ok_and(|m| m == rsipstack::sip::Method::Invite)
             && branch_of(resp.via_header().ok().map(|v| v.value().to_string())) == self.branch;
         if !is_ours {
-            return;
+            return false;
         }
         let tag = resp
             .to_header()
@@ -85,16 +82,16 @@ impl ForkWatch {
         if seen.last.as_ref() != Some(&key) {
             // The transaction passes it on: the dialog reports it.
             seen.last = Some(key);
-            return;
+            return false;
         }
         if known {
-            return; // a real retransmission
+            return false; // a real retransmission
         }
         info!(status, %tag, "provisional from another fork (dropped by the transaction)");
         if resp.header_contains_token("Require", crate::info::REL100) {
             warn!(%tag, "reliable provisional of a second fork with the same RSeq: not PRACKed");
         }
-        let _ = self.dropped.send(resp.clone());
+        true
     }
 }
 

@@ -48,6 +48,7 @@ mod server;
 mod snapshot;
 mod table;
 mod transport;
+mod watch;
 mod wire;
 
 use rsipstack::EndpointBuilder;
@@ -222,9 +223,11 @@ pub(crate) struct Inner {
     /// its CANCEL and the ACK of a non-2xx all go through it (RFC 3261 §8.1.2).
     pub outbound_route: Option<rsipstack::sip::typed::Route>,
     pub t1x64: Duration,
-    /// Fires when the endpoint shuts down: call watchers stop, so nothing
+    /// Fires when the endpoint shuts down: the watcher stops, so nothing
     /// keeps the sockets open.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// Watches every dialog's states ([`watch`]).
+    pub watcher: Arc<watch::Watcher>,
 }
 
 impl Inner {
@@ -284,6 +287,8 @@ impl SipEndpoint {
         let token = cancel.child_token();
         let bound = transport::bind(&config, &token).await?;
         let calls = CallTable::default();
+        let (watcher, watch_queues) = watch::Watcher::new();
+        let watcher = Arc::new(watcher);
 
         let layer = TransportLayer::new(token.child_token());
         if let Some(udp) = bound.udp {
@@ -308,6 +313,7 @@ impl SipEndpoint {
             .with_option(option)
             .with_transport_inspector(Box::new(wire::WireInspector {
                 calls: calls.clone(),
+                watcher: watcher.clone(),
             }))
             .with_allows(server::ALLOWED.to_vec())
             .build();
@@ -360,7 +366,9 @@ impl SipEndpoint {
             outbound_route,
             t1x64: timers.t1 * 64,
             shutdown: token.clone(),
+            watcher,
         });
+        tokio::spawn(watch::run(inner.clone(), watch_queues));
         tokio::spawn(server::dispatch(inner.clone(), incoming, token));
         Ok((SipEndpoint { inner }, receiver))
     }

@@ -11,21 +11,21 @@
 //! transport parameter — UDP through our listener, TCP over a *new*
 //! connection (the transport layer connects and then reads it like any
 //! other).
-//! What we add: the text format (`snapshot` module), the call table entry
-//! and its watcher (events, clean-up), the CSeq margin and the TCP target
+//! What we add: the text format (`snapshot` module), the call table entry,
+//! its registration with the watcher ([`crate::watch`]: events, clean-up), the CSeq margin and the TCP target
 //! fix described on [`restore`].
 
 use crate::snapshot::{self, CSEQ_LIMIT};
 use crate::table::{CallEntry, Role};
-use crate::{Inner, SipError, SipEvent};
-use rsipstack::dialog::dialog::{Dialog, DialogSnapshot, DialogState, TerminatedReason};
-use rsipstack::dialog::invite_dialog::InviteDialog;
+use crate::watch::Watched;
+use crate::{Inner, SipError};
+use rsipstack::dialog::dialog::{Dialog, DialogSnapshot};
 use rsipstack::sip::uri::ParamsExt;
 use rsipstack::sip::{Param, Scheme, Transport};
 use rsipstack::transaction::key::TransactionRole;
 use std::sync::Arc;
 use stox_mapping::ids::CallId;
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{debug, info, warn};
 
 /// Added to the stored local CSeq on restore. The store holds the snapshot
 /// taken when it was last written (typically when the call was answered),
@@ -100,21 +100,32 @@ pub(crate) fn restore(inner: &Arc<Inner>, call_id: &CallId, text: &str) -> Resul
     };
     let id = snap.id.clone();
     let target = snap.remote_uri.to_string();
-    let (state_tx, state_rx) = inner.dialogs.new_dialog_state_channel();
+    let uac = role == Role::Uac;
+    if !inner.watcher.register(call_id, Watched::Restored { uac }) {
+        return Err(SipError::Stack(format!("call {call_id} already exists")));
+    }
     let restored = inner
         .dialogs
-        .restore_from_snapshot(snap, state_tx)
-        .map_err(|e| SipError::Stack(e.to_string()))?;
-    if !restored {
-        return Err(SipError::Stack(format!(
+        .restore_from_snapshot(snap, inner.watcher.states())
+        .map_err(|e| SipError::Stack(e.to_string()));
+    let dialog = match restored {
+        Ok(true) => match inner.dialogs.get_dialog(&id) {
+            Some(Dialog::Invite(dialog)) => Ok(dialog),
+            _ => {
+                inner.dialogs.remove_dialog(&id);
+                Err(SipError::Stack(format!("restored dialog {id} vanished")))
+            }
+        },
+        Ok(false) => Err(SipError::Stack(format!(
             "dialog {id} already exists for call {call_id}"
-        )));
-    }
-    let dialog = match inner.dialogs.get_dialog(&id) {
-        Some(Dialog::Invite(dialog)) => dialog,
-        _ => {
-            inner.dialogs.remove_dialog(&id);
-            return Err(SipError::Stack(format!("restored dialog {id} vanished")));
+        ))),
+        Err(e) => Err(e),
+    };
+    let dialog = match dialog {
+        Ok(dialog) => dialog,
+        Err(e) => {
+            inner.watcher.unregister(call_id);
+            return Err(e);
         }
     };
     let entry = CallEntry {
@@ -124,19 +135,17 @@ pub(crate) fn restore(inner: &Arc<Inner>, call_id: &CallId, text: &str) -> Resul
         forks: None,
     };
     if !inner.calls.insert_new(call_id.clone(), entry) {
+        inner.watcher.unregister(call_id);
         inner.dialogs.remove_dialog(&id);
         return Err(SipError::Stack(format!("call {call_id} already exists")));
     }
-    let span = info_span!("sip_call", call_id = %call_id);
-    span.in_scope(|| {
-        info!(
-            role = ?role,
-            transport = crate::server::transport_name(transport),
-            %target,
-            "dialog restored"
-        );
-    });
-    tokio::spawn(watch(inner.clone(), call_id.clone(), dialog, state_rx).instrument(span));
+    debug!(
+        %call_id,
+        role = ?role,
+        transport = crate::server::transport_name(transport),
+        %target,
+        "dialog restored"
+    );
     Ok(())
 }
 
@@ -176,49 +185,6 @@ fn check_contact(inner: &Inner, snap: &DialogSnapshot) {
     if !ours {
         warn!(%contact, "restored dialog's Contact is not one of our listeners: the peer's requests will not reach us");
     }
-}
-
-/// Reports the end of a restored dialog and removes it.
-async fn watch(
-    inner: Arc<Inner>,
-    call_id: CallId,
-    dialog: InviteDialog,
-    mut states: rsipstack::dialog::dialog::DialogStateReceiver,
-) {
-    let uac = dialog.role() == TransactionRole::Client;
-    loop {
-        let state = tokio::select! {
-            () = inner.shutdown.cancelled() => break,
-            state = states.recv() => state,
-        };
-        let Some(state) = state else { break };
-        if let DialogState::Terminated(_, reason) = state {
-            info!(?reason, "dialog ended");
-            // rsipstack names the sender of the BYE by its INVITE role.
-            let peer_bye = match reason {
-                TerminatedReason::UasBye => Some(uac),
-                TerminatedReason::UacBye => Some(!uac),
-                _ => None,
-            };
-            if peer_bye == Some(true) {
-                inner
-                    .emit(SipEvent::Bye {
-                        call_id: call_id.clone(),
-                    })
-                    .await;
-            } else if peer_bye.is_none() {
-                inner
-                    .emit(SipEvent::Terminated {
-                        call_id: call_id.clone(),
-                        reason: format!("{reason:?}"),
-                    })
-                    .await;
-            }
-            break;
-        }
-    }
-    inner.calls.remove(&call_id);
-    inner.dialogs.remove_dialog(&dialog.id());
 }
 
 #[cfg(test)]

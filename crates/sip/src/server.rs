@@ -10,8 +10,9 @@
 //! Call-ID table, events, and answers for everything we do not support.
 
 use crate::table::{CallEntry, Role, UasInvite};
+use crate::watch::Watched;
 use crate::{Inner, SipError, SipEvent};
-use rsipstack::dialog::dialog::{Dialog, DialogState, DialogStateReceiver, TerminatedReason};
+use rsipstack::dialog::dialog::Dialog;
 use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::sip::prelude::{HeadersExt, ToTypedHeader};
 use rsipstack::sip::{Header, Method, Request, StatusCode, Transport};
@@ -151,19 +152,28 @@ async fn on_new_invite(inner: Arc<Inner>, mut tx: Transaction, call_id: CallId) 
         .map(|c| c.transport())
         .unwrap_or(Transport::Udp);
     let contact = inner.contact(transport);
-    let (state_tx, state_rx) = inner.dialogs.new_dialog_state_channel();
-    let dialog =
-        match inner
-            .dialogs
-            .get_or_create_server_invite(&tx, state_tx, None, contact.clone())
-        {
-            Ok(dialog) => dialog,
-            Err(e) => {
-                warn!(error = %e, "cannot create server dialog");
-                final_reply(&inner, tx, StatusCode::BadRequest, vec![]).await;
-                return;
-            }
-        };
+    if !inner
+        .watcher
+        .register(&call_id, Watched::Uas { acked: false })
+    {
+        warn!("INVITE reuses the Call-ID of a call still winding down");
+        final_reply(&inner, tx, StatusCode::LoopDetected, vec![]).await;
+        return;
+    }
+    let dialog = match inner.dialogs.get_or_create_server_invite(
+        &tx,
+        inner.watcher.states(),
+        None,
+        contact.clone(),
+    ) {
+        Ok(dialog) => dialog,
+        Err(e) => {
+            inner.watcher.unregister(&call_id);
+            warn!(error = %e, "cannot create server dialog");
+            final_reply(&inner, tx, StatusCode::BadRequest, vec![]).await;
+            return;
+        }
+    };
     if let Err(e) = tx.send_trying().await {
         warn!(error = %e, "cannot send 100 Trying");
     }
@@ -180,11 +190,11 @@ async fn on_new_invite(inner: Arc<Inner>, mut tx: Transaction, call_id: CallId) 
     };
     if !inner.calls.insert_new(call_id.clone(), entry) {
         // Lost a race with another INVITE of the same Call-ID.
+        inner.watcher.unregister(&call_id);
         dialog.reject(Some(StatusCode::LoopDetected), None).ok();
     } else {
         info!(transport = transport_name(transport), "incoming INVITE");
         inner.emit(event).await;
-        tokio::spawn(watch(inner.clone(), call_id, dialog.clone(), state_rx).in_current_span());
     }
     let mut dialog = dialog;
     if let Err(e) = dialog.handle(&mut tx).await {
@@ -265,62 +275,6 @@ async fn on_bye(inner: Arc<Inner>, mut tx: Transaction) {
             final_reply(&inner, tx, StatusCode::CallTransactionDoesNotExist, vec![]).await;
         }
     }
-}
-
-/// Reports the UAS dialog's life as events; removes it when it ends.
-async fn watch(
-    inner: Arc<Inner>,
-    call_id: CallId,
-    dialog: InviteDialog,
-    mut states: DialogStateReceiver,
-) {
-    let mut acked = false;
-    loop {
-        // Shutdown: stop without reporting; the table entry goes.
-        let state = tokio::select! {
-            () = inner.shutdown.cancelled() => break,
-            state = states.recv() => state,
-        };
-        let Some(state) = state else { break };
-        match state {
-            DialogState::Confirmed(..) if !acked => {
-                acked = true;
-                inner
-                    .emit(SipEvent::Acked {
-                        call_id: call_id.clone(),
-                    })
-                    .await;
-            }
-            DialogState::Terminated(_, reason) => {
-                info!(?reason, "dialog ended");
-                let event = match reason {
-                    TerminatedReason::UacCancel => Some(SipEvent::Cancelled {
-                        call_id: call_id.clone(),
-                    }),
-                    TerminatedReason::UacBye => Some(SipEvent::Bye {
-                        call_id: call_id.clone(),
-                    }),
-                    // Our own BYE or final error response: the core knows.
-                    TerminatedReason::UasBye | TerminatedReason::UasDecline => None,
-                    TerminatedReason::Timeout => Some(SipEvent::Terminated {
-                        call_id: call_id.clone(),
-                        reason: "no ACK for our 2xx (timer H)".into(),
-                    }),
-                    other => Some(SipEvent::Terminated {
-                        call_id: call_id.clone(),
-                        reason: format!("{other:?}"),
-                    }),
-                };
-                if let Some(event) = event {
-                    inner.emit(event).await;
-                }
-                break;
-            }
-            _ => {}
-        }
-    }
-    inner.calls.remove(&call_id);
-    inner.dialogs.remove_dialog(&dialog.id());
 }
 
 /// Answers our pending incoming INVITE.

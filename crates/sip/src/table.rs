@@ -71,6 +71,13 @@ impl CallTable {
         self.lock().get(call_id).cloned()
     }
 
+    /// Drops the call's fork watch (once it is answered).
+    pub fn forget_forks(&self, call_id: &CallId) {
+        if let Some(entry) = self.lock().get_mut(call_id) {
+            entry.forks = None;
+        }
+    }
+
     pub fn remove(&self, call_id: &CallId) -> Option<CallEntry> {
         self.lock().remove(call_id)
     }

@@ -89,6 +89,7 @@ impl rsipstack::platform::net::UdpSocket for GuardedUdpSocket {
 /// shows every response of an outgoing call to its [`crate::forks::ForkWatch`].
 pub(crate) struct WireInspector {
     pub calls: CallTable,
+    pub watcher: std::sync::Arc<crate::watch::Watcher>,
 }
 
 #[async_trait]
@@ -113,13 +114,13 @@ impl TransportEventInspector for WireInspector {
                     warn!(%from, status = resp.status_code.code(), problem, "dropping malformed SIP response");
                     return None;
                 }
-                if let Ok(call_id) = resp.call_id_header()
-                    && let Some(forks) = self
-                        .calls
-                        .get(&CallId::new(call_id.value()))
-                        .and_then(|entry| entry.forks)
-                {
-                    forks.observe(resp);
+                if let Ok(call_id) = resp.call_id_header() {
+                    let call_id = CallId::new(call_id.value());
+                    if let Some(forks) = self.calls.get(&call_id).and_then(|entry| entry.forks)
+                        && forks.observe(resp)
+                    {
+                        self.watcher.fork_provisional(call_id, resp.clone());
+                    }
                 }
             }
             _ => {}
