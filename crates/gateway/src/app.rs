@@ -25,13 +25,29 @@ pub fn now() -> Millis {
 }
 
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
     let store = Store::open(&cfg.store.database)
         .await
         .context("opening the session store")?;
-    let leftovers = store.live_sessions_with_dialogs().await?;
-    let first_id = store.next_id().await?;
 
     let cancel = CancellationToken::new();
+    // The component connects while the previous run's calls are restored:
+    // what the server sends meanwhile waits in the event queue.
+    let xmpp_cfg = ComponentConfig {
+        server: cfg.xmpp.server.clone(),
+        component: cfg.xmpp.component.clone(),
+        secret: cfg.xmpp.secret.clone(),
+        keepalive_to: cfg.xmpp.domains.first().cloned().unwrap_or_default(),
+        keepalive: Duration::from_secs(cfg.xmpp.keepalive_secs),
+        iq_timeout: Duration::from_millis(cfg.xmpp.iq_timeout_ms),
+        connect_timeout: Duration::from_secs(10),
+        max_backoff: Duration::from_secs(10),
+    };
+    let (xmpp, mut xmpp_events, xmpp_task) = stox_xmpp::spawn(xmpp_cfg, cancel.child_token());
+
+    let leftovers = store.live_sessions_with_dialogs().await?;
+    let first_id = store.next_id().await?;
+    let loaded_ms = started.elapsed().as_millis() as u64;
     let sip_cfg = SipConfig {
         udp: cfg.sip.udp,
         tcp: cfg.sip.tcp,
@@ -47,18 +63,6 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     }
     let resumed = resume_calls(&store, &sip, leftovers).await?;
 
-    let xmpp_cfg = ComponentConfig {
-        server: cfg.xmpp.server.clone(),
-        component: cfg.xmpp.component.clone(),
-        secret: cfg.xmpp.secret.clone(),
-        keepalive_to: cfg.xmpp.domains.first().cloned().unwrap_or_default(),
-        keepalive: Duration::from_secs(cfg.xmpp.keepalive_secs),
-        iq_timeout: Duration::from_millis(cfg.xmpp.iq_timeout_ms),
-        connect_timeout: Duration::from_secs(10),
-        max_backoff: Duration::from_secs(10),
-    };
-    let (xmpp, mut xmpp_events, xmpp_task) = stox_xmpp::spawn(xmpp_cfg, cancel.child_token());
-
     let (store_tx, store_rx) = mpsc::channel(8192);
     let writer = tokio::spawn(stox_store::run_writer(store.clone(), store_rx));
 
@@ -72,7 +76,13 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         },
         first_id,
     );
-    core.restore(resumed);
+    let restored = core.restore(resumed);
+    info!(
+        restored,
+        loaded_ms,
+        ready_ms = started.elapsed().as_millis() as u64,
+        "ready: calls of the previous run restored"
+    );
     let mut exec = Executor {
         xmpp,
         sip,
@@ -124,28 +134,47 @@ async fn resume_calls(
 ) -> anyhow::Result<Vec<SessionRecord>> {
     let started = std::time::Instant::now();
     let t = now();
+    // Restoring is CPU work (parsing the stored dialogs, rebuilding them in
+    // the SIP stack): spread it over the cores, in order within each part.
+    let parts = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let size = leftovers.len().div_ceil(parts).max(1);
+    let mut rest = leftovers;
+    let mut tasks = Vec::new();
+    while !rest.is_empty() {
+        let tail = rest.split_off(size.min(rest.len()));
+        let part = std::mem::replace(&mut rest, tail);
+        let sip = sip.clone();
+        tasks.push(tokio::task::spawn_blocking(move || {
+            part.into_iter()
+                .map(|(rec, dialog)| {
+                    let ok = rec.state == CallState::Active
+                        && dialog.is_some_and(|snapshot| {
+                            sip.restore_dialog(&rec.sip_call_id, &snapshot)
+                                .map_err(|e| {
+                                    warn!(id = rec.id, call_id = %rec.sip_call_id, error = %e, "cannot resume call")
+                                })
+                                .is_ok()
+                        });
+                    (rec, ok)
+                })
+                .collect::<Vec<_>>()
+        }));
+    }
     let mut resumed = Vec::new();
     let mut closed = Vec::new();
-    for (mut rec, dialog) in leftovers {
-        if rec.state == CallState::Active
-            && let Some(snapshot) = dialog
-        {
-            match sip.restore_dialog(&rec.sip_call_id, &snapshot) {
-                Ok(()) => {
-                    resumed.push(rec);
-                    continue;
-                }
-                Err(e) => {
-                    warn!(id = rec.id, call_id = %rec.sip_call_id, error = %e, "cannot resume call")
-                }
+    for task in tasks {
+        for (mut rec, ok) in task.await.context("restoring calls")? {
+            if ok {
+                resumed.push(rec);
+                continue;
             }
+            rec.state = CallState::Ended;
+            rec.ended_at = Some(t);
+            rec.ended_by = Some(EndedBy::Gateway);
+            rec.end_reason = Some("connectivity-error".into());
+            rec.updated_at = t;
+            closed.push(rec);
         }
-        rec.state = CallState::Ended;
-        rec.ended_at = Some(t);
-        rec.ended_by = Some(EndedBy::Gateway);
-        rec.end_reason = Some("connectivity-error".into());
-        rec.updated_at = t;
-        closed.push(rec);
     }
     if !closed.is_empty() {
         store.save(&closed).await?;
