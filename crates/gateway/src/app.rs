@@ -298,16 +298,30 @@ impl Executor {
                 }
                 Output::Sip(cmd) => self.sip(cmd),
                 Output::Persist(rec) => {
-                    info!(
-                        id = rec.id,
-                        sid = %rec.jingle_sid,
-                        call_id = %rec.sip_call_id,
-                        direction = rec.direction.as_str(),
-                        state = rec.state.as_str(),
-                        end_reason = rec.end_reason.as_deref().unwrap_or(""),
-                        sip_status = rec.sip_status.unwrap_or(0),
-                        "call"
-                    );
+                    // A call's first and last rows at info (its log is two
+                    // lines: who called whom, how it ended); the steps in
+                    // between at debug, and all of them in `sessions`.
+                    macro_rules! call_line {
+                        ($level:ident) => {
+                            tracing::$level!(
+                                id = rec.id,
+                                sid = %rec.jingle_sid,
+                                call_id = %rec.sip_call_id,
+                                direction = rec.direction.as_str(),
+                                xmpp = %rec.xmpp_jid,
+                                sip = %rec.sip_uri,
+                                state = rec.state.as_str(),
+                                end_reason = rec.end_reason.as_deref().unwrap_or(""),
+                                sip_status = rec.sip_status.unwrap_or(0),
+                                "call"
+                            )
+                        };
+                    }
+                    if matches!(rec.state, CallState::Pending | CallState::Ended) {
+                        call_line!(info);
+                    } else {
+                        call_line!(debug);
+                    }
                     // An answered call's confirmed dialog is stored with it, so
                     // the call survives a restart.
                     let dialog = (rec.state == CallState::Active)

@@ -31,7 +31,7 @@ use rsipstack::sip::{Response, Transport, Uri};
 use rsipstack::transport::SipAddr;
 use std::sync::Arc;
 use stox_mapping::ids::CallId;
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{Instrument, debug, info, info_span, warn};
 
 /// `sip:host:port[;transport=tcp]` → the next hop for out-of-dialog requests.
 pub(crate) fn parse_proxy(proxy: &str) -> Result<SipAddr, SipError> {
@@ -137,7 +137,7 @@ pub(crate) fn invite(inner: &Arc<Inner>, invite: OutgoingInvite) -> Result<(), S
         inner.watcher.unregister(&call_id);
         return Err(SipError::Stack(format!("call {call_id} already exists")));
     }
-    info!(transport = transport_name(transport), "INVITE sent");
+    debug!(transport = transport_name(transport), "INVITE sent");
     inner.watcher.outcome(call_id, outcome);
     Ok(())
 }
@@ -200,7 +200,7 @@ pub(crate) fn provisional(call_id: &CallId, resp: &Response, reliable: bool) -> 
         .and_then(|to| to.tag().ok().flatten())
         .map(|t| t.value().to_string())
         .unwrap_or_default();
-    info!(status, %tag, reliable, "provisional response");
+    debug!(status, %tag, reliable, "provisional response");
     SipEvent::Provisional {
         call_id: call_id.clone(),
         status,
@@ -240,7 +240,7 @@ pub(crate) fn rejected(
             _ => (408, "Request Timeout".to_string()),
         },
     };
-    info!(status, %reason, "INVITE rejected");
+    debug!(status, %reason, "INVITE rejected");
     SipEvent::Rejected {
         call_id: call_id.clone(),
         status,

@@ -193,7 +193,7 @@ async fn on_new_invite(inner: Arc<Inner>, mut tx: Transaction, call_id: CallId) 
         inner.watcher.unregister(&call_id);
         dialog.reject(Some(StatusCode::LoopDetected), None).ok();
     } else {
-        info!(transport = transport_name(transport), "incoming INVITE");
+        debug!(transport = transport_name(transport), "incoming INVITE");
         inner.emit(event).await;
     }
     let mut dialog = dialog;
@@ -300,7 +300,7 @@ pub(crate) fn respond(
     let dialog = entry.dialog;
     let code = status_code(status, reason);
     let _span = info_span!("sip_call", call_id = %call_id).entered();
-    info!(status, "responding to INVITE");
+    debug!(status, "responding to INVITE");
     let stack = |e: rsipstack::Error| SipError::Stack(e.to_string());
     let sdp_headers = || {
         sdp.as_ref()

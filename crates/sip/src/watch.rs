@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use stox_mapping::ids::CallId;
 use tokio::sync::mpsc;
 use tokio::task::{JoinError, JoinHandle};
-use tracing::{debug, info, info_span, warn};
+use tracing::{debug, info_span, warn};
 
 /// What the watcher keeps per call.
 #[derive(Debug)]
@@ -224,14 +224,14 @@ fn decide(watched: &mut Watched, call_id: &CallId, state: DialogState) -> (Vec<S
                 )
             }
             DialogState::Terminated(_, reason) => {
-                info!(?reason, "dialog ended");
+                debug!(?reason, "dialog ended");
                 (uas_end(call_id, reason).into_iter().collect(), true)
             }
             _ => (vec![], false),
         },
         Watched::Restored { uac } => match state {
             DialogState::Terminated(_, reason) => {
-                info!(?reason, "dialog ended");
+                debug!(?reason, "dialog ended");
                 (
                     confirmed_end(call_id, *uac, reason).into_iter().collect(),
                     true,
@@ -251,11 +251,11 @@ fn decide_uac(w: &mut UacWatch, call_id: &CallId, state: DialogState) -> (Vec<Si
         DialogState::Confirmed(id, resp) if !w.answered => {
             w.answered = true;
             w.final_response = None;
-            info!(status = resp.status_code.code(), tag = %id.remote_tag, "answered");
+            debug!(status = resp.status_code.code(), tag = %id.remote_tag, "answered");
             (vec![client::answered(call_id, &resp)], false)
         }
         DialogState::Terminated(_, reason) => {
-            info!(?reason, "dialog ended");
+            debug!(?reason, "dialog ended");
             if w.answered {
                 (
                     confirmed_end(call_id, true, reason).into_iter().collect(),
