@@ -241,6 +241,9 @@ impl Call {
         };
         match answer {
             Ok(answer) => {
+                // Answered: the offer is not needed again (held calls are
+                // kept small).
+                self.sip_offer = None;
                 ctx.result(req);
                 ctx.sip(SipCommand::Respond {
                     call_id: self.rec.sip_call_id.clone(),
