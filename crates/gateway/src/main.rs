@@ -23,6 +23,13 @@ struct Args {
     config: PathBuf,
 }
 
+/// jemalloc rather than glibc's malloc (docs/decisions/0005): after a burst
+/// of calls glibc kept every freed page (RSS stayed 16× its baseline and
+/// grew with each burst); jemalloc hands them back and holds ~8 % less per
+/// held call, at the same CPU per call.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// The log filter when `RUST_LOG` is not set.
 const DEFAULT_LOG: &str = "info,rsipstack=warn";
 
