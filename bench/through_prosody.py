@@ -739,7 +739,8 @@ def main() -> int:
 
     # The harness modules read these at call time.
     gateway_mod.BINARY = binary
-    os.environ["STOX_E2E_RUST_LOG"] = os.environ.get("RUST_LOG", "info")
+    # The gateway's production log filter (its default when RUST_LOG is unset).
+    os.environ["STOX_E2E_RUST_LOG"] = os.environ.get("RUST_LOG", "info,rsipstack=warn")
     users = [f"user{i}" for i in range(a.users)]
     prosody_mod.USERS = tuple(dict.fromkeys((*prosody_mod.USERS, *users)))
     # Prosody logs at info, as in production (the e2e tests log at debug).
