@@ -119,7 +119,9 @@ impl Watcher {
 
     /// Undoes [`Watcher::register`] when the dialog could not be created.
     pub fn unregister(&self, call_id: &CallId) {
-        self.lock().remove(call_id);
+        let mut calls = self.lock();
+        calls.remove(call_id);
+        crate::table::shrink(&mut calls);
     }
 
     /// The sender to create the call's dialog with.

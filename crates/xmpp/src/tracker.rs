@@ -17,7 +17,8 @@ pub enum IqFailure {
 /// Tracks IQs by id; deadlines are kept ordered so expiry is cheap.
 #[derive(Default)]
 pub(crate) struct IqTracker {
-    deadlines: HashMap<String, Instant>,
+    /// id → its key in `by_deadline`.
+    deadlines: HashMap<String, (Instant, u64)>,
     by_deadline: BTreeMap<(Instant, u64), String>,
     seq: u64,
 }
@@ -29,12 +30,12 @@ impl IqTracker {
             return;
         }
         let Some(id) = el.attr("id") else { return };
-        let deadline = now + timeout;
         self.seq += 1;
-        if let Some(old) = self.deadlines.insert(id.to_owned(), deadline) {
-            self.by_deadline.retain(|(d, _), v| !(*d == old && v == id));
+        let key = (now + timeout, self.seq);
+        if let Some(old) = self.deadlines.insert(id.to_owned(), key) {
+            self.by_deadline.remove(&old);
         }
-        self.by_deadline.insert((deadline, self.seq), id.to_owned());
+        self.by_deadline.insert(key, id.to_owned());
     }
 
     /// If `el` answers a tracked IQ, stops tracking it and returns its id.
@@ -43,9 +44,9 @@ impl IqTracker {
             return None;
         }
         let id = el.attr("id")?;
-        let deadline = self.deadlines.remove(id)?;
-        self.by_deadline
-            .retain(|(d, _), v| !(*d == deadline && v == id));
+        let key = self.deadlines.remove(id)?;
+        self.by_deadline.remove(&key);
+        self.shrink();
         Some(id.to_owned())
     }
 
@@ -60,12 +61,24 @@ impl IqTracker {
             self.deadlines.remove(&id);
             expired.push(id);
         }
+        self.shrink();
         expired
     }
 
     /// The earliest deadline, for the loop's sleep.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.by_deadline.keys().next().map(|(d, _)| *d)
+    }
+
+    /// A `HashMap` never shrinks by itself: after a burst, give back the
+    /// room once a quarter of it is used (to twice the length, so the
+    /// rehashing stays amortised).
+    fn shrink(&mut self) {
+        const SMALL: usize = 64;
+        let map = &mut self.deadlines;
+        if map.capacity() > SMALL && map.len() * 4 < map.capacity() {
+            map.shrink_to((map.len() * 2).max(SMALL));
+        }
     }
 
     #[cfg(test)]
@@ -100,5 +113,35 @@ mod tests {
         assert_eq!(tr.expire(t0 + Duration::from_secs(1)), vec!["b".to_owned()]);
         assert_eq!(tr.len(), 0);
         assert_eq!(tr.next_deadline(), None);
+    }
+
+    #[test]
+    fn a_reused_id_keeps_only_its_new_deadline() {
+        let t0 = Instant::now();
+        let mut tr = IqTracker::default();
+        tr.track(&iq("set", "a"), t0, Duration::from_secs(1));
+        tr.track(&iq("set", "a"), t0, Duration::from_secs(5));
+        assert_eq!(tr.by_deadline.len(), 1);
+        assert!(tr.expire(t0 + Duration::from_secs(2)).is_empty());
+        assert_eq!(tr.expire(t0 + Duration::from_secs(5)), vec!["a".to_owned()]);
+    }
+
+    #[test]
+    fn the_map_gives_memory_back_after_a_burst() {
+        let t0 = Instant::now();
+        let mut tr = IqTracker::default();
+        for n in 0..10_000 {
+            tr.track(&iq("set", &n.to_string()), t0, Duration::from_secs(1));
+        }
+        let full = tr.deadlines.capacity();
+        for n in 0..9_990 {
+            assert!(tr.answer(&iq("result", &n.to_string())).is_some());
+        }
+        assert!(
+            tr.deadlines.capacity() * 50 < full,
+            "{} of {full}",
+            tr.deadlines.capacity()
+        );
+        assert_eq!(tr.expire(t0 + Duration::from_secs(1)).len(), 10);
     }
 }
