@@ -491,10 +491,7 @@ pub async fn held(s: &Settings, name: &str, h: &HeldSpec) -> anyhow::Result<Repo
         r.add(&format!("{tag}held_rss_kib"), rss_held);
         r.add(
             &format!("{tag}rss_per_held_call_kib"),
-            format!(
-                "{:.2}",
-                rss_held.saturating_sub(usage.rss0) as f64 / live.max(1) as f64
-            ),
+            per_call_kib(rss_held, usage.rss0, live),
         );
         // The INVITE client transactions outlive the answer by Timer M
         // (RFC 6026: 64*T1 = 32 s), each with its task and its last
@@ -507,10 +504,7 @@ pub async fn held(s: &Settings, name: &str, h: &HeldSpec) -> anyhow::Result<Repo
         r.add(&format!("{tag}held_steady_rss_kib"), rss_steady);
         r.add(
             &format!("{tag}rss_per_held_call_steady_kib"),
-            format!(
-                "{:.2}",
-                rss_steady.saturating_sub(usage.rss0) as f64 / live.max(1) as f64
-            ),
+            per_call_kib(rss_steady, usage.rss0, live),
         );
         if round == 1 {
             let live_rows = spawn::sqlite(
@@ -574,6 +568,14 @@ pub async fn held(s: &Settings, name: &str, h: &HeldSpec) -> anyhow::Result<Repo
     r.add("failed_calls", failed);
     stop_all(&mut run, &mut uas).await;
     Ok(r)
+}
+
+/// (RSS − baseline) ÷ calls, in KiB, for the report.
+fn per_call_kib(rss: u64, baseline: u64, calls: u64) -> String {
+    format!(
+        "{:.2}",
+        rss.saturating_sub(baseline) as f64 / calls.max(1) as f64
+    )
 }
 
 async fn stop_all(run: &mut Running, uas: &mut Sipp) {

@@ -368,12 +368,12 @@ impl Core {
             for iq in call.sent_iqs() {
                 self.iqs.remove(iq);
             }
-            shrink(&mut self.calls);
-            shrink(&mut self.by_jingle);
-            shrink(&mut self.by_call_id);
-            shrink(&mut self.sip_sids);
-            shrink(&mut self.by_proposal);
-            shrink(&mut self.iqs);
+            stox_mapping::tables::shrink(&mut self.calls);
+            stox_mapping::tables::shrink(&mut self.by_jingle);
+            stox_mapping::tables::shrink(&mut self.by_call_id);
+            stox_mapping::tables::shrink(&mut self.sip_sids);
+            stox_mapping::tables::shrink(&mut self.by_proposal);
+            stox_mapping::tables::shrink(&mut self.iqs);
         }
     }
 
@@ -441,37 +441,4 @@ fn random_token(salt: u64, id: i64) -> String {
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^= z >> 31;
     format!("stox{z:016x}{id:x}")
-}
-
-/// Gives a map's memory back once it holds a quarter of what it has room
-/// for: a `HashMap` never shrinks by itself, so after a burst of 50,000
-/// calls the indexes kept ~100 MB of empty slots. Shrinking to twice the
-/// length leaves room to grow again, so the rehash cost stays amortised.
-pub(crate) fn shrink<K: Eq + std::hash::Hash, V>(map: &mut HashMap<K, V>) {
-    const SMALL: usize = 64;
-    if map.capacity() > SMALL && map.len() * 4 < map.capacity() {
-        map.shrink_to((map.len() * 2).max(SMALL));
-    }
-}
-
-#[cfg(test)]
-mod shrink_tests {
-    use super::*;
-
-    #[test]
-    fn a_map_gives_memory_back_once_a_quarter_full() {
-        let mut map: HashMap<u32, u32> = (0..10_000).map(|n| (n, n)).collect();
-        assert!(map.capacity() >= 10_000);
-        // More than a quarter used: left alone.
-        map.retain(|n, _| *n < 4_000);
-        shrink(&mut map);
-        assert!(map.capacity() >= 10_000, "{}", map.capacity());
-        // Under a quarter: room for twice the length, no more.
-        map.retain(|n, _| *n < 100);
-        shrink(&mut map);
-        assert!((200..1_000).contains(&map.capacity()), "{}", map.capacity());
-        map.clear();
-        shrink(&mut map);
-        assert!(map.capacity() >= 64);
-    }
 }

@@ -10,6 +10,7 @@
 //! * [`sdp`] — Jingle contents ⇄ SDP offers and answers.
 //! * [`address`] — JID ⇄ SIP URI (RFC 7247, XEP-0106).
 //! * [`status`] — SIP status ⇄ Jingle `<reason/>` ⇄ IQ error condition.
+//! * [`tables`] — keeping the per-call maps small after a burst.
 
 pub mod address;
 pub mod ids;
@@ -17,4 +18,5 @@ pub mod jingle;
 pub mod ns;
 pub mod sdp;
 pub mod status;
+pub mod tables;
 mod xml;

@@ -81,7 +81,7 @@ impl CallTable {
     pub fn remove(&self, call_id: &CallId) -> Option<CallEntry> {
         let mut calls = self.lock();
         let entry = calls.remove(call_id);
-        shrink(&mut calls);
+        stox_mapping::tables::shrink(&mut calls);
         entry
     }
 
@@ -89,38 +89,5 @@ impl CallTable {
         let mut ids: Vec<CallId> = self.lock().keys().cloned().collect();
         ids.sort();
         ids
-    }
-}
-
-/// Gives a map's memory back once it holds a quarter of what it has room
-/// for (a `HashMap` never shrinks by itself: after a burst of 50,000 calls
-/// the empty slots stayed allocated). Shrinking to twice the length keeps
-/// the rehashing amortised.
-pub(crate) fn shrink<K: Eq + std::hash::Hash, V>(map: &mut HashMap<K, V>) {
-    const SMALL: usize = 64;
-    if map.capacity() > SMALL && map.len() * 4 < map.capacity() {
-        map.shrink_to((map.len() * 2).max(SMALL));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shrink_waits_for_a_quarter_and_keeps_room() {
-        let mut map: HashMap<u32, u32> = (0..10_000).map(|n| (n, n)).collect();
-        assert!(map.capacity() >= 10_000);
-        // More than a quarter used: left alone.
-        map.retain(|n, _| *n < 4_000);
-        shrink(&mut map);
-        assert!(map.capacity() >= 10_000, "{}", map.capacity());
-        // Under a quarter: room for twice the length, no more.
-        map.retain(|n, _| *n < 100);
-        shrink(&mut map);
-        assert!((200..1_000).contains(&map.capacity()), "{}", map.capacity());
-        map.clear();
-        shrink(&mut map);
-        assert!(map.capacity() >= 64);
     }
 }

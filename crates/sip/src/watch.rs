@@ -121,7 +121,7 @@ impl Watcher {
     pub fn unregister(&self, call_id: &CallId) {
         let mut calls = self.lock();
         calls.remove(call_id);
-        crate::table::shrink(&mut calls);
+        stox_mapping::tables::shrink(&mut calls);
     }
 
     /// The sender to create the call's dialog with.

@@ -46,7 +46,7 @@ impl IqTracker {
         let id = el.attr("id")?;
         let key = self.deadlines.remove(id)?;
         self.by_deadline.remove(&key);
-        self.shrink();
+        stox_mapping::tables::shrink(&mut self.deadlines);
         Some(id.to_owned())
     }
 
@@ -61,24 +61,13 @@ impl IqTracker {
             self.deadlines.remove(&id);
             expired.push(id);
         }
-        self.shrink();
+        stox_mapping::tables::shrink(&mut self.deadlines);
         expired
     }
 
     /// The earliest deadline, for the loop's sleep.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.by_deadline.keys().next().map(|(d, _)| *d)
-    }
-
-    /// A `HashMap` never shrinks by itself: after a burst, give back the
-    /// room once a quarter of it is used (to twice the length, so the
-    /// rehashing stays amortised).
-    fn shrink(&mut self) {
-        const SMALL: usize = 64;
-        let map = &mut self.deadlines;
-        if map.capacity() > SMALL && map.len() * 4 < map.capacity() {
-            map.shrink_to((map.len() * 2).max(SMALL));
-        }
     }
 
     #[cfg(test)]

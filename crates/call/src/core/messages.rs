@@ -134,8 +134,8 @@ impl Core {
         match self.proposals.remove(&(sid.clone(), from.to_owned())) {
             Some(p) => {
                 self.proposal_keys.remove(&p.key);
-                super::shrink(&mut self.proposals);
-                super::shrink(&mut self.proposal_keys);
+                stox_mapping::tables::shrink(&mut self.proposals);
+                stox_mapping::tables::shrink(&mut self.proposal_keys);
                 true
             }
             None => false,
