@@ -194,12 +194,7 @@ impl PrackTracker {
 
 pub(crate) fn provisional(call_id: &CallId, resp: &Response, reliable: bool) -> SipEvent {
     let status = resp.status_code.code();
-    let tag = resp
-        .to_header()
-        .ok()
-        .and_then(|to| to.tag().ok().flatten())
-        .map(|t| t.value().to_string())
-        .unwrap_or_default();
+    let tag = crate::forks::to_tag(resp);
     debug!(status, %tag, reliable, "provisional response");
     SipEvent::Provisional {
         call_id: call_id.clone(),

@@ -63,12 +63,7 @@ impl ForkWatch {
         if !is_ours {
             return false;
         }
-        let tag = resp
-            .to_header()
-            .ok()
-            .and_then(|to| to.tag().ok().flatten())
-            .map(|t| t.value().to_string())
-            .unwrap_or_default();
+        let tag = to_tag(resp);
         let key = Key {
             status,
             body: resp.body.clone(),
@@ -93,6 +88,16 @@ impl ForkWatch {
         }
         true
     }
+}
+
+/// The To tag of a response ("" when it has none): which early dialog
+/// (fork) it belongs to.
+pub(crate) fn to_tag(resp: &Response) -> String {
+    resp.to_header()
+        .ok()
+        .and_then(|to| to.tag().ok().flatten())
+        .map(|t| t.value().to_string())
+        .unwrap_or_default()
 }
 
 fn branch_of(via: Option<String>) -> Option<String> {
