@@ -58,24 +58,7 @@ pub async fn run(s: &Settings, name: &str, with_kamailio: bool) -> anyhow::Resul
         kamailio = Some(child);
         target = port;
     }
-    let mut uas = Sipp::spawn(
-        &SippSpec {
-            name: "uas",
-            template: &s.bench_dir.join("sipp/uas.xml"),
-            params: vec![
-                ("ring_ms", s.ring.as_millis().to_string()),
-                ("wait_ms", (s.hold.as_millis() + 30_000).to_string()),
-                ("linger_ms", "0".into()),
-            ],
-            port: uas_port,
-            remote: None,
-            transport: s.transport,
-            rate: None,
-            calls,
-            timeout: s.duration + s.hold + Duration::from_secs(60),
-        },
-        &dir,
-    )?;
+    let mut uas = s.spawn_uas(uas_port, calls, None, &dir)?;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let kpid = match &mut kamailio {
         Some(k) => {

@@ -48,6 +48,43 @@ impl Settings {
     fn scenario(&self, name: &str) -> PathBuf {
         self.bench_dir.join("sipp").join(name)
     }
+
+    /// The SIPp UAS (`uas.xml`) on `port` for `calls` calls: rings for
+    /// `--ring-ms`, answers, waits for the BYE — for the run's hold plus
+    /// 30 s, or for `hold` (and as long again before giving up) when given.
+    pub(crate) fn spawn_uas(
+        &self,
+        port: u16,
+        calls: u64,
+        hold: Option<Duration>,
+        dir: &Path,
+    ) -> anyhow::Result<Sipp> {
+        let (wait, timeout) = match hold {
+            Some(hold) => (hold, hold),
+            None => (
+                self.hold + Duration::from_secs(30),
+                self.duration + self.hold + Duration::from_secs(60),
+            ),
+        };
+        Sipp::spawn(
+            &SippSpec {
+                name: "uas",
+                template: &self.scenario("uas.xml"),
+                params: vec![
+                    ("ring_ms", self.ring.as_millis().to_string()),
+                    ("wait_ms", wait.as_millis().to_string()),
+                    ("linger_ms", "0".into()),
+                ],
+                port,
+                remote: None,
+                transport: self.transport,
+                rate: None,
+                calls,
+                timeout,
+            },
+            dir,
+        )
+    }
 }
 
 /// The gateway, connected to us and ready for calls.
@@ -297,24 +334,7 @@ pub async fn xmpp_to_sip(s: &Settings, name: &str) -> anyhow::Result<Report> {
     let dir = s.work_dir.join(name);
     let mut run = start_gateway(s, &dir).await?;
     let calls = s.calls();
-    let mut uas = Sipp::spawn(
-        &SippSpec {
-            name: "uas",
-            template: &s.scenario("uas.xml"),
-            params: vec![
-                ("ring_ms", s.ring.as_millis().to_string()),
-                ("wait_ms", (s.hold.as_millis() + 30_000).to_string()),
-                ("linger_ms", "0".into()),
-            ],
-            port: run.ports.outbound_proxy,
-            remote: None,
-            transport: s.transport,
-            rate: None,
-            calls,
-            timeout: s.duration + s.hold + Duration::from_secs(60),
-        },
-        &dir,
-    )?;
+    let mut uas = s.spawn_uas(run.ports.outbound_proxy, calls, None, &dir)?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let cap = capture(s, &dir, &run).await?;
     let usage = Usage::start(run.gw.pid)?;
@@ -445,22 +465,11 @@ pub async fn held(s: &Settings, name: &str, h: &HeldSpec) -> anyhow::Result<Repo
     let dir = s.work_dir.join(name);
     let mut run = start_gateway(s, &dir).await?;
     let rounds = if h.kill9 { 1 } else { h.rounds.max(1) };
-    let mut uas = Sipp::spawn(
-        &SippSpec {
-            name: "uas",
-            template: &s.scenario("uas.xml"),
-            params: vec![
-                ("ring_ms", s.ring.as_millis().to_string()),
-                ("wait_ms", "3600000".into()),
-                ("linger_ms", "0".into()),
-            ],
-            port: run.ports.outbound_proxy,
-            remote: None,
-            transport: s.transport,
-            rate: None,
-            calls: h.calls * rounds,
-            timeout: Duration::from_secs(3600),
-        },
+    let hold_all = Duration::from_secs(3600);
+    let mut uas = s.spawn_uas(
+        run.ports.outbound_proxy,
+        h.calls * rounds,
+        Some(hold_all),
         &dir,
     )?;
     tokio::time::sleep(Duration::from_millis(500)).await;
