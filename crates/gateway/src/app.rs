@@ -138,11 +138,13 @@ async fn resume_calls(
     // the SIP stack): spread it over the cores, in order within each part.
     let parts = std::thread::available_parallelism().map_or(1, |n| n.get());
     let size = leftovers.len().div_ceil(parts).max(1);
-    let mut rest = leftovers;
+    let mut rest = leftovers.into_iter();
     let mut tasks = Vec::new();
-    while !rest.is_empty() {
-        let tail = rest.split_off(size.min(rest.len()));
-        let part = std::mem::replace(&mut rest, tail);
+    loop {
+        let part: Vec<_> = rest.by_ref().take(size).collect();
+        if part.is_empty() {
+            break;
+        }
         let sip = sip.clone();
         tasks.push(tokio::task::spawn_blocking(move || {
             part.into_iter()
