@@ -107,6 +107,35 @@ pub enum JingleError {
         element: &'static str,
         detail: String,
     },
+    /// More children of one kind than [`JingleLimits`] allows.
+    #[error("more than {limit} {what} (the gateway's limit)")]
+    TooMany { what: &'static str, limit: usize },
+}
+
+/// How many children of each kind a `<jingle/>` may have before it is
+/// refused unread (config `[xmpp.limits]`, docs/security.md). Counted per
+/// parent: contents per `<jingle/>`, payload types and sources per
+/// `<description/>`, candidates per `<transport/>`, and any other children
+/// per element (parameters of a payload type, header extensions, groups …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JingleLimits {
+    pub max_contents: usize,
+    pub max_payload_types: usize,
+    pub max_candidates: usize,
+    pub max_sources: usize,
+    pub max_children: usize,
+}
+
+impl Default for JingleLimits {
+    fn default() -> Self {
+        JingleLimits {
+            max_contents: 16,
+            max_payload_types: 128,
+            max_candidates: 128,
+            max_sources: 128,
+            max_children: 64,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -154,6 +183,12 @@ impl Jingle {
         }
     }
     pub fn parse(element: &Element) -> Result<Self, JingleError> {
+        parse::jingle(element)
+    }
+    /// [`Jingle::parse`] after counting the children against `limits`
+    /// (nothing is parsed when a count is over).
+    pub fn parse_limited(element: &Element, limits: &JingleLimits) -> Result<Self, JingleError> {
+        parse::check_counts(element, limits)?;
         parse::jingle(element)
     }
     pub fn to_element(&self) -> Element {

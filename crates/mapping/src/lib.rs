@@ -11,10 +11,13 @@
 //! * [`address`] — JID ⇄ SIP URI (RFC 7247, XEP-0106).
 //! * [`status`] — SIP status ⇄ Jingle `<reason/>` ⇄ IQ error condition.
 //! * [`tables`] — keeping the per-call maps small after a burst.
+//! * [`lograte`] — rate limits for log lines about peer faults, and
+//!   escaping what peers sent before it is logged.
 
 pub mod address;
 pub mod ids;
 pub mod jingle;
+pub mod lograte;
 pub mod ns;
 pub mod sdp;
 pub mod status;

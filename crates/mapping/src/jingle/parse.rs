@@ -52,6 +52,38 @@ pub(super) fn push_unknown(other: &mut Vec<Element>, el: &Element, known: &[&str
     }
 }
 
+/// Counts the children of every element of the tree against `limits`
+/// (see [`JingleLimits`]), iteratively: no recursion on the peer's depth.
+pub(super) fn check_counts(root: &Element, limits: &JingleLimits) -> Result<(), JingleError> {
+    let mut stack = vec![root];
+    while let Some(el) = stack.pop() {
+        let (mut contents, mut payload_types, mut candidates, mut sources, mut other) =
+            (0, 0, 0, 0, 0);
+        for child in el.children() {
+            match child.name() {
+                "content" => contents += 1,
+                "payload-type" => payload_types += 1,
+                "candidate" => candidates += 1,
+                "source" => sources += 1,
+                _ => other += 1,
+            }
+            stack.push(child);
+        }
+        for (count, limit, what) in [
+            (contents, limits.max_contents, "contents"),
+            (payload_types, limits.max_payload_types, "payload types"),
+            (candidates, limits.max_candidates, "candidates"),
+            (sources, limits.max_sources, "sources"),
+            (other, limits.max_children, "children of one element"),
+        ] {
+            if count > limit {
+                return Err(JingleError::TooMany { what, limit });
+            }
+        }
+    }
+    Ok(())
+}
+
 pub(super) fn jingle(el: &Element) -> Result<Jingle, JingleError> {
     if !el.is("jingle", ns::JINGLE) {
         return Err(JingleError::NotJingle);

@@ -393,3 +393,61 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn xep0166_counts_over_the_limits_are_refused_before_parsing() {
+    let limits = JingleLimits {
+        max_contents: 2,
+        max_payload_types: 3,
+        max_candidates: 2,
+        max_sources: 1,
+        max_children: 2,
+    };
+    let wrap = |inner: &str| {
+        el(&format!(
+            "<jingle xmlns='urn:xmpp:jingle:1' action='session-initiate' sid='s'>{inner}</jingle>"
+        ))
+    };
+    let pts = |n: usize| -> String {
+        (0..n)
+            .map(|i| format!("<payload-type id='{i}' name='x' clockrate='8000'/>"))
+            .collect()
+    };
+    let content = |desc: &str, transport: &str| {
+        format!(
+            "<content creator='initiator' name='a'><description xmlns='urn:xmpp:jingle:apps:rtp:1' media='audio'>{desc}</description><transport xmlns='urn:xmpp:jingle:transports:ice-udp:1' ufrag='u' pwd='p'>{transport}</transport></content>"
+        )
+    };
+    let cand = |n: usize| -> String {
+        (0..n)
+            .map(|i| format!("<candidate component='1' foundation='f' generation='0' id='c{i}' ip='::1' port='{}' priority='1' protocol='udp' type='host'/>", 1000 + i))
+            .collect()
+    };
+    let ok = wrap(&content(&pts(3), &cand(2)));
+    assert!(Jingle::parse_limited(&ok, &limits).is_ok());
+    let cases = [
+        (wrap(&content(&pts(4), "")), "payload types"),
+        (wrap(&content(&pts(1), &cand(3))), "candidates"),
+        (wrap(&content("", "").repeat(3)), "contents"),
+        (
+            wrap(&content(
+                "<source xmlns='urn:xmpp:jingle:apps:rtp:ssma:0' ssrc='1'/><source xmlns='urn:xmpp:jingle:apps:rtp:ssma:0' ssrc='2'/>",
+                "",
+            )),
+            "sources",
+        ),
+        (
+            wrap(&content(
+                "<payload-type id='0'><parameter name='a' value='1'/><parameter name='b' value='1'/><parameter name='c' value='1'/></payload-type>",
+                "",
+            )),
+            "children of one element",
+        ),
+    ];
+    for (jingle, what) in cases {
+        match Jingle::parse_limited(&jingle, &limits) {
+            Err(JingleError::TooMany { what: got, .. }) => assert_eq!(got, what),
+            other => panic!("{what}: {other:?}"),
+        }
+    }
+}

@@ -104,6 +104,9 @@ pub enum SdpError {
     NothingMappable(String),
     #[error("answer does not match the offer: {0}")]
     AnswerMismatch(String),
+    /// Over one of the limits of `raw` (`MAX_MEDIA`, `MAX_FORMATS` …).
+    #[error("more than {limit} {what} (the gateway's limit)")]
+    TooMany { what: &'static str, limit: usize },
 }
 
 /// What an SDP became on the Jingle side.

@@ -108,6 +108,9 @@ pub(crate) fn is_host_name(name: &str) -> bool {
 
 impl RawSdp {
     pub(crate) fn parse(sdp: &str) -> Result<Self, SdpError> {
+        if sdp.len() > MAX_SDP_BYTES {
+            return Err(too_many("bytes of SDP", MAX_SDP_BYTES));
+        }
         let mut lines = sdp
             .split('\n')
             .map(|l| l.trim_end_matches(['\r', ' ', '\t']))
@@ -119,7 +122,10 @@ impl RawSdp {
         let mut has_name = false;
         let mut session = Vec::new();
         let mut media: Vec<RawMedia> = Vec::new();
-        for text in lines {
+        for (n, text) in lines.enumerate() {
+            if n >= MAX_SDP_LINES {
+                return Err(too_many("SDP lines", MAX_SDP_LINES));
+            }
             let mut chars = text.chars();
             let (kind, value) = match (chars.next(), chars.next()) {
                 (Some(kind), Some('=')) if kind.is_ascii_lowercase() => (kind, chars.as_str()),
@@ -136,6 +142,9 @@ impl RawSdp {
                     origin_username = Some(parse_origin(value)?);
                 }
                 's' if media.is_empty() => has_name = true,
+                'm' if media.len() == MAX_MEDIA => {
+                    return Err(too_many("m= lines", MAX_MEDIA));
+                }
                 'm' => media.push(RawMedia {
                     mline: parse_mline(value)?,
                     lines: Vec::new(),
@@ -165,6 +174,18 @@ impl RawSdp {
     }
 }
 
+/// Limits on an SDP body from a peer (docs/security.md): past them the
+/// body is refused before any mapping work (a 10,000-format offer took
+/// seconds to map, attribute look-ups being per format).
+pub const MAX_SDP_BYTES: usize = 64 * 1024;
+pub const MAX_SDP_LINES: usize = 2048;
+pub const MAX_MEDIA: usize = 16;
+pub const MAX_FORMATS: usize = 128;
+
+fn too_many(what: &'static str, limit: usize) -> SdpError {
+    SdpError::TooMany { what, limit }
+}
+
 fn truncate(s: &str) -> String {
     s.chars().take(60).collect()
 }
@@ -190,7 +211,10 @@ fn parse_mline(value: &str) -> Result<MLine, SdpError> {
     };
     let port = port.parse::<u16>().map_err(|_| bad("port"))?;
     let proto = tokens.next().ok_or_else(|| bad("no proto"))?.to_owned();
-    let fmts = tokens.map(str::to_owned).collect();
+    let fmts: Vec<String> = tokens.take(MAX_FORMATS + 1).map(str::to_owned).collect();
+    if fmts.len() > MAX_FORMATS {
+        return Err(too_many("formats on one m= line", MAX_FORMATS));
+    }
     Ok(MLine {
         media,
         port,

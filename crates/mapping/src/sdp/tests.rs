@@ -795,3 +795,34 @@ fn telephone_event_lists_keep_rfc4733_syntax() {
         "profile-level-id=42e01f;packetization-mode=1"
     );
 }
+
+#[test]
+fn rfc8866_offers_past_the_size_limits_are_refused_before_mapping() {
+    let head = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n";
+    let fmts: Vec<String> = (0..10_000).map(|n| (n % 128).to_string()).collect();
+    let wide = format!("{head}m=audio 4000 RTP/AVP {}\r\n", fmts.join(" "));
+    let started = std::time::Instant::now();
+    match sdp_offer_to_jingle(&wide, SdpAuthor::Initiator) {
+        Err(SdpError::TooMany { what, limit }) => {
+            assert_eq!((what, limit), ("formats on one m= line", 128));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    let many = format!("{head}{}", "m=audio 4000 RTP/AVP 0\r\n".repeat(17));
+    assert!(matches!(
+        sdp_offer_to_jingle(&many, SdpAuthor::Initiator),
+        Err(SdpError::TooMany {
+            what: "m= lines",
+            ..
+        })
+    ));
+    let long = format!("{head}m=audio 4000 RTP/AVP 0\r\n{}", "a=x\r\n".repeat(3000));
+    assert!(matches!(
+        sdp_offer_to_jingle(&long, SdpAuthor::Initiator),
+        Err(SdpError::TooMany {
+            what: "SDP lines",
+            ..
+        })
+    ));
+}
