@@ -191,6 +191,7 @@ impl Call {
                 end_reason: None,
                 sip_status: None,
                 ended_by: None,
+                end_detail: None,
                 updated_at: now,
             },
             phase,
@@ -219,6 +220,13 @@ impl Call {
     }
 
     pub fn on_sip(&mut self, ctx: &mut Ctx<'_>, sip: SipInput) {
+        if let SipInput::CommandFailed {
+            command, reason, ..
+        } = sip
+        {
+            self.command_failed(ctx, command, &reason);
+            return;
+        }
         match self.rec.direction {
             Direction::XmppToSip => self.sip_callee_event(ctx, sip),
             Direction::SipToXmpp => self.sip_caller_event(ctx, sip),
@@ -235,6 +243,7 @@ impl Call {
     pub fn on_timer(&mut self, ctx: &mut Ctx<'_>, key: TimerKey) {
         match key {
             TimerKey::RingTimeout { .. } => self.ring_timeout(ctx),
+            TimerKey::AnswerTimeout { .. } => self.answer_timeout(ctx),
             TimerKey::CandidateWindow { .. } => self.candidates_gathered(ctx),
             TimerKey::ProposalTimeout { .. } => {}
         }
@@ -255,6 +264,60 @@ impl Call {
             Phase::Active,
         );
         call.rec = rec;
+        call
+    }
+
+    /// A call a previous run left unanswered (or answered, but whose SIP
+    /// dialog could not be restored): it cannot go on, so both sides are
+    /// told what the saved state allows — a CANCEL for our INVITE or a 500
+    /// for the peer's (when its `sip_pending` INVITE was stored), and a
+    /// session-terminate (or a JMI retract while only proposed) to the XMPP
+    /// user — and the row says what was done.
+    pub fn recover(ctx: &mut Ctx<'_>, rec: SessionRecord, sip_pending: bool) -> Call {
+        let state = rec.state;
+        let mut call = Call::restored(rec);
+        let condition = ReasonCondition::ConnectivityError;
+        let text = format!(
+            "the gateway restarted while the call was {}",
+            state.as_str()
+        );
+        let mut told = Vec::new();
+        let mut status = None;
+        if sip_pending {
+            match call.rec.direction {
+                Direction::XmppToSip => {
+                    ctx.sip(SipCommand::Cancel {
+                        call_id: call.rec.sip_call_id.clone(),
+                    });
+                    told.push("CANCEL to the SIP callee");
+                }
+                Direction::SipToXmpp => {
+                    ctx.sip(SipCommand::Respond {
+                        call_id: call.rec.sip_call_id.clone(),
+                        status: 500,
+                        reason: Some("Server Internal Error (gateway restarted)".into()),
+                        sdp: None,
+                        retry_after: None,
+                    });
+                    status = Some(500);
+                    told.push("500 to the SIP caller");
+                }
+            }
+        } else if state == CallState::Active {
+            told.push("nothing to SIP (its dialog could not be restored)");
+        } else {
+            told.push("nothing to SIP (no INVITE was out)");
+        }
+        let proposing = call.rec.direction == Direction::SipToXmpp && !call.xmpp_peer.contains('/');
+        if proposing {
+            call.retract(ctx, condition, &text);
+            told.push("JMI retract to the XMPP callee");
+        } else if !call.xmpp_peer.is_empty() {
+            call.terminate_xmpp(ctx, condition, None, Some(text.clone()));
+            told.push("session-terminate to the XMPP user");
+        }
+        call.rec.end_detail = Some(format!("{text}: {}", told.join(", ")));
+        call.end(ctx, condition, EndedBy::Gateway, status, Phase::Finished);
         call
     }
 
@@ -364,6 +427,38 @@ impl Call {
             other: Vec::new(),
         });
         self.send_jingle(ctx, IqPurpose::Terminate, &j);
+    }
+
+    /// The SIP adapter could not carry out `command` for this call. An INFO
+    /// (trickled candidates) is not worth ending a call for; a BYE or CANCEL
+    /// that fails leaves nothing more to do (the call is already ended on
+    /// our side); an INVITE or a response that cannot be sent means the SIP
+    /// side is unreachable: the XMPP side is told and the row ends.
+    fn command_failed(&mut self, ctx: &mut Ctx<'_>, command: &str, reason: &str) {
+        match command {
+            "INFO" => {}
+            "BYE" | "CANCEL" => {
+                if self.phase == Phase::Cancelling {
+                    self.phase = Phase::Finished;
+                }
+            }
+            _ if self.phase == Phase::Finished => {}
+            _ => {
+                let condition = ReasonCondition::ConnectivityError;
+                let text = format!("SIP {command} failed: {reason}");
+                if self.phase == Phase::Proposing {
+                    self.retract(ctx, condition, &text);
+                } else if self.phase != Phase::Gathering {
+                    self.terminate_xmpp(ctx, condition, None, Some(text));
+                }
+                let phase = self.phase;
+                self.rec.end_detail = Some(format!("SIP {command} failed: {reason}"));
+                self.end(ctx, condition, EndedBy::Gateway, None, Phase::Finished);
+                if phase == Phase::Cancelling {
+                    self.phase = Phase::Finished;
+                }
+            }
+        }
     }
 
     /// The SIP side sent BYE in an established call: `<success/>` to XMPP.

@@ -6,11 +6,11 @@ mod messages;
 use crate::call::{Call, Ctx, IqPurpose};
 use crate::stanza::{self, AppError, IqHeader};
 use crate::time::Millis;
-use crate::types::{Input, IqOutcome, Output, SessionRecord, SipInput, TimerKey};
+use crate::types::{Input, IqOutcome, Output, RejectedStanza, SessionRecord, SipInput, TimerKey};
 use minidom::Element;
 use std::collections::HashMap;
 use stox_mapping::ids::{CallId, Sid};
-use stox_mapping::jingle::{Action, Jingle};
+use stox_mapping::jingle::{Action, Jingle, JingleError, JingleLimits};
 use stox_mapping::ns;
 use stox_mapping::status::ErrorCondition;
 
@@ -29,6 +29,11 @@ pub struct CoreConfig {
     /// Mixed into generated Call-IDs and sids so that they differ between
     /// gateway instances (the gateway passes a random value).
     pub token_salt: u64,
+    /// The `Retry-After` of a 503 sent while the gateway cannot take calls
+    /// (component offline, store backlog over its limit), in seconds.
+    pub retry_after_secs: u32,
+    /// How many children of each kind a received `<jingle/>` may have.
+    pub jingle_limits: JingleLimits,
 }
 
 /// The gateway core: every call in memory, and the indexes that route
@@ -52,6 +57,10 @@ pub struct Core {
     next_proposal: u64,
     next_id: i64,
     iq_seq: u64,
+    /// The component connection is up. The core starts offline.
+    xmpp_online: bool,
+    /// The store's queue of unwritten rows is over its limit.
+    store_backlogged: bool,
 }
 
 impl Core {
@@ -70,6 +79,8 @@ impl Core {
             next_proposal: 0,
             next_id: first_id.max(1),
             iq_seq: 0,
+            xmpp_online: false,
+            store_backlogged: false,
         }
     }
 
@@ -88,6 +99,27 @@ impl Core {
         n
     }
 
+    /// Ends the calls a previous run left live that cannot be resumed (see
+    /// `Call::recover`): `sip_pending` says whether the call's unanswered
+    /// INVITE was stored (and restored in the SIP layer). Returns what the
+    /// adapters must send and store.
+    pub fn recover(
+        &mut self,
+        now: Millis,
+        rows: impl IntoIterator<Item = (SessionRecord, bool)>,
+    ) -> Vec<Output> {
+        let mut out = Vec::new();
+        for (rec, sip_pending) in rows {
+            self.next_id = self.next_id.max(rec.id + 1);
+            let mut ctx = Self::ctx(&self.cfg, &mut self.iqs, &mut self.iq_seq, now, &mut out);
+            let call = Call::recover(&mut ctx, rec, sip_pending);
+            let id = call.id();
+            self.calls.insert(id, call);
+            self.reap(id);
+        }
+        out
+    }
+
     /// Number of calls held in memory (live calls and calls winding down).
     pub fn live_calls(&self) -> usize {
         self.calls.len()
@@ -102,8 +134,46 @@ impl Core {
             Input::IqResponse { id, outcome } => self.on_iq_response(now, id, outcome, &mut out),
             Input::Sip(sip) => self.on_sip(now, sip, &mut out),
             Input::Timer(key) => self.on_timer(now, key, &mut out),
+            Input::StanzaRejected(r) => Self::on_rejected(&r, &mut out),
+            Input::XmppLink { online } => self.xmpp_online = online,
+            Input::StoreBacklog { over_limit } => self.store_backlogged = over_limit,
         }
         out
+    }
+
+    /// Why new calls are refused right now, if they are: the status and
+    /// reason phrase of the 503 (RFC 3261 §21.5.4; with Retry-After).
+    fn unavailable(&self) -> Option<&'static str> {
+        if !self.xmpp_online {
+            Some("Service Unavailable (XMPP server not connected)")
+        } else if self.store_backlogged {
+            Some("Service Unavailable (session store backlog)")
+        } else {
+            None
+        }
+    }
+
+    /// A stanza the XMPP adapter dropped unread: an IQ request gets
+    /// `policy-violation` (RFC 6120 §8.3.3.12); anything else needs no
+    /// answer.
+    fn on_rejected(r: &RejectedStanza, out: &mut Vec<Output>) {
+        if r.name != "iq" || !matches!(r.kind.as_deref(), Some("get" | "set")) {
+            return;
+        }
+        let (Some(id), Some(from), Some(to)) = (&r.id, &r.from, &r.to) else {
+            return;
+        };
+        let header = IqHeader {
+            id: id.clone(),
+            from: from.clone(),
+            to: to.clone(),
+        };
+        out.push(Output::Xmpp(stanza::iq_error(
+            &header,
+            ErrorCondition::PolicyViolation,
+            &format!("stanza dropped unread: {}", r.reason),
+            None,
+        )));
     }
 
     fn ctx<'a>(
@@ -173,12 +243,16 @@ impl Core {
         payload: &Element,
         out: &mut Vec<Output>,
     ) {
-        let jingle = match Jingle::parse(payload) {
+        let jingle = match Jingle::parse_limited(payload, &self.cfg.jingle_limits) {
             Ok(j) => j,
             Err(err) => {
+                let condition = match err {
+                    JingleError::TooMany { .. } => ErrorCondition::PolicyViolation,
+                    _ => ErrorCondition::BadRequest,
+                };
                 out.push(Output::Xmpp(stanza::iq_error(
                     header,
-                    ErrorCondition::BadRequest,
+                    condition,
                     &err.to_string(),
                     None,
                 )));
@@ -201,6 +275,15 @@ impl Core {
                 ErrorCondition::ItemNotFound,
                 &format!("no Jingle session '{}' with {}", jingle.sid, header.from),
                 Some(AppError::UnknownSession),
+            )));
+            return;
+        }
+        if self.store_backlogged {
+            out.push(Output::Xmpp(stanza::iq_error(
+                header,
+                ErrorCondition::ResourceConstraint,
+                "the gateway cannot take new calls now (session store backlog); try again later",
+                None,
             )));
             return;
         }
@@ -244,13 +327,20 @@ impl Core {
                     status: 482,
                     reason: Some("Loop Detected".into()),
                     sdp: None,
+                    retry_after: None,
                 }));
                 return;
             }
             let id = self.allocate_id();
             let sid = self.sid_for(&call_id);
+            let unavailable = self.unavailable();
             let mut ctx = Self::ctx(&self.cfg, &mut self.iqs, &mut self.iq_seq, now, out);
-            let call = Call::from_invite(&mut ctx, id, sid, call_id, &request_uri, &from, sdp);
+            let call = match unavailable {
+                Some(phrase) => {
+                    Call::refused_invite(&mut ctx, id, sid, call_id, &request_uri, &from, phrase)
+                }
+                None => Call::from_invite(&mut ctx, id, sid, call_id, &request_uri, &from, sdp),
+            };
             let mut call = call;
             call.set_peer_supported(&supported);
             self.insert(call);
@@ -287,7 +377,9 @@ impl Core {
 
     fn on_timer(&mut self, now: Millis, key: TimerKey, out: &mut Vec<Output>) {
         let id = match key {
-            TimerKey::RingTimeout { call } | TimerKey::CandidateWindow { call } => call,
+            TimerKey::RingTimeout { call }
+            | TimerKey::CandidateWindow { call }
+            | TimerKey::AnswerTimeout { call } => call,
             TimerKey::ProposalTimeout { proposal } => {
                 self.proposal_timeout(now, proposal, out);
                 return;
@@ -413,7 +505,8 @@ fn sip_call_id(sip: &SipInput) -> &CallId {
         | SipInput::Acked { call_id }
         | SipInput::Cancelled { call_id }
         | SipInput::Bye { call_id }
-        | SipInput::Terminated { call_id, .. } => call_id,
+        | SipInput::Terminated { call_id, .. }
+        | SipInput::CommandFailed { call_id, .. } => call_id,
     }
 }
 

@@ -79,6 +79,9 @@ pub struct SessionRecord {
     pub end_reason: Option<String>,
     pub sip_status: Option<u16>,
     pub ended_by: Option<EndedBy>,
+    /// What ended the call in words, when the reason name does not say it
+    /// (a SIP command that failed, what a restart told each side).
+    pub end_detail: Option<String>,
     pub updated_at: Millis,
 }
 
@@ -129,6 +132,15 @@ pub enum SipInput {
         call_id: CallId,
         reason: String,
     },
+    /// A command for this call could not be carried out (the INVITE could
+    /// not be sent, the transport is gone …): the call cannot go on as it
+    /// was.
+    CommandFailed {
+        call_id: CallId,
+        /// What was asked: `INVITE`, `CANCEL`, `BYE`, `INFO`, `response`.
+        command: &'static str,
+        reason: String,
+    },
 }
 
 /// What the core asks the SIP adapter to do.
@@ -147,6 +159,8 @@ pub enum SipCommand {
         status: u16,
         reason: Option<String>,
         sdp: Option<String>,
+        /// Seconds for a `Retry-After` header (RFC 3261 §20.33), with 503.
+        retry_after: Option<u32>,
     },
     Cancel {
         call_id: CallId,
@@ -169,6 +183,24 @@ pub enum IqOutcome {
     Error(ErrorCondition),
     /// No answer within the XMPP adapter's IQ timeout.
     Timeout,
+    /// Never delivered: the component was offline for longer than the
+    /// adapter keeps stanzas.
+    Undelivered,
+}
+
+/// A stanza the XMPP adapter dropped unread because it broke an input
+/// limit, with what answering it needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedStanza {
+    /// `iq`, `message`, `presence` …
+    pub name: String,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub id: Option<String>,
+    /// The `type` attribute.
+    pub kind: Option<String>,
+    /// Which limit, for the error text.
+    pub reason: String,
 }
 
 /// A timer the core asked for. Stale timers (for calls that moved on) are
@@ -182,6 +214,8 @@ pub enum TimerKey {
     ProposalTimeout { proposal: u64 },
     /// An XMPP → SIP call gathering trickled candidates: send the INVITE now.
     CandidateWindow { call: i64 },
+    /// An XMPP → SIP call whose SIP callee has not answered in time.
+    AnswerTimeout { call: i64 },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -196,6 +230,18 @@ pub enum Input {
     },
     Sip(SipInput),
     Timer(TimerKey),
+    /// A stanza dropped unread by the XMPP adapter (over a limit).
+    StanzaRejected(RejectedStanza),
+    /// The component connection is up (stanzas flow) or down. The core
+    /// starts offline: SIP calls are refused with 503 until it is up.
+    XmppLink {
+        online: bool,
+    },
+    /// The store's queue of unwritten rows went over its limit (`true`) or
+    /// back under it: new calls are refused while it is over.
+    StoreBacklog {
+        over_limit: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]

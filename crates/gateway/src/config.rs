@@ -5,6 +5,8 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use stox_mapping::address::SipUri;
+use stox_mapping::jingle::JingleLimits;
+use stox_xmpp::limits::StanzaLimits;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,6 +34,80 @@ pub struct XmppSection {
     /// Silence after which the gateway pings its server.
     #[serde(default = "default_keepalive_secs")]
     pub keepalive_secs: u64,
+    /// Stanzas kept while the component is disconnected, sent once it is
+    /// back (session-terminate to a user whose call ended meanwhile …).
+    #[serde(default = "default_offline_queue")]
+    pub offline_queue: usize,
+    /// How long a kept stanza may wait for the connection.
+    #[serde(default = "default_offline_ttl_secs")]
+    pub offline_ttl_secs: u64,
+    /// Limits on what the XMPP server may send (docs/security.md).
+    #[serde(default)]
+    pub limits: XmppLimits,
+}
+
+/// `[xmpp.limits]`: checked while a stanza is read, before any tree is
+/// built, and on the children of a `<jingle/>`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct XmppLimits {
+    pub max_stanza_bytes: usize,
+    pub max_depth: usize,
+    pub max_elements: usize,
+    pub max_attributes: usize,
+    pub max_name_bytes: usize,
+    pub max_attribute_bytes: usize,
+    pub max_text_bytes: usize,
+    pub max_contents: usize,
+    pub max_payload_types: usize,
+    pub max_candidates: usize,
+    pub max_sources: usize,
+    pub max_children: usize,
+}
+
+impl Default for XmppLimits {
+    fn default() -> Self {
+        let s = StanzaLimits::default();
+        let j = JingleLimits::default();
+        XmppLimits {
+            max_stanza_bytes: s.max_stanza_bytes,
+            max_depth: s.max_depth,
+            max_elements: s.max_elements,
+            max_attributes: s.max_attributes,
+            max_name_bytes: s.max_name_bytes,
+            max_attribute_bytes: s.max_attribute_bytes,
+            max_text_bytes: s.max_text_bytes,
+            max_contents: j.max_contents,
+            max_payload_types: j.max_payload_types,
+            max_candidates: j.max_candidates,
+            max_sources: j.max_sources,
+            max_children: j.max_children,
+        }
+    }
+}
+
+impl XmppLimits {
+    pub fn stanza(&self) -> StanzaLimits {
+        StanzaLimits {
+            max_stanza_bytes: self.max_stanza_bytes,
+            max_depth: self.max_depth,
+            max_elements: self.max_elements,
+            max_attributes: self.max_attributes,
+            max_name_bytes: self.max_name_bytes,
+            max_attribute_bytes: self.max_attribute_bytes,
+            max_text_bytes: self.max_text_bytes,
+        }
+    }
+
+    pub fn jingle(&self) -> JingleLimits {
+        JingleLimits {
+            max_contents: self.max_contents,
+            max_payload_types: self.max_payload_types,
+            max_candidates: self.max_candidates,
+            max_sources: self.max_sources,
+            max_children: self.max_children,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -44,6 +120,13 @@ pub struct SipSection {
     pub outbound_proxy: Option<String>,
     #[serde(default = "default_user_agent")]
     pub user_agent: String,
+    /// Path MTU assumed for UDP: requests larger than this minus 200 bytes
+    /// are "too large for UDP" (RFC 3261 §18.1.1).
+    #[serde(default = "default_udp_mtu")]
+    pub udp_mtu: usize,
+    /// Send such requests over TCP (the next hop takes TCP).
+    #[serde(default)]
+    pub large_requests_over_tcp: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -52,6 +135,14 @@ pub struct StoreSection {
     /// SQLite file, created and migrated at start-up (relative paths are
     /// relative to the working directory).
     pub database: PathBuf,
+    /// Rows waiting to be written (the store failing or slow) above which
+    /// new calls are refused with 503 / resource-constraint.
+    #[serde(default = "default_max_backlog")]
+    pub max_backlog: usize,
+    /// How long a write waits for another process's lock before the batch
+    /// is retried later.
+    #[serde(default = "default_busy_timeout_ms")]
+    pub busy_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -64,6 +155,9 @@ pub struct CallsSection {
     /// gathers them before sending the INVITE.
     #[serde(default = "default_candidate_window_ms")]
     pub candidate_window_ms: u64,
+    /// The Retry-After of a 503 sent while the gateway cannot take calls.
+    #[serde(default = "default_retry_after_secs")]
+    pub retry_after_secs: u32,
 }
 
 impl Default for CallsSection {
@@ -71,6 +165,7 @@ impl Default for CallsSection {
         CallsSection {
             ring_timeout_secs: default_ring_timeout_secs(),
             candidate_window_ms: default_candidate_window_ms(),
+            retry_after_secs: default_retry_after_secs(),
         }
     }
 }
@@ -86,6 +181,24 @@ fn default_ring_timeout_secs() -> u64 {
 }
 fn default_candidate_window_ms() -> u64 {
     300
+}
+fn default_udp_mtu() -> usize {
+    1500
+}
+fn default_offline_queue() -> usize {
+    10_000
+}
+fn default_offline_ttl_secs() -> u64 {
+    120
+}
+fn default_max_backlog() -> usize {
+    10_000
+}
+fn default_busy_timeout_ms() -> u64 {
+    1000
+}
+fn default_retry_after_secs() -> u32 {
+    10
 }
 fn default_user_agent() -> String {
     format!("stox-gateway/{}", env!("CARGO_PKG_VERSION"))
@@ -125,9 +238,34 @@ impl Config {
         if x.iq_timeout_ms == 0 || x.keepalive_secs == 0 {
             return Err("xmpp.iq_timeout_ms and xmpp.keepalive_secs must be positive".into());
         }
+        if x.offline_queue == 0 || x.offline_ttl_secs == 0 {
+            return Err("xmpp.offline_queue and xmpp.offline_ttl_secs must be positive".into());
+        }
+        x.limits.stanza().check()?;
+        let j = x.limits.jingle();
+        for (key, value) in [
+            ("max_contents", j.max_contents),
+            ("max_payload_types", j.max_payload_types),
+            ("max_candidates", j.max_candidates),
+            ("max_sources", j.max_sources),
+            ("max_children", j.max_children),
+        ] {
+            if value == 0 {
+                return Err(format!("xmpp.limits.{key} must be at least 1"));
+            }
+        }
         let s = &self.sip;
         if s.udp.is_none() && s.tcp.is_none() && s.ws.is_none() {
             return Err("[sip] needs at least one listener (udp, tcp or ws)".into());
+        }
+        if !(576..=65_535).contains(&s.udp_mtu) {
+            return Err(format!(
+                "sip.udp_mtu must be 576..=65535, got {}",
+                s.udp_mtu
+            ));
+        }
+        if s.large_requests_over_tcp && s.tcp.is_none() {
+            return Err("sip.large_requests_over_tcp needs a tcp listener (sip.tcp)".into());
         }
         if let Some(proxy) = &s.outbound_proxy {
             SipUri::parse(proxy)
@@ -135,6 +273,9 @@ impl Config {
         }
         if self.store.database.as_os_str().is_empty() {
             return Err("store.database is empty".into());
+        }
+        if self.store.max_backlog == 0 {
+            return Err("store.max_backlog must be at least 1".into());
         }
         if self.calls.ring_timeout_secs == 0 {
             return Err("calls.ring_timeout_secs must be positive".into());
@@ -184,6 +325,22 @@ mod tests {
                 "outbound_proxy",
             ),
             ("[xmpp".to_owned(), ""),
+            (
+                base.replace("[sip]", "[xmpp.limits]\nmax_attribute_bytes = 9000\n[sip]"),
+                "xmpp.limits.max_attribute_bytes",
+            ),
+            (
+                base.replace("[sip]", "[xmpp.limits]\nmax_depth = 0\n[sip]"),
+                "xmpp.limits.max_depth",
+            ),
+            (
+                base.replace("[sip]", "[xmpp.limits]\nmax_dept = 3\n[sip]"),
+                "max_dept",
+            ),
+            (
+                base.replace("[calls]", "[calls]\nretry_after_secs = -1"),
+                "retry_after_secs",
+            ),
         ];
         for (text, needle) in cases {
             let err = Config::parse(&text).expect_err("must be refused");

@@ -6,6 +6,7 @@
 
 mod app;
 mod config;
+mod log;
 
 use clap::Parser;
 use std::path::PathBuf;
@@ -50,14 +51,23 @@ fn main() -> ExitCode {
     };
     // The SIP stack logs every datagram at info: keep it at warn unless
     // RUST_LOG asks for more. Colours only on a terminal (not in log files).
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG)),
-        )
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .init();
+    {
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::util::SubscriberInitExt;
+        use tracing_subscriber::{EnvFilter, Layer};
+        let filter =
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG));
+        tracing_subscriber::registry()
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .fmt_fields(log::escaping_fields())
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                    .with_writer(std::io::stderr)
+                    .with_filter(log::RsipstackWarnings::default())
+                    .with_filter(filter),
+            )
+            .init();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -25,9 +25,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     while let Some(event) = events.recv().await {
         println!("{event:?}");
         if let SipEvent::IncomingInvite { call_id, sdp, .. } = event {
-            sip.respond(&call_id, 180, None, None)?;
+            sip.respond(&call_id, 180, None, None, None)?;
             let answer = sdp.unwrap_or_default();
-            sip.respond(&call_id, 200, None, Some(answer))?;
+            sip.respond(&call_id, 200, None, Some(answer), None)?;
         }
     }
     Ok(())

@@ -86,12 +86,13 @@ pub(crate) fn invite(inner: &Arc<Inner>, invite: OutgoingInvite) -> Result<(), S
             invite.call_id
         )));
     }
-    let destination = inner.outbound_proxy.clone();
+    let mut destination = inner.outbound_proxy.clone();
     let transport = destination
         .as_ref()
         .and_then(|d| d.r#type)
         .or_else(|| callee.transport().cloned())
         .unwrap_or(Transport::Udp);
+    let transport = large_request_transport(inner, &invite, transport, &mut destination, &callee)?;
     let contact = inner
         .contact(transport)
         .ok_or_else(|| SipError::Stack("no SIP listener configured".into()))?;
@@ -140,6 +141,73 @@ pub(crate) fn invite(inner: &Arc<Inner>, invite: OutgoingInvite) -> Result<(), S
     debug!(transport = transport_name(transport), "INVITE sent");
     inner.watcher.outcome(call_id, outcome);
     Ok(())
+}
+
+/// The largest UDP payload over IPv4 (65,535 − 8 − 20).
+pub(crate) const UDP_MAX: usize = 65_507;
+
+/// Roughly how large the INVITE will be on the wire: the body plus its
+/// header lines (rsipstack builds them; this errs on the large side).
+fn estimated_size(invite: &OutgoingInvite, route: usize) -> usize {
+    invite.sdp.len()
+        + 2 * invite.request_uri.len()
+        + invite.from.len()
+        + 2 * invite.call_id.as_str().len()
+        + route
+        + invite.supported.iter().map(|t| t.len() + 2).sum::<usize>()
+        + 600
+}
+
+/// RFC 3261 §18.1.1: a request within 200 bytes of the path MTU goes over
+/// TCP — when TCP is configured for large requests, and the next hop is not
+/// pinned to UDP. Otherwise it stays on UDP while it fits one datagram, and
+/// fails at once (nothing is sent, the call ends) when it does not.
+fn large_request_transport(
+    inner: &Inner,
+    invite: &OutgoingInvite,
+    transport: Transport,
+    destination: &mut Option<SipAddr>,
+    callee: &Uri,
+) -> Result<Transport, SipError> {
+    if transport != Transport::Udp {
+        return Ok(transport);
+    }
+    let route = inner
+        .outbound_route
+        .as_ref()
+        .map_or(0, |r| r.to_string().len() + 9);
+    let bytes = estimated_size(invite, route);
+    if bytes + 200 <= inner.udp_mtu {
+        return Ok(transport);
+    }
+    let next_hop = destination
+        .as_ref()
+        .map_or_else(|| callee.to_string(), ToString::to_string);
+    let pinned_udp = match destination {
+        Some(d) => d.r#type == Some(Transport::Udp),
+        None => callee.transport() == Some(&Transport::Udp),
+    };
+    if inner.large_requests_over_tcp && inner.has_tcp && !pinned_udp {
+        debug!(bytes, %next_hop, "large request: sent over TCP (RFC 3261 §18.1.1)");
+        match destination {
+            Some(d) => d.r#type = Some(Transport::Tcp),
+            None => {
+                let mut addr = SipAddr::try_from(callee)
+                    .map_err(|_| SipError::InvalidUri(callee.to_string()))?;
+                addr.r#type = Some(Transport::Tcp);
+                *destination = Some(addr);
+            }
+        }
+        return Ok(Transport::Tcp);
+    }
+    if bytes > UDP_MAX {
+        return Err(SipError::TooLarge {
+            bytes,
+            limit: UDP_MAX,
+            next_hop,
+        });
+    }
+    Ok(transport)
 }
 
 pub(crate) fn cancel(inner: &Inner, call_id: &CallId) -> Result<(), SipError> {

@@ -43,6 +43,7 @@
 mod client;
 mod forks;
 mod info;
+mod pending;
 mod restore;
 mod server;
 mod snapshot;
@@ -64,7 +65,7 @@ use table::{CallTable, Role};
 use tracing::{debug, warn};
 
 /// Listener and routing configuration (the `[sip]` table of the config file).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct SipConfig {
     pub udp: Option<SocketAddr>,
     pub tcp: Option<SocketAddr>,
@@ -72,6 +73,28 @@ pub struct SipConfig {
     /// `sip:host:port[;transport=tcp]`: every out-of-dialog request goes there.
     pub outbound_proxy: Option<String>,
     pub user_agent: String,
+    /// The path MTU assumed for UDP: a request larger than `udp_mtu - 200`
+    /// bytes is "too large for UDP" (RFC 3261 §18.1.1).
+    pub udp_mtu: usize,
+    /// Send such requests over TCP (the next hop takes TCP). Without it they
+    /// still go over UDP while they fit one datagram, and fail at once when
+    /// they do not.
+    pub large_requests_over_tcp: bool,
+}
+
+impl Default for SipConfig {
+    /// No listener, no proxy; RFC 3261's 1500-byte MTU assumption.
+    fn default() -> Self {
+        SipConfig {
+            udp: None,
+            tcp: None,
+            ws: None,
+            outbound_proxy: None,
+            user_agent: String::new(),
+            udp_mtu: 1500,
+            large_requests_over_tcp: false,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +108,15 @@ pub enum SipError {
     },
     #[error("invalid SIP URI '{0}'")]
     InvalidUri(String),
+    /// A request that cannot be sent over the transport of its next hop.
+    #[error(
+        "request of about {bytes} bytes is too large for UDP (at most {limit}) and TCP is not configured for {next_hop}"
+    )]
+    TooLarge {
+        bytes: usize,
+        limit: usize,
+        next_hop: String,
+    },
     #[error("no such call {0}")]
     UnknownCall(CallId),
     /// An in-dialog request (INFO) asked for a call whose dialog is not
@@ -223,11 +255,17 @@ pub(crate) struct Inner {
     /// its CANCEL and the ACK of a non-2xx all go through it (RFC 3261 §8.1.2).
     pub outbound_route: Option<rsipstack::sip::typed::Route>,
     pub t1x64: Duration,
+    /// RFC 3261 §18.1.1 settings (see [`SipConfig`]).
+    pub udp_mtu: usize,
+    pub large_requests_over_tcp: bool,
+    pub has_tcp: bool,
     /// Fires when the endpoint shuts down: the watcher stops, so nothing
     /// keeps the sockets open.
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Watches every dialog's states ([`watch`]).
     pub watcher: Arc<watch::Watcher>,
+    /// INVITEs left unanswered by a previous run ([`pending`]).
+    pub recovered: pending::RecoveredTable,
 }
 
 impl Inner {
@@ -314,6 +352,7 @@ impl SipEndpoint {
             .with_transport_inspector(Box::new(wire::WireInspector {
                 calls: calls.clone(),
                 watcher: watcher.clone(),
+                gate: wire::PeerLogGate::default(),
             }))
             .with_allows(server::ALLOWED.to_vec())
             .build();
@@ -365,8 +404,12 @@ impl SipEndpoint {
             outbound_proxy,
             outbound_route,
             t1x64: timers.t1 * 64,
+            udp_mtu: config.udp_mtu,
+            large_requests_over_tcp: config.large_requests_over_tcp,
+            has_tcp: config.tcp.is_some(),
             shutdown: token.clone(),
             watcher,
+            recovered: pending::RecoveredTable::default(),
         });
         tokio::spawn(watch::run(inner.clone(), watch_queues));
         tokio::spawn(server::dispatch(inner.clone(), incoming, token));
@@ -379,20 +422,45 @@ impl SipEndpoint {
     }
 
     /// Answers a pending incoming INVITE: 180/183 (optionally with SDP),
-    /// 200 with the SDP answer, or a final 3xx–6xx.
+    /// 200 with the SDP answer, or a final 3xx–6xx (with a `Retry-After`
+    /// of `retry_after` seconds when given).
     pub fn respond(
         &self,
         call_id: &CallId,
         status: u16,
         reason: Option<String>,
         sdp: Option<String>,
+        retry_after: Option<u32>,
     ) -> Result<(), SipError> {
-        server::respond(&self.inner, call_id, status, reason, sdp)
+        if self.inner.recovered.contains(call_id) {
+            return pending::respond(&self.inner, call_id, status, reason)
+                .unwrap_or_else(|| Err(SipError::UnknownCall(call_id.clone())));
+        }
+        server::respond(&self.inner, call_id, status, reason, sdp, retry_after)
     }
 
-    /// CANCELs our pending outgoing INVITE.
+    /// CANCELs our pending outgoing INVITE (a live one, or one restored
+    /// with [`SipEndpoint::restore_pending`]).
     pub fn cancel(&self, call_id: &CallId) -> Result<(), SipError> {
+        if let Some(result) = pending::cancel(&self.inner, call_id) {
+            return result;
+        }
         client::cancel(&self.inner, call_id)
+    }
+
+    /// The INVITE of `call_id` while it is unanswered (ours, or the peer's
+    /// we have not answered yet) as text for the store; `None` once it is
+    /// answered, or for an unknown call. See the `pending` module docs.
+    pub fn pending_snapshot(&self, call_id: &CallId) -> Option<String> {
+        pending::snapshot(&self.inner, call_id)
+    }
+
+    /// Takes back an unanswered INVITE from [`SipEndpoint::pending_snapshot`]
+    /// text after a restart, so that it can be ended on the wire: `cancel()`
+    /// for ours, `respond()` with a final 3xx–6xx for the peer's. Each is
+    /// used once.
+    pub fn restore_pending(&self, call_id: &CallId, snapshot: &str) -> Result<(), SipError> {
+        pending::restore(&self.inner, call_id, snapshot)
     }
 
     /// Sends BYE in an established dialog (either direction).

@@ -284,6 +284,7 @@ pub(crate) fn respond(
     status: u16,
     reason: Option<String>,
     sdp: Option<String>,
+    retry_after: Option<u32>,
 ) -> Result<(), SipError> {
     let entry = inner
         .calls
@@ -313,6 +314,17 @@ pub(crate) fn respond(
         183 if sdp.is_some() => dialog.ringing(sdp_headers(), body).map_err(stack),
         101..=199 => send_custom(inner, &dialog, &uas, code, sdp),
         200..=299 => dialog.accept(sdp_headers(), body).map_err(stack),
+        300..=699 if retry_after.is_some() => {
+            // rsipstack's reject() takes no headers: send our response
+            // through the transaction first; reject() then only ends the
+            // dialog (the transaction refuses a second final response).
+            let extra = retry_after
+                .map(|secs| Header::RetryAfter(secs.to_string().into()))
+                .into_iter()
+                .collect();
+            send_final(inner, &dialog, &uas, code.clone(), extra)?;
+            dialog.reject(Some(code), None).map_err(stack)
+        }
         300..=699 => dialog.reject(Some(code), None).map_err(stack),
         _ => Err(SipError::Stack(format!("invalid status code {status}"))),
     }
@@ -326,6 +338,27 @@ fn status_code(status: u16, reason: Option<String>) -> StatusCode {
         }
         _ => StatusCode::from(status),
     }
+}
+
+/// A final non-2xx with extra headers (Retry-After), sent through the
+/// INVITE transaction.
+fn send_final(
+    inner: &Inner,
+    dialog: &InviteDialog,
+    uas: &UasInvite,
+    code: StatusCode,
+    headers: Vec<Header>,
+) -> Result<(), SipError> {
+    let mut resp = inner.endpoint.make_response(&uas.request, code, None);
+    if let Ok(to) = resp.to_header_mut()
+        && matches!(to.tag(), Ok(None))
+    {
+        to.mut_tag(dialog.id().local_tag.into()).ok();
+    }
+    resp.headers.extend(headers);
+    uas.tu_sender
+        .send(TransactionEvent::Respond(resp))
+        .map_err(|e| SipError::Stack(e.to_string()))
 }
 
 /// A provisional response rsipstack's `ringing()` cannot build (180 with

@@ -51,7 +51,7 @@ async fn cancel_before_answer() {
             b.uri("romeo", transport),
         );
         assert!(matches!(b.next().await, SipEvent::IncomingInvite { .. }));
-        b.sip.respond(&id, 180, None, None).expect("180");
+        b.sip.respond(&id, 180, None, None, None).expect("180");
         assert!(matches!(
             a.next().await,
             SipEvent::Provisional { status: 180, .. }
@@ -81,7 +81,7 @@ async fn busy_rejection_keeps_reason() {
 
     let id = a.call("busy@test", b.uri("romeo", "udp"));
     assert!(matches!(b.next().await, SipEvent::IncomingInvite { .. }));
-    b.sip.respond(&id, 486, None, None).expect("486");
+    b.sip.respond(&id, 486, None, None, None).expect("486");
     match a.next().await {
         SipEvent::Rejected {
             call_id,
@@ -97,7 +97,7 @@ async fn busy_rejection_keeps_reason() {
     let id = a.call("offline@test", b.uri("romeo", "tcp"));
     assert!(matches!(b.next().await, SipEvent::IncomingInvite { .. }));
     b.sip
-        .respond(&id, 480, Some("Callee Has No Resource".into()), None)
+        .respond(&id, 480, Some("Callee Has No Resource".into()), None, None)
         .expect("480");
     match a.next().await {
         SipEvent::Rejected {
@@ -118,7 +118,7 @@ async fn early_media_183_with_sdp() {
     let id = a.call("early@test", b.uri("romeo", "udp"));
     assert!(matches!(b.next().await, SipEvent::IncomingInvite { .. }));
     b.sip
-        .respond(&id, 183, None, Some(SDP_ANSWER.into()))
+        .respond(&id, 183, None, Some(SDP_ANSWER.into()), None)
         .expect("183");
     match a.next().await {
         SipEvent::Provisional {
@@ -128,7 +128,7 @@ async fn early_media_183_with_sdp() {
     }
     // 180 with SDP is not what rsipstack's ringing() builds: our own path.
     b.sip
-        .respond(&id, 180, None, Some(SDP_ANSWER.into()))
+        .respond(&id, 180, None, Some(SDP_ANSWER.into()), None)
         .expect("180 sdp");
     match a.next().await {
         SipEvent::Provisional {
@@ -136,7 +136,7 @@ async fn early_media_183_with_sdp() {
         } => assert_eq!(sdp.as_deref(), Some(SDP_ANSWER)),
         other => panic!("expected 180, got {other:?}"),
     }
-    b.sip.respond(&id, 603, None, None).expect("603");
+    b.sip.respond(&id, 603, None, None, None).expect("603");
     assert!(matches!(
         a.next().await,
         SipEvent::Rejected { status: 603, .. }
@@ -168,7 +168,7 @@ async fn outbound_proxy_over_tcp() {
         other => panic!("expected IncomingInvite, got {other:?}"),
     }
     b.sip
-        .respond(&id, 200, None, Some(SDP_ANSWER.into()))
+        .respond(&id, 200, None, Some(SDP_ANSWER.into()), None)
         .expect("200");
     assert!(matches!(
         a.next().await,
@@ -209,7 +209,7 @@ async fn unknown_calls_and_bad_uris() {
         Err(SipError::UnknownCall(_))
     ));
     assert!(matches!(
-        a.sip.respond(&nobody, 200, None, None),
+        a.sip.respond(&nobody, 200, None, None, None),
         Err(SipError::UnknownCall(_))
     ));
     let bad = a.sip.invite(stox_sip::OutgoingInvite {

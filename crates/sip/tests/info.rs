@@ -72,7 +72,7 @@ async fn info_cannot_be_sent_before_the_dialog_is_confirmed() {
         other => panic!("expected IncomingInvite, got {other:?}"),
     }
     b.sip
-        .respond(&id, 183, None, Some(SDP_ANSWER.into()))
+        .respond(&id, 183, None, Some(SDP_ANSWER.into()), None)
         .expect("183");
     assert!(matches!(
         a.next().await,
@@ -91,7 +91,7 @@ async fn info_cannot_be_sent_before_the_dialog_is_confirmed() {
             .info(&CallId::new("nobody@test"), SDPFRAG, String::new()),
         Err(SipError::UnknownCall(_))
     ));
-    b.sip.respond(&id, 603, None, None).expect("603");
+    b.sip.respond(&id, 603, None, None, None).expect("603");
     assert!(matches!(
         a.next().await,
         SipEvent::Rejected { status: 603, .. }
@@ -268,7 +268,7 @@ async fn info_from_the_caller_in_our_early_dialog() {
         other => panic!("expected IncomingInvite, got {other:?}"),
     };
     b.sip
-        .respond(&id, 183, None, Some(SDP_ANSWER.into()))
+        .respond(&id, 183, None, Some(SDP_ANSWER.into()), None)
         .expect("183");
     let progress = loop {
         let msg = caller.recv().await;
@@ -297,7 +297,7 @@ async fn info_from_the_caller_in_our_early_dialog() {
     assert!(caller.recv().await.text.starts_with("SIP/2.0 200"));
     expect_info(&mut b, &id, SDPFRAG, FRAG).await;
 
-    b.sip.respond(&id, 486, None, None).expect("486");
+    b.sip.respond(&id, 486, None, None, None).expect("486");
     b.drained().await;
     assert_eq!(b.sip.dialog_count(), 0);
 }

@@ -25,6 +25,7 @@ async fn restart(gateway: Peer) -> Peer {
         ws: Some(gateway.addr("ws")),
         outbound_proxy: None,
         user_agent: "stox-sip-test".into(),
+        ..SipConfig::default()
     };
     drop(gateway); // cancels its token
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
@@ -395,7 +396,7 @@ async fn peer_calls(gateway: &mut Peer, p: &mut RawSip, call_id: &str) -> Dialog
     }
     gateway
         .sip
-        .respond(&id, 200, None, Some(SDP_ANSWER.into()))
+        .respond(&id, 200, None, Some(SDP_ANSWER.into()), None)
         .expect("200");
     let ok = p.final_response("INVITE").await;
     assert!(ok.first_line().starts_with("SIP/2.0 200"), "{}", ok.text);
@@ -654,13 +655,13 @@ async fn snapshot_is_none_without_a_confirmed_dialog() {
     assert!(a.sip.dialog_snapshot(&CallId::new("nobody@test")).is_none());
     let id = a.call("ringing@test", b.uri("romeo", "udp"));
     assert!(matches!(b.next().await, SipEvent::IncomingInvite { .. }));
-    b.sip.respond(&id, 180, None, None).expect("180");
+    b.sip.respond(&id, 180, None, None, None).expect("180");
     assert!(matches!(a.next().await, SipEvent::Provisional { .. }));
     // Early on both sides, and the UAS before the ACK: no snapshot.
     assert!(a.sip.dialog_snapshot(&id).is_none());
     assert!(b.sip.dialog_snapshot(&id).is_none());
     b.sip
-        .respond(&id, 200, None, Some(SDP_ANSWER.into()))
+        .respond(&id, 200, None, Some(SDP_ANSWER.into()), None)
         .expect("200");
     assert!(matches!(a.next().await, SipEvent::Answered { .. }));
     assert!(matches!(b.next().await, SipEvent::Acked { .. }));

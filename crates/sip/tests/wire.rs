@@ -241,7 +241,7 @@ async fn reinvite_is_refused_and_missing_ack_ends_the_call() {
         other => panic!("expected IncomingInvite, got {other:?}"),
     };
     b.sip
-        .respond(&id, 200, None, Some(SDP_ANSWER.into()))
+        .respond(&id, 200, None, Some(SDP_ANSWER.into()), None)
         .expect("200");
     let ok = recv_starting(&sock, "SIP/2.0 200").await;
     assert_eq!(header(&ok, "Content-Type"), Some("application/sdp"));
@@ -392,7 +392,7 @@ async fn websocket_client_with_invalid_host_gets_bye_on_its_connection() {
         other => panic!("expected IncomingInvite over ws, got {other:?}"),
     };
     b.sip
-        .respond(&id, 200, None, Some(SDP_ANSWER.into()))
+        .respond(&id, 200, None, Some(SDP_ANSWER.into()), None)
         .expect("200");
     let ok = ws_text(&mut ws).await;
     assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
@@ -450,4 +450,31 @@ async fn ws_text(ws: &mut Ws) -> String {
             return text.to_string();
         }
     }
+}
+
+/// RFC 3261 §25.1: a Call-ID is `word["@"word]`. One with a NUL, a space
+/// or a line break is answered 400 and never becomes a call (so never
+/// reaches a log line or the store raw); so is any header with a control
+/// character.
+#[tokio::test]
+async fn rfc3261_25_1_invalid_call_ids_and_control_characters_get_400() {
+    let mut b = peer(all_transports()).await;
+    let sock = udp_client().await;
+    let me = sock.local_addr().expect("addr");
+    let udp = b.addr("udp");
+    for (call_id, extra, problem) in [
+        ("abc\0def", "", "Call-ID"),
+        ("two words", "", "Call-ID"),
+        ("a@b@c", "", "Call-ID"),
+        ("fine-id", "Subject: hi\u{1}there\r\n", "control character"),
+    ] {
+        let invite = request("INVITE", udp, me, call_id, extra, "");
+        sock.send_to(invite.as_bytes(), udp).await.expect("send");
+        let answer = recv_starting(&sock, "SIP/2.0 400").await;
+        assert!(
+            answer.lines().next().unwrap_or("").contains(problem),
+            "{call_id:?}: {answer}"
+        );
+    }
+    b.quiet(Duration::from_millis(200)).await;
 }

@@ -1,17 +1,26 @@
 //! The SQLite store: one `sessions` row per call, written whole on every state
-//! change by a single writer task that batches what is queued into one
-//! transaction. Migrations from the workspace's `migrations/` folder are
-//! embedded at build time (no database is needed to build) and applied at
-//! start-up; the database runs in WAL mode so operators can query it while the
-//! gateway writes.
+//! change by a single writer task ([`writer`]) that batches what is queued
+//! into one transaction and never loses a row silently: a failed commit is
+//! rolled back and retried with everything queued until it lands.
+//! Migrations from the workspace's `migrations/` folder are embedded at build
+//! time (no database is needed to build) and applied at start-up; the
+//! database runs in WAL mode so operators can query it while the gateway
+//! writes (docs/decisions/0006-durable-store.md).
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Connection, Row, SqlitePool};
 use std::path::Path;
 use std::str::FromStr;
+use std::time::Duration;
 use stox_call::{CallState, Direction, EndedBy, Millis, SessionRecord, iso8601};
 use stox_mapping::ids::{CallId, Sid};
-use tokio::sync::mpsc;
+use stox_mapping::lograte::escape_controls;
+
+pub mod writer;
+
+pub use writer::{StoreEvent, StoreQueue, WriterConfig, WriterReport, spawn_writer};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -32,19 +41,22 @@ pub enum StoreError {
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
 
 const COLUMNS: &str = "id, jingle_sid, sip_call_id, direction, xmpp_jid, sip_uri, gateway_jid, \
-     state, created_at, answered_at, ended_at, end_reason, sip_status, ended_by, updated_at, sip_dialog";
-const ROW_PARAMS: usize = 16;
-/// A row already in the table is overwritten whole, except its stored dialog,
-/// which a row without one (NULL) leaves as it is.
+     state, created_at, answered_at, ended_at, end_reason, sip_status, ended_by, end_detail, \
+     updated_at, sip_dialog, sip_pending";
+const ROW_PARAMS: usize = 18;
+/// A row already in the table is overwritten whole, except its stored SIP
+/// state (dialog, pending INVITE), which a row without one (NULL) leaves as
+/// it is.
 const ON_CONFLICT: &str = " ON CONFLICT(id) DO UPDATE SET jingle_sid = excluded.jingle_sid, \
      sip_call_id = excluded.sip_call_id, xmpp_jid = excluded.xmpp_jid, sip_uri = excluded.sip_uri, \
      gateway_jid = excluded.gateway_jid, state = excluded.state, answered_at = excluded.answered_at, \
      ended_at = excluded.ended_at, end_reason = excluded.end_reason, sip_status = excluded.sip_status, \
-     ended_by = excluded.ended_by, updated_at = excluded.updated_at, \
-     sip_dialog = COALESCE(excluded.sip_dialog, sessions.sip_dialog)";
+     ended_by = excluded.ended_by, end_detail = excluded.end_detail, updated_at = excluded.updated_at, \
+     sip_dialog = COALESCE(excluded.sip_dialog, sessions.sip_dialog), \
+     sip_pending = COALESCE(excluded.sip_pending, sessions.sip_pending)";
 /// Rows per statement are powers of two up to this, so a batch of any size
 /// is written by at most `log2(MAX_ROWS) + 1` statements drawn from as many
-/// cached prepared statements (16 × 512 parameters is well under SQLite's
+/// cached prepared statements (18 × 512 parameters is well under SQLite's
 /// limit of 32,766).
 const MAX_ROWS: usize = 512;
 
@@ -63,16 +75,23 @@ fn upsert_sql(rows: usize) -> String {
 }
 
 /// One row to write: the last record of an id in the batch, with the newest
-/// dialog snapshot the batch holds for it.
+/// SIP state the batch holds for it.
 struct MergedRow<'a> {
     record: &'a SessionRecord,
     dialog: Option<&'a str>,
+    pending: Option<&'a str>,
 }
 
-/// Folds a batch into one row per id (the last record wins; a dialog sticks
-/// to its id), in first-seen order. Dialogs whose row is not in the batch are
-/// returned apart: they update a row written earlier.
-fn merge(ops: &[StoreOp]) -> (Vec<MergedRow<'_>>, Vec<(i64, &str)>) {
+/// SIP state for a row that is not in the batch (written earlier).
+enum Orphan<'a> {
+    Dialog(i64, &'a str),
+    Pending(i64, &'a str),
+}
+
+/// Folds a batch into one row per id (the last record wins; SIP state
+/// sticks to its id), in first-seen order. SIP state whose row is not in the
+/// batch is returned apart: it updates a row written earlier.
+fn merge(ops: &[StoreOp]) -> (Vec<MergedRow<'_>>, Vec<Orphan<'_>>) {
     let mut rows: Vec<MergedRow<'_>> = Vec::with_capacity(ops.len());
     let mut index = std::collections::HashMap::with_capacity(ops.len());
     let mut orphans = Vec::new();
@@ -88,26 +107,55 @@ fn merge(ops: &[StoreOp]) -> (Vec<MergedRow<'_>>, Vec<(i64, &str)>) {
                     rows.push(MergedRow {
                         record,
                         dialog: None,
+                        pending: None,
                     });
                 }
             },
             StoreOp::Dialog { id, snapshot } => match index.get(id) {
                 Some(&i) => rows[i].dialog = Some(snapshot),
-                None => orphans.push((*id, snapshot.as_str())),
+                None => orphans.push(Orphan::Dialog(*id, snapshot.as_str())),
+            },
+            StoreOp::Pending { id, snapshot } => match index.get(id) {
+                Some(&i) => rows[i].pending = Some(snapshot),
+                None => orphans.push(Orphan::Pending(*id, snapshot.as_str())),
             },
         }
     }
     (rows, orphans)
 }
 
+/// How the store is opened (config `[store]`).
+#[derive(Debug, Clone, Copy)]
+pub struct StoreOptions {
+    /// How long a statement waits for another process's lock before it
+    /// fails (and the writer retries the batch later).
+    pub busy_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            busy_timeout: Duration::from_millis(1000),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Store {
     pool: SqlitePool,
+    /// How the writer opens its own connection.
+    options: SqliteConnectOptions,
 }
 
 impl Store {
-    /// Opens (creating it if needed) and migrates the database at `path`.
+    /// Opens (creating it if needed) and migrates the database at `path`
+    /// with the default [`StoreOptions`].
     pub async fn open(path: &Path) -> Result<Store, StoreError> {
+        Self::open_with(path, StoreOptions::default()).await
+    }
+
+    /// Opens (creating it if needed) and migrates the database at `path`.
+    pub async fn open_with(path: &Path, opts: StoreOptions) -> Result<Store, StoreError> {
         let shown = path.display().to_string();
         let options = SqliteConnectOptions::from_str("sqlite:")
             .map_err(|source| StoreError::Open {
@@ -118,10 +166,13 @@ impl Store {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(std::time::Duration::from_secs(5));
+            .busy_timeout(opts.busy_timeout)
+            // Checkpoints stay automatic (every 1000 pages); after one the
+            // WAL file is cut back to this size instead of keeping its peak.
+            .pragma("journal_size_limit", "67108864");
         let pool = SqlitePoolOptions::new()
             .max_connections(2)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(|source| StoreError::Open {
                 path: shown.clone(),
@@ -134,7 +185,14 @@ impl Store {
                 path: shown,
                 source,
             })?;
-        Ok(Store { pool })
+        Ok(Store { pool, options })
+    }
+
+    /// A connection of its own, for the writer: a failed transaction is
+    /// then dropped with its connection (which rolls it back and releases
+    /// every lock) instead of going back to a pool half-open.
+    pub(crate) async fn connect(&self) -> Result<SqliteConnection, StoreError> {
+        Ok(SqliteConnection::connect_with(&self.options).await?)
     }
 
     /// Writes the records in one transaction, in order (the last write of a
@@ -148,51 +206,9 @@ impl Store {
     /// per id, written by a few multi-row statements rather than one
     /// statement (and one round trip to SQLite's thread) per operation.
     pub async fn apply(&self, ops: &[StoreOp]) -> Result<(), StoreError> {
-        let (rows, orphans) = merge(ops);
-        let mut tx = self.pool.begin().await?;
-        let mut rest = rows.as_slice();
-        while !rest.is_empty() {
-            let n = if rest.len() >= MAX_ROWS {
-                MAX_ROWS
-            } else {
-                1 << rest.len().ilog2()
-            };
-            let (chunk, tail) = rest.split_at(n);
-            rest = tail;
-            let sql = &UPSERTS[n.ilog2() as usize];
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
-            for MergedRow { record: r, dialog } in chunk {
-                query = query
-                    .bind(r.id)
-                    .bind(r.jingle_sid.as_str())
-                    .bind(r.sip_call_id.as_str())
-                    .bind(r.direction.as_str())
-                    .bind(r.xmpp_jid.as_str())
-                    .bind(r.sip_uri.as_str())
-                    .bind(r.gateway_jid.as_str())
-                    .bind(r.state.as_str())
-                    .bind(iso8601(r.created_at))
-                    .bind(r.answered_at.map(iso8601))
-                    .bind(r.ended_at.map(iso8601))
-                    .bind(r.end_reason.as_deref())
-                    .bind(r.sip_status.map(i64::from))
-                    .bind(r.ended_by.map(EndedBy::as_str))
-                    .bind(iso8601(r.updated_at))
-                    .bind(*dialog);
-            }
-            query.execute(&mut *tx).await?;
-        }
-        for (id, snapshot) in orphans {
-            sqlx::query("UPDATE sessions SET sip_dialog = ? WHERE id = ?")
-                .bind(snapshot)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        let mut conn = self.pool.acquire().await?;
+        apply_on(&mut conn, ops).await
     }
-
     /// One past the largest id ever stored: where the core starts numbering.
     pub async fn next_id(&self) -> Result<i64, StoreError> {
         let row = sqlx::query("SELECT COALESCE(MAX(id), 0) + 1 FROM sessions")
@@ -204,22 +220,27 @@ impl Store {
     /// Rows of calls that were not ended (left by a previous run).
     pub async fn live_sessions(&self) -> Result<Vec<SessionRecord>, StoreError> {
         Ok(self
-            .live_sessions_with_dialogs()
+            .live_rows()
             .await?
             .into_iter()
-            .map(|(r, _)| r)
+            .map(|r| r.record)
             .collect())
     }
 
-    /// Live rows with their stored SIP dialog, for resuming calls at start-up.
-    pub async fn live_sessions_with_dialogs(
-        &self,
-    ) -> Result<Vec<(SessionRecord, Option<String>)>, StoreError> {
+    /// Live rows with their stored SIP state, for resuming (answered) or
+    /// ending (unanswered) calls at start-up.
+    pub async fn live_rows(&self) -> Result<Vec<LiveRow>, StoreError> {
         let rows = sqlx::query("SELECT * FROM sessions WHERE state <> 'ended' ORDER BY id")
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
-            .map(|row| Ok((record_from_row(row)?, row.try_get("sip_dialog")?)))
+            .map(|row| {
+                Ok(LiveRow {
+                    record: record_from_row(row)?,
+                    dialog: row.try_get("sip_dialog")?,
+                    pending: row.try_get("sip_pending")?,
+                })
+            })
             .collect()
     }
 
@@ -236,6 +257,19 @@ impl Store {
     }
 }
 
+/// The shortest time between two commits of the writer (see [`writer`]).
+pub const GROUP_COMMIT: Duration = Duration::from_millis(20);
+
+/// A row left live by a previous run, with its stored SIP state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveRow {
+    pub record: SessionRecord,
+    /// The confirmed dialog (answered calls).
+    pub dialog: Option<String>,
+    /// The unanswered INVITE (calls being set up).
+    pub pending: Option<String>,
+}
+
 /// What the writer task writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreOp {
@@ -243,38 +277,92 @@ pub enum StoreOp {
     Session(SessionRecord),
     /// The confirmed SIP dialog of row `id` (see migration 0002).
     Dialog { id: i64, snapshot: String },
+    /// The unanswered INVITE of row `id` (see migration 0003).
+    Pending { id: i64, snapshot: String },
 }
 
-/// Runs the writer: drains the queue, writing everything that is waiting in
-/// one transaction, until every sender is gone. A failed write is logged and
-/// retried once; records are never silently dropped without an error line.
-///
-/// Commits are at least [`GROUP_COMMIT`] apart: under load each commit then
-/// carries many calls' changes (one WAL append of the touched pages instead
-/// of one per change), and an idle gateway still writes each change within
-/// that time.
-pub async fn run_writer(store: Store, mut rx: mpsc::Receiver<StoreOp>) {
-    const BATCH: usize = 4096;
-    let mut batch = Vec::with_capacity(BATCH);
-    while rx.recv_many(&mut batch, BATCH).await > 0 {
-        let started = tokio::time::Instant::now();
-        if let Err(first) = store.apply(&batch).await {
-            tracing::warn!(error = %first, ops = batch.len(), "session write failed, retrying");
-            if let Err(e) = store.apply(&batch).await {
-                for op in &batch {
-                    if let StoreOp::Session(r) = op {
-                        tracing::error!(error = %e, id = r.id, sid = %r.jingle_sid, state = r.state.as_str(), "session row NOT written");
-                    }
-                }
-            }
+impl StoreOp {
+    /// The row this operation writes.
+    pub fn id(&self) -> i64 {
+        match self {
+            StoreOp::Session(r) => r.id,
+            StoreOp::Dialog { id, .. } | StoreOp::Pending { id, .. } => *id,
         }
-        batch.clear();
-        tokio::time::sleep_until(started + GROUP_COMMIT).await;
     }
 }
 
-/// The shortest time between two commits of the writer (see [`run_writer`]).
-pub const GROUP_COMMIT: std::time::Duration = std::time::Duration::from_millis(20);
+/// Applies the operations in one transaction on `conn` (see
+/// [`Store::apply`]). On error the transaction is not committed; the caller
+/// drops or rolls back the connection.
+pub(crate) async fn apply_on(
+    conn: &mut SqliteConnection,
+    ops: &[StoreOp],
+) -> Result<(), StoreError> {
+    let (rows, orphans) = merge(ops);
+    let mut tx = conn.begin().await?;
+    let mut rest = rows.as_slice();
+    while !rest.is_empty() {
+        let n = if rest.len() >= MAX_ROWS {
+            MAX_ROWS
+        } else {
+            1 << rest.len().ilog2()
+        };
+        let (chunk, tail) = rest.split_at(n);
+        rest = tail;
+        let sql = &UPSERTS[n.ilog2() as usize];
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+        for MergedRow {
+            record: r,
+            dialog,
+            pending,
+        } in chunk
+        {
+            // Text a peer chose is stored with its control characters
+            // escaped: never a raw NUL or line break in a column.
+            query = query
+                .bind(r.id)
+                .bind(escape_controls(r.jingle_sid.as_str()).into_owned())
+                .bind(escape_controls(r.sip_call_id.as_str()).into_owned())
+                .bind(r.direction.as_str())
+                .bind(escape_controls(&r.xmpp_jid).into_owned())
+                .bind(escape_controls(&r.sip_uri).into_owned())
+                .bind(escape_controls(&r.gateway_jid).into_owned())
+                .bind(r.state.as_str())
+                .bind(iso8601(r.created_at))
+                .bind(r.answered_at.map(iso8601))
+                .bind(r.ended_at.map(iso8601))
+                .bind(
+                    r.end_reason
+                        .as_deref()
+                        .map(|t| escape_controls(t).into_owned()),
+                )
+                .bind(r.sip_status.map(i64::from))
+                .bind(r.ended_by.map(EndedBy::as_str))
+                .bind(
+                    r.end_detail
+                        .as_deref()
+                        .map(|t| escape_controls(t).into_owned()),
+                )
+                .bind(iso8601(r.updated_at))
+                .bind(*dialog)
+                .bind(*pending);
+        }
+        query.execute(&mut *tx).await?;
+    }
+    for orphan in orphans {
+        let (sql, id, snapshot) = match orphan {
+            Orphan::Dialog(id, s) => ("UPDATE sessions SET sip_dialog = ? WHERE id = ?", id, s),
+            Orphan::Pending(id, s) => ("UPDATE sessions SET sip_pending = ? WHERE id = ?", id, s),
+        };
+        sqlx::query(sql)
+            .bind(snapshot)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
 
 fn record_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<SessionRecord, StoreError> {
     let id: i64 = row.try_get("id")?;
@@ -314,6 +402,7 @@ fn record_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<SessionRecord, Store
         sip_status: sip_status
             .map(|s| u16::try_from(s).map_err(|_| corrupt(format!("sip_status = {s}"))))
             .transpose()?,
+        end_detail: row.try_get("end_detail")?,
         ended_by: match ended_by.as_deref() {
             None => None,
             Some("xmpp") => Some(EndedBy::Xmpp),

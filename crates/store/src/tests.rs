@@ -1,4 +1,5 @@
 use super::*;
+use std::time::Duration;
 
 fn record(id: i64, state: CallState) -> SessionRecord {
     SessionRecord {
@@ -16,6 +17,7 @@ fn record(id: i64, state: CallState) -> SessionRecord {
         end_reason: None,
         sip_status: None,
         ended_by: None,
+        end_detail: None,
         updated_at: Millis(1_795_296_363_000),
     }
 }
@@ -75,25 +77,172 @@ async fn upserts_rows_and_reads_them_back() {
 async fn writer_drains_the_queue_in_order() {
     let path = temp_db("writer");
     let store = Store::open(&path).await.expect("open");
-    let (tx, rx) = mpsc::channel(16);
-    let writer = tokio::spawn(run_writer(store.clone(), rx));
+    let (queue, _events, writer) = spawn_writer(store.clone(), WriterConfig::default());
     for state in [CallState::Pending, CallState::Ringing, CallState::Active] {
-        tx.send(StoreOp::Session(record(7, state)))
-            .await
-            .expect("queue");
+        assert!(queue.push(StoreOp::Session(record(7, state))));
     }
-    tx.send(StoreOp::Dialog {
+    queue.push(StoreOp::Dialog {
         id: 7,
         snapshot: "v1\ncall-id: x".into(),
-    })
-    .await
-    .expect("queue");
-    drop(tx);
-    writer.await.expect("writer task");
+    });
+    queue.push(StoreOp::Pending {
+        id: 7,
+        snapshot: "p1".into(),
+    });
+    drop(queue);
+    let report = writer.await.expect("writer task");
+    assert_eq!(report.lost, 0);
     let row = store.session(7).await.expect("read").expect("row");
     assert_eq!(row.state, CallState::Active);
-    let live = store.live_sessions_with_dialogs().await.expect("live");
-    assert_eq!(live, vec![(row, Some("v1\ncall-id: x".to_owned()))]);
+    let live = store.live_rows().await.expect("live");
+    assert_eq!(
+        live,
+        vec![LiveRow {
+            record: row,
+            dialog: Some("v1\ncall-id: x".to_owned()),
+            pending: Some("p1".to_owned()),
+        }]
+    );
+}
+
+/// Another process holds the write lock (as `sqlite3` with an open
+/// transaction would): every commit fails meanwhile. Nothing is lost: the
+/// rows wait, the run loop is told to refuse new calls once they are over
+/// the limit, and everything lands when the lock goes.
+#[tokio::test]
+async fn rows_wait_while_the_database_is_locked_and_all_land_afterwards() {
+    let path = temp_db("locked");
+    let store = Store::open_with(
+        &path,
+        StoreOptions {
+            busy_timeout: Duration::from_millis(20),
+        },
+    )
+    .await
+    .expect("open");
+    let mut blocker = store.connect().await.expect("second connection");
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut blocker)
+        .await
+        .expect("take the write lock");
+    let cfg = WriterConfig {
+        max_backlog: 5,
+        first_retry: Duration::from_millis(10),
+        max_retry: Duration::from_millis(50),
+        ..WriterConfig::default()
+    };
+    let (queue, mut events, writer) = spawn_writer(store.clone(), cfg);
+    for id in 1..=8 {
+        queue.push(StoreOp::Session(record(id, CallState::Pending)));
+        queue.push(StoreOp::Session(record(id, CallState::Ended)));
+    }
+    let over = tokio::time::timeout(Duration::from_secs(5), events.recv())
+        .await
+        .expect("told in time");
+    assert_eq!(
+        over,
+        Some(StoreEvent::Backlog {
+            over_limit: true,
+            rows: 8
+        })
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        store.next_id().await.expect("read while locked"),
+        1,
+        "nothing committed"
+    );
+    sqlx::query("ROLLBACK")
+        .execute(&mut blocker)
+        .await
+        .expect("release");
+    let back = tokio::time::timeout(Duration::from_secs(5), events.recv())
+        .await
+        .expect("told in time");
+    assert_eq!(
+        back,
+        Some(StoreEvent::Backlog {
+            over_limit: false,
+            rows: 0
+        })
+    );
+    drop(queue);
+    let report = writer.await.expect("writer");
+    assert_eq!(
+        report,
+        WriterReport {
+            written: 8,
+            lost: 0
+        }
+    );
+    let rows = store.live_rows().await.expect("rows");
+    assert!(
+        rows.is_empty(),
+        "every row landed in its last state (ended)"
+    );
+    assert_eq!(store.next_id().await.expect("next"), 9);
+}
+
+/// Past four times `max_backlog`, rows of new calls are dropped (with an
+/// error line) while rows of known calls are still taken; a store that
+/// stays unwritable through the shutdown grace reports what it lost.
+#[tokio::test]
+async fn the_backlog_is_bounded_and_losses_are_counted() {
+    let path = temp_db("cap");
+    let store = Store::open_with(
+        &path,
+        StoreOptions {
+            busy_timeout: Duration::from_millis(10),
+        },
+    )
+    .await
+    .expect("open");
+    let mut blocker = store.connect().await.expect("second connection");
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut blocker)
+        .await
+        .expect("lock");
+    let cfg = WriterConfig {
+        max_backlog: 2,
+        first_retry: Duration::from_millis(10),
+        max_retry: Duration::from_millis(20),
+        shutdown_grace: Duration::from_millis(200),
+        ..WriterConfig::default()
+    };
+    let (queue, _events, writer) = spawn_writer(store.clone(), cfg);
+    for id in 1..=10 {
+        queue.push(StoreOp::Session(record(id, CallState::Pending)));
+    }
+    // A known row is still taken at the cap.
+    queue.push(StoreOp::Session(record(1, CallState::Ended)));
+    drop(queue);
+    let report = writer.await.expect("writer");
+    assert_eq!(
+        report,
+        WriterReport {
+            written: 0,
+            lost: 10
+        },
+        "2 dropped at the cap, 8 at shutdown"
+    );
+}
+
+/// A NUL or line break a peer put in a Call-ID never reaches a column raw.
+#[tokio::test]
+async fn control_characters_are_stored_escaped() {
+    let path = temp_db("controls");
+    let store = Store::open(&path).await.expect("open");
+    let mut r = record(1, CallState::Ended);
+    r.sip_call_id = CallId::new("abc\0def\r\nInjected: x");
+    r.end_detail = Some("SIP INVITE failed: \u{1b}[31mred".into());
+    store.save(&[r]).await.expect("save");
+    let (call_id, detail): (String, String) =
+        sqlx::query_as("SELECT sip_call_id, end_detail FROM sessions WHERE id = 1")
+            .fetch_one(&store.pool)
+            .await
+            .expect("read");
+    assert_eq!(call_id, "abc\\u{0}def\\r\\nInjected: x");
+    assert!(!detail.contains('\u{1b}'), "{detail}");
 }
 
 #[tokio::test]
@@ -142,7 +291,7 @@ fn a_batch_folds_into_one_row_per_id() {
             (2, CallState::Pending, None)
         ]
     );
-    assert_eq!(orphans, vec![(9, "orphan")]);
+    assert!(matches!(orphans.as_slice(), [Orphan::Dialog(9, "orphan")]));
 }
 
 #[test]
@@ -189,9 +338,14 @@ async fn odd_sized_batches_write_every_row_once_and_keep_dialogs() {
         .await
         .expect("late dialog");
 
-    let live = store.live_sessions_with_dialogs().await.expect("live");
+    let live = store.live_rows().await.expect("live");
     assert_eq!(live.len(), 650);
-    for (rec, dialog) in &live {
+    for LiveRow {
+        record: rec,
+        dialog,
+        ..
+    } in &live
+    {
         assert_eq!(rec.id % 2, 1);
         assert_eq!(rec.state, CallState::Active);
         let want = match rec.id {

@@ -2,11 +2,15 @@
 //! keep alive, track IQs, reconnect.
 
 use crate::NS_COMPONENT;
+use crate::filtered::FilteredIo;
+use crate::limits::{Rejected, StanzaLimits};
 use crate::tracker::{IqFailure, IqTracker};
 use futures::{SinkExt, StreamExt};
 use minidom::Element;
 use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::time::Duration;
+use stox_mapping::lograte::{LogGate, escaped};
 use tokio::io::BufStream;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -19,7 +23,7 @@ const NS_STREAMS: &str = "http://etherx.jabber.org/streams";
 const NS_STREAM_ERRORS: &str = "urn:ietf:params:xml:ns:xmpp-streams";
 const KEEPALIVE_PREFIX: &str = "stox-keepalive-";
 
-type Stream = XmlStream<BufStream<TcpStream>, Element>;
+type Stream = XmlStream<BufStream<FilteredIo<TcpStream>>, Element>;
 
 #[derive(Debug, Clone)]
 pub struct ComponentConfig {
@@ -35,6 +39,32 @@ pub struct ComponentConfig {
     pub connect_timeout: Duration,
     /// Reconnect backoff doubles from 250 ms up to this.
     pub max_backoff: Duration,
+    /// Limits on what the server may send (see [`crate::limits`]).
+    pub limits: StanzaLimits,
+    /// Stanzas kept while the connection is down, sent once it is back.
+    pub offline_queue: usize,
+    /// How long a stanza may wait for the connection to come back; an IQ
+    /// that waited longer fails with [`IqFailure::Undelivered`].
+    pub offline_ttl: Duration,
+}
+
+impl ComponentConfig {
+    /// The defaults for everything but the addresses and the secret.
+    pub fn new(server: String, component: String, secret: String) -> ComponentConfig {
+        ComponentConfig {
+            server,
+            component,
+            secret,
+            keepalive_to: String::new(),
+            keepalive: Duration::from_secs(60),
+            iq_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(10),
+            max_backoff: Duration::from_secs(10),
+            limits: StanzaLimits::default(),
+            offline_queue: 10_000,
+            offline_ttl: Duration::from_secs(120),
+        }
+    }
 }
 
 /// What the connection reports.
@@ -51,6 +81,9 @@ pub enum XmppEvent {
         id: String,
         result: Result<Element, IqFailure>,
     },
+    /// A stanza over a limit was dropped unread (see [`crate::limits`]);
+    /// already logged. An IQ request deserves an error answer.
+    Rejected(Rejected),
 }
 
 /// Sends stanzas on the component connection. Cheap to clone.
@@ -87,6 +120,12 @@ struct Loop {
     events: mpsc::UnboundedSender<XmppEvent>,
     tracker: IqTracker,
     keepalive_seq: u64,
+    /// Stanzas waiting for the connection, with when they were queued.
+    offline: VecDeque<(Instant, Element)>,
+    /// Log lines about senders of stanzas over a limit.
+    gate: LogGate<String>,
+    /// When the loop started: the origin of the gate's clock.
+    epoch: Instant,
 }
 
 async fn run(
@@ -101,6 +140,9 @@ async fn run(
         events,
         tracker: IqTracker::default(),
         keepalive_seq: 0,
+        offline: VecDeque::new(),
+        gate: LogGate::new(2, 5, 1024),
+        epoch: Instant::now(),
     };
     let first_backoff = Duration::from_millis(250);
     let mut backoff = first_backoff;
@@ -110,11 +152,14 @@ async fn run(
             () = cancel.cancelled() => return,
         };
         let reason = match connected {
-            Ok(stream) => {
+            Ok((mut stream, rejected)) => {
                 backoff = first_backoff;
-                tracing::info!(server = %lp.cfg.server, component = %lp.cfg.component, "xmpp component online");
+                tracing::info!(server = %lp.cfg.server, component = %lp.cfg.component, queued = lp.offline.len(), "xmpp component online");
                 lp.emit(XmppEvent::Online);
-                lp.session(stream, &cancel).await
+                match lp.flush_offline(&mut stream).await {
+                    Ok(()) => lp.session(stream, rejected, &cancel).await,
+                    Err(reason) => reason,
+                }
             }
             Err(reason) => reason,
         };
@@ -143,13 +188,18 @@ impl Loop {
         }
     }
 
-    /// Waits out the backoff. Stanzas queued while offline cannot be
-    /// delivered: IQ requests fail at once (as timeouts) so the calls waiting
-    /// for them move on; other stanzas are dropped with a log line.
+    /// Waits out the backoff. Stanzas the core sends meanwhile are kept
+    /// (at most `offline_queue`, each for at most `offline_ttl`) and sent
+    /// once the connection is back; what cannot be kept fails now: an IQ
+    /// request as [`IqFailure::Undelivered`], anything else with a log line.
     async fn offline_wait(&mut self, backoff: Duration, cancel: &CancellationToken) {
         let until = Instant::now() + backoff;
         loop {
-            let next = self.tracker.next_deadline().map_or(until, |d| d.min(until));
+            self.expire_offline(Instant::now());
+            let mut next = self.tracker.next_deadline().map_or(until, |d| d.min(until));
+            if let Some((queued, _)) = self.offline.front() {
+                next = next.min(*queued + self.cfg.offline_ttl);
+            }
             tokio::select! {
                 () = sleep_until(next) => {
                     self.expire();
@@ -158,7 +208,7 @@ impl Loop {
                     }
                 }
                 el = self.out_rx.recv() => match el {
-                    Some(el) => self.undeliverable(el),
+                    Some(el) => self.keep(el),
                     None => return,
                 },
                 () = cancel.cancelled() => return,
@@ -166,20 +216,83 @@ impl Loop {
         }
     }
 
-    fn undeliverable(&mut self, el: Element) {
-        let id = el.attr("id").unwrap_or("").to_owned();
-        if el.name() == "iq" && matches!(el.attr("type"), Some("get" | "set")) {
-            self.emit(XmppEvent::IqResponse {
-                id,
-                result: Err(IqFailure::Timeout),
-            });
-        } else {
-            tracing::debug!(stanza = el.name(), %id, "xmpp offline: stanza dropped");
+    /// Queues a stanza for when the connection is back.
+    fn keep(&mut self, el: Element) {
+        if self.offline.len() >= self.cfg.offline_queue {
+            self.undeliverable(el, "the offline queue is full");
+            return;
+        }
+        self.offline.push_back((Instant::now(), el));
+    }
+
+    /// Fails what waited in the offline queue longer than `offline_ttl`.
+    fn expire_offline(&mut self, now: Instant) {
+        while let Some((queued, _)) = self.offline.front() {
+            if now < *queued + self.cfg.offline_ttl {
+                break;
+            }
+            if let Some((_, el)) = self.offline.pop_front() {
+                self.undeliverable(el, "the connection did not come back in time");
+            }
+        }
+        if self.offline.capacity() > 1024 && self.offline.len() * 4 < self.offline.capacity() {
+            self.offline.shrink_to(self.offline.len() * 2);
         }
     }
 
+    fn undeliverable(&mut self, el: Element, why: &str) {
+        let id = el.attr("id").unwrap_or("").to_owned();
+        if el.name() == "iq" && matches!(el.attr("type"), Some("get" | "set")) {
+            tracing::debug!(%id, why, "xmpp offline: IQ not delivered");
+            self.emit(XmppEvent::IqResponse {
+                id,
+                result: Err(IqFailure::Undelivered),
+            });
+        } else {
+            tracing::warn!(stanza = el.name(), %id, why, "xmpp offline: stanza not delivered");
+        }
+    }
+
+    /// Sends what waited while the connection was down, in order.
+    async fn flush_offline(&mut self, stream: &mut Stream) -> Result<(), String> {
+        let now = Instant::now();
+        self.expire_offline(now);
+        while let Some((queued, el)) = self.offline.pop_front() {
+            self.tracker.track(&el, now, self.cfg.iq_timeout);
+            if let Err(e) = stream.send(&el).await {
+                self.offline.push_front((queued, el));
+                return Err(format!("write failed: {e}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// A stanza over a limit: logged (a few lines a second per sender at
+    /// most) and handed to the core, which answers an IQ request.
+    fn rejected(&mut self, r: Rejected) {
+        let sender = r.from.clone().unwrap_or_default();
+        let now_ms = self.epoch.elapsed().as_millis() as u64;
+        if let Some(held_back) = self.gate.admit(&sender, now_ms) {
+            tracing::warn!(
+                from = %escaped(&sender),
+                stanza = %escaped(&r.name),
+                id = %escaped(r.id.as_deref().unwrap_or("")),
+                limit = r.violation.key(),
+                held_back,
+                "xmpp: stanza dropped unread: {}",
+                r.violation
+            );
+        }
+        self.emit(XmppEvent::Rejected(r));
+    }
+
     /// Runs one connected session; returns why it ended.
-    async fn session(&mut self, mut stream: Stream, cancel: &CancellationToken) -> String {
+    async fn session(
+        &mut self,
+        mut stream: Stream,
+        mut rejected: mpsc::Receiver<Rejected>,
+        cancel: &CancellationToken,
+    ) -> String {
         loop {
             let deadline = self.tracker.next_deadline();
             tokio::select! {
@@ -191,10 +304,12 @@ impl Loop {
                     let Some(el) = el else { return "handle dropped".into() };
                     self.tracker.track(&el, Instant::now(), self.cfg.iq_timeout);
                     if let Err(e) = stream.send(&el).await {
-                        self.undeliverable(el);
+                        // Sent again once the connection is back.
+                        self.keep(el);
                         return format!("write failed: {e}");
                     }
                 }
+                Some(r) = rejected.recv() => self.rejected(r),
                 item = stream.next() => match item {
                     None => return "connection closed".into(),
                     Some(Ok(el)) => {
@@ -279,8 +394,9 @@ fn stream_error(el: &Element) -> String {
         .map_or_else(|| "undefined-condition".to_owned(), |c| c.name().to_owned())
 }
 
-/// Connects and performs the XEP-0114 handshake.
-async fn connect(cfg: &ComponentConfig) -> Result<Stream, String> {
+/// Connects and performs the XEP-0114 handshake. Stanzas over the limits
+/// are reported on the receiver.
+async fn connect(cfg: &ComponentConfig) -> Result<(Stream, mpsc::Receiver<Rejected>), String> {
     let tcp = timeout(cfg.connect_timeout, TcpStream::connect(&cfg.server))
         .await
         .map_err(|_| format!("connect to {} timed out", cfg.server))?
@@ -295,8 +411,9 @@ async fn connect(cfg: &ComponentConfig) -> Result<Stream, String> {
         to: Some(Cow::Borrowed(cfg.component.as_str())),
         id: None,
     };
+    let (filtered, rejected) = FilteredIo::new(tcp, cfg.limits);
     let handshake = async {
-        let mut pending = initiate_stream(BufStream::new(tcp), NS_COMPONENT, header, timeouts)
+        let mut pending = initiate_stream(BufStream::new(filtered), NS_COMPONENT, header, timeouts)
             .await
             .map_err(|e| format!("stream header: {e}"))?;
         let id = pending
@@ -329,7 +446,8 @@ async fn connect(cfg: &ComponentConfig) -> Result<Stream, String> {
             }
         }
     };
-    timeout(cfg.connect_timeout, handshake)
+    let stream = timeout(cfg.connect_timeout, handshake)
         .await
-        .map_err(|_| "handshake timed out".to_owned())?
+        .map_err(|_| "handshake timed out".to_owned())??;
+    Ok((stream, rejected))
 }

@@ -17,6 +17,8 @@
 //!   `iq_timeout`.
 
 mod connection;
+mod filtered;
+pub mod limits;
 mod tracker;
 
 pub use connection::{ComponentConfig, XmppEvent, XmppHandle, spawn};

@@ -12,6 +12,9 @@ pub enum IqFailure {
     Error(Element),
     /// No answer in time.
     Timeout,
+    /// Never sent: the connection to the server was down longer than the
+    /// offline queue keeps stanzas (or the queue was full).
+    Undelivered,
 }
 
 /// Tracks IQs by id; deadlines are kept ordered so expiry is cheap.

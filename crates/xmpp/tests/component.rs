@@ -13,14 +13,12 @@ const SECRET: &str = "s3cret";
 
 fn config(server: String) -> ComponentConfig {
     ComponentConfig {
-        server,
-        component: "sip.example.com".into(),
-        secret: SECRET.into(),
         keepalive_to: "example.com".into(),
         keepalive: Duration::from_millis(300),
         iq_timeout: Duration::from_millis(400),
         connect_timeout: Duration::from_secs(2),
         max_backoff: Duration::from_millis(500),
+        ..ComponentConfig::new(server, "sip.example.com".into(), SECRET.into())
     }
 }
 
@@ -204,5 +202,129 @@ async fn wrong_secret_is_reported_and_retried() {
         .await
         .expect("retry handshake");
     assert_eq!(next(&mut events).await, XmppEvent::Online);
+    cancel.cancel();
+}
+
+/// RFC 6120 §13.12 (resource exhaustion): stanzas over the limits are
+/// dropped before any tree is built, reported with what answering them
+/// needs, and the connection stays up for the stanzas that follow.
+#[tokio::test]
+async fn rfc6120_13_12_oversized_stanzas_are_dropped_and_the_link_stays_up() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let cancel = CancellationToken::new();
+    let (_handle, mut events, _task) = spawn(config(addr), cancel.clone());
+    let mut peer = Peer::accept(&listener, SECRET).await.expect("handshake");
+    assert_eq!(next(&mut events).await, XmppEvent::Online);
+
+    let deep = format!(
+        "<iq type='set' id='deep' from='m@example.com/r' to='sip.example.com'>{}{}</iq>",
+        "<a>".repeat(10_000),
+        "</a>".repeat(10_000)
+    );
+    let wide = format!(
+        "<iq type='get' id='wide' from='m@example.com/r' to='sip.example.com' x='{}'/>",
+        "y".repeat(1 << 20)
+    );
+    let many: String = (0..100_000)
+        .map(|i| format!("<payload-type id='{}'/>", i % 128))
+        .collect();
+    let many = format!(
+        "<iq type='set' id='many' from='m@example.com/r' to='r\\40x@sip.example.com'><jingle xmlns='urn:xmpp:jingle:1' action='session-initiate' sid='s1'><content name='a'><description xmlns='urn:xmpp:jingle:apps:rtp:1'>{many}</description></content></jingle></iq>"
+    );
+    for stanza in [&deep, &wide, &many] {
+        peer.write(stanza).await;
+    }
+    peer.write("<iq type='get' id='after' from='a@example.com/r' to='sip.example.com'/>")
+        .await;
+    // Reports and stanzas travel on two queues: their order may differ.
+    let mut rejected = Vec::new();
+    let mut after = false;
+    while !after || rejected.len() < 3 {
+        match next(&mut events).await {
+            XmppEvent::Rejected(r) => rejected.push((r.id.unwrap_or_default(), r.violation.key())),
+            XmppEvent::Stanza(el) => {
+                assert_eq!(el.attr("id"), Some("after"));
+                after = true;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(rejected.len(), 3, "{rejected:?}");
+    assert_eq!(rejected[0], ("deep".to_owned(), "max_depth"));
+    assert_eq!(rejected[1], ("wide".to_owned(), "max_attribute_bytes"));
+    assert_eq!(rejected[2].0, "many");
+    assert!(
+        timeout(Duration::from_millis(300), events.recv())
+            .await
+            .is_err(),
+        "no Offline: the link stayed up"
+    );
+    cancel.cancel();
+}
+
+/// What the core sends while the server is away waits for the connection
+/// and goes out once it is back; an IQ that waits too long fails as
+/// undelivered instead of being lost without a word.
+#[tokio::test]
+async fn stanzas_sent_while_offline_are_delivered_after_reconnecting_or_expire() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let cancel = CancellationToken::new();
+    let cfg = ComponentConfig {
+        max_backoff: Duration::from_millis(300),
+        offline_ttl: Duration::from_millis(1500),
+        offline_queue: 2,
+        ..config(addr)
+    };
+    let (handle, mut events, _task) = spawn(cfg, cancel.clone());
+    let peer = Peer::accept(&listener, SECRET).await.expect("handshake");
+    assert_eq!(next(&mut events).await, XmppEvent::Online);
+    drop(peer);
+    assert!(matches!(next(&mut events).await, XmppEvent::Offline { .. }));
+
+    // Offline: two are kept, the third does not fit.
+    for id in ["t1", "t2", "t3"] {
+        handle.send(iq(&format!("<iq xmlns='jabber:component:accept' type='set' id='{id}' from='sip.example.com' to='a@example.com/r'><x xmlns='urn:test'/></iq>")));
+    }
+    match next(&mut events).await {
+        XmppEvent::IqResponse {
+            id,
+            result: Err(IqFailure::Undelivered),
+        } => assert_eq!(id, "t3"),
+        other => panic!("expected t3 undelivered, got {other:?}"),
+    }
+    let mut peer = Peer::accept(&listener, SECRET)
+        .await
+        .expect("second handshake");
+    assert_eq!(next(&mut events).await, XmppEvent::Online);
+    let sent = peer.read_until("id='t2'").await;
+    assert!(sent.contains("id='t1'"), "in order: {sent}");
+    peer.read_until("</iq>").await;
+    drop(peer);
+    assert!(matches!(next(&mut events).await, XmppEvent::Offline { .. }));
+
+    // Offline longer than offline_ttl: the IQ fails as undelivered. (The
+    // listener is closed, so no reconnect succeeds meanwhile.)
+    drop(listener);
+    handle.send(iq("<iq xmlns='jabber:component:accept' type='set' id='t4' from='sip.example.com' to='a@example.com/r'><x xmlns='urn:test'/></iq>"));
+    loop {
+        match next(&mut events).await {
+            XmppEvent::IqResponse {
+                id,
+                result: Err(IqFailure::Undelivered),
+            } => {
+                assert_eq!(id, "t4");
+                break;
+            }
+            // t1/t2 were sent but never answered: they time out meanwhile.
+            XmppEvent::IqResponse {
+                result: Err(IqFailure::Timeout),
+                ..
+            }
+            | XmppEvent::Offline { .. } => {}
+            other => panic!("expected t4 undelivered, got {other:?}"),
+        }
+    }
     cancel.cancel();
 }

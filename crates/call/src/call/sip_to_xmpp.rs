@@ -72,6 +72,7 @@ impl Call {
                     status: refusal.status,
                     reason: Some(refusal.reason),
                     sdp: None,
+                    retry_after: None,
                 });
                 let condition = reason_for_sip_status(refusal.status);
                 call.end(
@@ -103,6 +104,57 @@ impl Call {
             key: TimerKey::RingTimeout { call: id },
             at: ctx.now.plus_ms(ctx.cfg.ring_timeout_ms),
         });
+        call
+    }
+
+    /// A new INVITE while the gateway cannot take calls: 503 with
+    /// Retry-After (RFC 3261 §21.5.4), and a row that says so.
+    pub(crate) fn refused_invite(
+        ctx: &mut Ctx<'_>,
+        id: i64,
+        sid: Sid,
+        call_id: CallId,
+        request_uri: &str,
+        from: &str,
+        phrase: &str,
+    ) -> Call {
+        let xmpp_peer = SipUri::parse(request_uri)
+            .ok()
+            .and_then(|uri| sip_to_xmpp_user(&uri).ok())
+            .map(|jid| jid.to_string())
+            .unwrap_or_default();
+        let caller = SipUri::parse(from).ok();
+        let gateway_jid = caller
+            .as_ref()
+            .and_then(|uri| sip_user_to_gateway_jid(uri, &ctx.cfg.component).ok())
+            .map(|jid| jid.to_string())
+            .unwrap_or_default();
+        let mut call = Call::new(
+            ctx.now,
+            id,
+            Direction::SipToXmpp,
+            sid,
+            call_id.clone(),
+            xmpp_peer,
+            gateway_jid,
+            caller.map_or_else(|| from.to_owned(), |uri| uri.to_string()),
+            Phase::Initiating,
+        );
+        ctx.sip(SipCommand::Respond {
+            call_id,
+            status: 503,
+            reason: Some(phrase.to_owned()),
+            sdp: None,
+            retry_after: Some(ctx.cfg.retry_after_secs),
+        });
+        call.rec.end_detail = Some(phrase.to_owned());
+        call.end(
+            ctx,
+            ReasonCondition::ConnectivityError,
+            EndedBy::Gateway,
+            Some(503),
+            Phase::Finished,
+        );
         call
     }
 
@@ -153,6 +205,7 @@ impl Call {
             status,
             reason: None,
             sdp: None,
+            retry_after: None,
         });
         self.end(ctx, condition, EndedBy::Xmpp, Some(status), Phase::Finished);
     }
@@ -168,6 +221,7 @@ impl Call {
             status: 180,
             reason: None,
             sdp: None,
+            retry_after: None,
         });
         self.set_state(ctx, CallState::Ringing);
     }
@@ -250,6 +304,7 @@ impl Call {
                     status: 200,
                     reason: None,
                     sdp: Some(answer),
+                    retry_after: None,
                 });
                 self.phase = Phase::AwaitingAck;
                 self.rec.sip_status = Some(200);
@@ -264,6 +319,7 @@ impl Call {
                     status: 488,
                     reason: Some("Not Acceptable Here (session-accept cannot be mapped)".into()),
                     sdp: None,
+                    retry_after: None,
                 });
                 self.end(ctx, condition, EndedBy::Gateway, Some(488), Phase::Finished);
             }
@@ -338,12 +394,17 @@ impl Call {
                 (status, reason_for_sip_status(status), EndedBy::Xmpp)
             }
             IqOutcome::Timeout => (408, ReasonCondition::Timeout, EndedBy::Gateway),
+            // The component went offline before the session-initiate could
+            // be delivered: the gateway cannot take the call now.
+            IqOutcome::Undelivered => (503, ReasonCondition::ConnectivityError, EndedBy::Gateway),
         };
         ctx.sip(SipCommand::Respond {
             call_id: self.rec.sip_call_id.clone(),
             status,
-            reason: None,
+            reason: (status == 503)
+                .then(|| "Service Unavailable (XMPP server not connected)".to_owned()),
             sdp: None,
+            retry_after: (status == 503).then_some(ctx.cfg.retry_after_secs),
         });
         self.end(ctx, condition, by, Some(status), Phase::Finished);
     }
@@ -366,6 +427,7 @@ impl Call {
             status: 480,
             reason: Some("Temporarily Unavailable (no answer)".into()),
             sdp: None,
+            retry_after: None,
         });
         self.end(ctx, condition, EndedBy::Gateway, Some(480), Phase::Finished);
     }

@@ -99,6 +99,7 @@ impl Call {
                     supported: Vec::new(),
                 });
                 call.persist(ctx);
+                call.answer_timer(ctx);
             }
             Err(err) => {
                 // XEP-0166 §6.3.2: acknowledge, then terminate with the reason.
@@ -152,6 +153,10 @@ impl Call {
                     sdp: offer,
                     supported: vec!["trickle-ice".to_owned()],
                 });
+                // Written again now that the INVITE is out, so that the
+                // gateway stores it (a restart can then CANCEL it).
+                self.persist(ctx);
+                self.answer_timer(ctx);
             }
             Err(err) => {
                 let reason = ReasonCondition::FailedTransport;
@@ -159,6 +164,29 @@ impl Call {
                 self.end(ctx, reason, EndedBy::Gateway, None, Phase::Finished);
             }
         }
+    }
+
+    /// The INVITE is out: it has `ring_timeout` to be answered.
+    fn answer_timer(&self, ctx: &mut Ctx<'_>) {
+        ctx.out.push(crate::types::Output::SetTimer {
+            key: crate::types::TimerKey::AnswerTimeout { call: self.rec.id },
+            at: ctx.now.plus_ms(ctx.cfg.ring_timeout_ms),
+        });
+    }
+
+    /// The SIP callee did not answer in time: CANCEL (RFC 3261 §9.1) and
+    /// `<timeout/>` to the XMPP caller. The call stays until the INVITE's
+    /// final response (487, or a 2xx that crossed the CANCEL: BYE).
+    pub(super) fn answer_timeout(&mut self, ctx: &mut Ctx<'_>) {
+        if !matches!(self.phase, Phase::Inviting | Phase::Alerting) {
+            return;
+        }
+        ctx.sip(SipCommand::Cancel {
+            call_id: self.rec.sip_call_id.clone(),
+        });
+        let condition = ReasonCondition::Timeout;
+        self.terminate_xmpp(ctx, condition, None, Some("no answer".into()));
+        self.end(ctx, condition, EndedBy::Gateway, None, Phase::Cancelling);
     }
 
     /// Trickled candidates (XEP-0176 transport-info) merged into the offer

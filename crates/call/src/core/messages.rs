@@ -195,6 +195,7 @@ impl Core {
             end_reason: Some(reason.as_str().to_owned()),
             sip_status: None,
             ended_by: Some(by),
+            end_detail: None,
             updated_at: now,
         }));
     }

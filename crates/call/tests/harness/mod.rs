@@ -11,6 +11,18 @@ use stox_call::{
 use stox_mapping::ids::CallId;
 
 pub const JULIET: &str = "juliet@example.com/balcony";
+
+pub fn config() -> CoreConfig {
+    CoreConfig {
+        component: "sip.example.com".into(),
+        domains: vec!["example.com".into()],
+        ring_timeout_ms: 60_000,
+        candidate_window_ms: 300,
+        token_salt: 7,
+        retry_after_secs: 10,
+        jingle_limits: stox_mapping::jingle::JingleLimits::default(),
+    }
+}
 pub const ROMEO_GW: &str = "romeo\\40example.net@sip.example.com";
 
 pub struct Harness {
@@ -23,23 +35,26 @@ pub struct Harness {
 }
 
 impl Harness {
+    /// A core whose component is online (as after the first handshake).
     pub fn new() -> Self {
+        let mut h = Self::offline();
+        h.feed(Input::XmppLink { online: true });
+        h
+    }
+
+    /// A core that has not heard from the component yet.
+    pub fn offline() -> Self {
         Harness {
-            core: Core::new(
-                CoreConfig {
-                    component: "sip.example.com".into(),
-                    domains: vec!["example.com".into()],
-                    ring_timeout_ms: 60_000,
-                    candidate_window_ms: 300,
-                    token_salt: 7,
-                },
-                1,
-            ),
+            core: Core::new(config(), 1),
             now: Millis(1_795_296_363_000),
             out: Vec::new(),
             rows: Vec::new(),
             timers: Vec::new(),
         }
+    }
+
+    pub fn input(&mut self, input: Input) -> Vec<Output> {
+        self.feed(input)
     }
 
     pub fn advance(&mut self, ms: u64) {

@@ -39,6 +39,7 @@ pub fn all_transports() -> SipConfig {
         ws: Some(loopback()),
         outbound_proxy: None,
         user_agent: "stox-sip-test".into(),
+        ..SipConfig::default()
     }
 }
 
@@ -166,7 +167,7 @@ pub async fn establish(a: &mut Peer, b: &mut Peer, call_id: &str, transport: &st
         }
         other => panic!("expected IncomingInvite, got {other:?}"),
     }
-    b.sip.respond(&id, 180, None, None).expect("180");
+    b.sip.respond(&id, 180, None, None, None).expect("180");
     match a.next().await {
         SipEvent::Provisional {
             call_id,
@@ -178,7 +179,7 @@ pub async fn establish(a: &mut Peer, b: &mut Peer, call_id: &str, transport: &st
         other => panic!("expected Provisional 180, got {other:?}"),
     }
     b.sip
-        .respond(&id, 200, None, Some(SDP_ANSWER.into()))
+        .respond(&id, 200, None, Some(SDP_ANSWER.into()), None)
         .expect("200");
     match a.next().await {
         SipEvent::Answered {
