@@ -49,12 +49,24 @@ class Gateway:
         self.sip_port = free_port(udp_too=True)       # UDP and TCP share it
         self.ws_port = free_port()
         self.uas_port = free_port(udp_too=True)       # outbound proxy = the SIPp UAS
-        self.db = self.dir / "gw.db"
+        self.db = Path(options.get("db", self.dir / "gw.db"))
         self.config = self.dir / "gateway.toml"
         self.log = self.dir / "gateway.log"
         self.iq_timeout_ms = options.get("iq_timeout_ms", 3000)
         self.ring_timeout_secs = options.get("ring_timeout_secs", 60)
+        # {"section": {"key": value}}: more keys for the config's tables.
+        self.extra = options.get("extra", {})
         self.proc = None
+
+    def _extra(self, section: str) -> str:
+        lines = []
+        for key, value in self.extra.get(section, {}).items():
+            if isinstance(value, bool):
+                value = "true" if value else "false"
+            elif isinstance(value, str):
+                value = f'"{value}"'
+            lines.append(f"{key} = {value}")
+        return "\n".join(lines)
 
     def write_config(self):
         self.config.write_text(f"""\
@@ -64,18 +76,25 @@ component = "{COMPONENT}"
 secret = "{self.prosody.secret}"
 domains = ["{DOMAIN}"]
 iq_timeout_ms = {self.iq_timeout_ms}
+{self._extra("xmpp")}
+
+[xmpp.limits]
+{self._extra("xmpp.limits")}
 
 [sip]
 udp = "{HOST}:{self.sip_port}"
 tcp = "{HOST}:{self.sip_port}"
 ws = "{HOST}:{self.ws_port}"
 outbound_proxy = "sip:{HOST}:{self.uas_port}"
+{self._extra("sip")}
 
 [store]
 database = "{self.db}"
+{self._extra("store")}
 
 [calls]
 ring_timeout_secs = {self.ring_timeout_secs}
+{self._extra("calls")}
 """)
 
     def start(self, probe, timeout: float = 15.0):

@@ -83,10 +83,13 @@ class Prosody:
             raise ProsodyError(f"prosodyctl register {user} failed "
                                f"({done.returncode}): {done.stdout}{done.stderr}")
 
-    def start(self, timeout: float = 15.0):
-        self._write_config()
-        for user in USERS:
-            self._register(user)
+    def start(self, timeout: float = 15.0, fresh: bool = True):
+        """Start Prosody; `fresh=False` starts it again on the same
+        config, data and ports (after `stop()`)."""
+        if fresh:
+            self._write_config()
+            for user in USERS:
+                self._register(user)
         cmd = self._as_prosody("prosody", "-F", "--config", str(self.config))
         out = open(self.dir / "prosody.stdout", "wb")
         self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,

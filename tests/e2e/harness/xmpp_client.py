@@ -159,6 +159,10 @@ class JingleClient:
         self._jmi = _State()
         self._pending: dict[str, asyncio.Future] = {}
         self.xmpp = None
+        # What the server did to our stream: stream error conditions, and
+        # whether the connection dropped.
+        self.stream_errors: list[str] = []
+        self.dropped = threading.Event()
 
     # --- lifecycle -------------------------------------------------------
 
@@ -185,6 +189,9 @@ class JingleClient:
         xmpp.add_event_handler("session_start", on_start)
         xmpp.add_event_handler("failed_auth", lambda _: on_fail("auth failed"))
         xmpp.add_event_handler("connection_failed", on_fail)
+        xmpp.add_event_handler(
+            "stream_error", lambda err: self.stream_errors.append(err["condition"]))
+        xmpp.add_event_handler("disconnected", lambda _: self.dropped.set())
         xmpp.register_handler(Callback(
             "jingle-in", MatchXPath(f"{{{NS_CLIENT}}}iq/{{{jingle.NS_JINGLE}}}jingle"),
             self._on_jingle))
