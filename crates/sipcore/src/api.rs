@@ -1,0 +1,258 @@
+//! The boundary between the SIP layer and the call core: one vocabulary of
+//! events (SIP → core) and commands (core → SIP), with handles instead of
+//! strings. The core never sees a SIP message, the SIP layer never sees a
+//! Jingle element.
+
+use std::fmt;
+use std::net::SocketAddr;
+use stox_mapping::ids::CallId;
+
+/// A call on both sides of the boundary. Not the database row id: keys are
+/// drawn from two random generators seeded apart (the core's for calls it
+/// places, the SIP layer's for calls it receives), so they do not repeat and
+/// do not collide between gateway instances in practice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CallKey(pub u64);
+
+impl fmt::Display for CallKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+/// Draws [`CallKey`]s (SplitMix64: deterministic for a seed, well spread).
+#[derive(Debug, Clone)]
+pub struct KeyGen(u64);
+
+impl KeyGen {
+    pub fn new(seed: u64) -> KeyGen {
+        KeyGen(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    pub fn key(&mut self) -> CallKey {
+        CallKey(self.next_u64())
+    }
+}
+
+/// An in-dialog request waiting for the core's answer ([`SipCommand::Reply`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestId(pub u64);
+
+/// A SIP transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Udp,
+    Tcp,
+    Ws,
+}
+
+impl Transport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+            Transport::Ws => "ws",
+        }
+    }
+
+    /// The token in a Via header (`SIP/2.0/UDP`).
+    pub fn via_token(self) -> &'static str {
+        match self {
+            Transport::Udp => "UDP",
+            Transport::Tcp => "TCP",
+            Transport::Ws => "WS",
+        }
+    }
+
+    /// From a Via transport token or a URI `transport` parameter.
+    pub fn from_token(token: &[u8]) -> Option<Transport> {
+        match token.to_ascii_lowercase().as_slice() {
+            b"udp" => Some(Transport::Udp),
+            b"tcp" => Some(Transport::Tcp),
+            b"ws" => Some(Transport::Ws),
+            _ => None,
+        }
+    }
+
+    pub fn is_reliable(self) -> bool {
+        self != Transport::Udp
+    }
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the SIP layer tells the core.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SipEvent {
+    /// A new INVITE outside any dialog; `100 Trying` has been sent. The core
+    /// answers it with [`SipCommand::Respond`].
+    IncomingInvite {
+        call: CallKey,
+        call_id: CallId,
+        request_uri: String,
+        /// The From URI (without display name and tag).
+        from: String,
+        to: String,
+        sdp: Option<String>,
+        transport: Transport,
+        source: SocketAddr,
+        /// Option tags of the `Supported` header(s), lower-cased.
+        supported: Vec<String>,
+    },
+    /// A provisional response (101–199) to our INVITE, from any fork.
+    Provisional {
+        call: CallKey,
+        status: u16,
+        sdp: Option<String>,
+        /// It carried `Require: 100rel` and an RSeq and has been PRACKed
+        /// (RFC 3262): its SDP is a real answer.
+        reliable: bool,
+        supported: Vec<String>,
+    },
+    /// The first 2xx to our INVITE; the ACK has been sent. Further 2xx from
+    /// other forks are ACKed and ended with BYE by the SIP layer.
+    Answered {
+        call: CallKey,
+        sdp: Option<String>,
+        supported: Vec<String>,
+    },
+    /// A final 3xx–6xx to our INVITE, or its timeout (408), or a CANCEL that
+    /// crossed nothing (487).
+    Rejected {
+        call: CallKey,
+        status: u16,
+        reason: String,
+    },
+    /// The ACK for our 2xx arrived.
+    Acked { call: CallKey },
+    /// The caller cancelled the INVITE we had not answered; 200 to the
+    /// CANCEL and 487 to the INVITE have been sent.
+    Cancelled { call: CallKey },
+    /// The peer sent BYE; 200 has been sent.
+    Bye { call: CallKey },
+    /// An in-dialog request other than ACK, BYE and CANCEL (re-INVITE,
+    /// UPDATE, INFO, OPTIONS, PRACK, …). The core answers it with
+    /// [`SipCommand::Reply`] naming `request`.
+    Request {
+        call: CallKey,
+        request: RequestId,
+        method: String,
+        content_type: Option<String>,
+        body: Option<String>,
+    },
+    /// The call's SIP side ended without a message the core must answer:
+    /// no ACK for our 2xx (RFC 3261 §13.3.1.4), the peer unreachable for an
+    /// in-dialog request, the connection of a WebSocket flow gone.
+    Terminated { call: CallKey, reason: String },
+    /// A command could not be carried out.
+    CommandFailed {
+        call: CallKey,
+        /// `INVITE`, `CANCEL`, `BYE`, `INFO`, `response`, `reply`.
+        command: &'static str,
+        reason: String,
+    },
+}
+
+impl SipEvent {
+    /// The call the event is about.
+    pub fn call(&self) -> CallKey {
+        match self {
+            SipEvent::IncomingInvite { call, .. }
+            | SipEvent::Provisional { call, .. }
+            | SipEvent::Answered { call, .. }
+            | SipEvent::Rejected { call, .. }
+            | SipEvent::Acked { call }
+            | SipEvent::Cancelled { call }
+            | SipEvent::Bye { call }
+            | SipEvent::Request { call, .. }
+            | SipEvent::Terminated { call, .. }
+            | SipEvent::CommandFailed { call, .. } => *call,
+        }
+    }
+}
+
+/// What the core asks the SIP layer to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SipCommand {
+    /// Send an INVITE. `call` is the core's new key for it.
+    Invite {
+        call: CallKey,
+        call_id: CallId,
+        /// Request-URI and To.
+        request_uri: String,
+        /// From URI (a tag is added).
+        from: String,
+        sdp: String,
+        /// Option tags besides `100rel` (always advertised), e.g.
+        /// `trickle-ice`.
+        supported: Vec<String>,
+    },
+    /// Answer the incoming INVITE of `call`: 1xx (with or without SDP), 2xx
+    /// with the SDP answer, or a final 3xx–6xx.
+    Respond {
+        call: CallKey,
+        status: u16,
+        reason: Option<String>,
+        sdp: Option<String>,
+        /// Seconds for a `Retry-After` header (RFC 3261 §20.33).
+        retry_after: Option<u32>,
+    },
+    /// Answer an in-dialog request ([`SipEvent::Request`]).
+    Reply {
+        call: CallKey,
+        request: RequestId,
+        status: u16,
+        reason: Option<String>,
+        sdp: Option<String>,
+    },
+    /// CANCEL our pending INVITE (RFC 3261 §9.1; deferred until a
+    /// provisional arrives when none has).
+    Cancel { call: CallKey },
+    /// BYE in the call's dialog (either role).
+    Bye { call: CallKey },
+    /// INFO in the call's dialog, early or confirmed.
+    Info {
+        call: CallKey,
+        content_type: String,
+        body: String,
+    },
+}
+
+impl SipCommand {
+    pub fn call(&self) -> CallKey {
+        match self {
+            SipCommand::Invite { call, .. }
+            | SipCommand::Respond { call, .. }
+            | SipCommand::Reply { call, .. }
+            | SipCommand::Cancel { call }
+            | SipCommand::Bye { call }
+            | SipCommand::Info { call, .. } => *call,
+        }
+    }
+
+    /// The command's name in a [`SipEvent::CommandFailed`].
+    pub fn name(&self) -> &'static str {
+        match self {
+            SipCommand::Invite { .. } => "INVITE",
+            SipCommand::Respond { .. } => "response",
+            SipCommand::Reply { .. } => "reply",
+            SipCommand::Cancel { .. } => "CANCEL",
+            SipCommand::Bye { .. } => "BYE",
+            SipCommand::Info { .. } => "INFO",
+        }
+    }
+}
