@@ -394,11 +394,9 @@ impl Sip {
         if !require.iter().any(|t| t == "100rel") {
             return false;
         }
-        let Some(rseq) = msg::value(
-            &resp.headers,
-            &HeaderName::Other(Bytes::from_static(b"RSeq")),
-        )
-        .and_then(|v| v.trim().parse::<u32>().ok()) else {
+        let Some(rseq) =
+            msg::value(&resp.headers, &HeaderName::RSeq).and_then(|v| v.trim().parse::<u32>().ok())
+        else {
             return false;
         };
         let Some(c) = self.calls.get_mut(&call) else {

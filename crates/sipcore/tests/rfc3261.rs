@@ -468,3 +468,91 @@ fn rfc3261_12_2_2_out_of_order_cseq_gets_500() {
     assert!(matches!(net.event_b(), SipEvent::Request { .. }));
     assert_eq!(net.count("SIP/2.0 500"), 1);
 }
+
+/// RFC 3261 §8.2.2.2 and STOX loop detection: an INVITE whose Call-ID is
+/// that of a live call (our own INVITE coming back through a loop, or the
+/// same request by another path) is refused 482 and starts nothing.
+#[test]
+fn rfc3261_8_2_2_2_an_invite_reusing_a_live_call_id_gets_482() {
+    let mut net = Net::new();
+    net.lose = Box::new(|from_a, _| from_a); // A's INVITE never reaches B
+    net.command(
+        true,
+        SipCommand::Invite {
+            call: CallKey(1),
+            call_id: CallId::new("loop@sip.example.com"),
+            request_uri: "sip:bob@127.0.0.2:5060".into(),
+            from: "sip:alice@example.com".into(),
+            sdp: OFFER.into(),
+            supported: Vec::new(),
+        },
+    );
+    let ours = net.sent("INVITE")[0].text.clone();
+    // The same INVITE arrives back at A (a loop), with a proxy's Via on top.
+    let looped = ours.replacen(
+        "Via: ",
+        "Via: SIP/2.0/UDP 127.0.0.3:5060;branch=z9hG4bKproxy\r\nVia: ",
+        1,
+    );
+    net.inject(addr("127.0.0.3:5060"), &looped);
+    let answers = net.sent("SIP/2.0 482");
+    assert_eq!(answers.len(), 1, "{:?}", net.wire);
+    assert!(net.a.events.is_empty(), "no call starts");
+}
+
+/// RFC 3262 §4: a provisional with `Require: 100rel` and an RSeq is
+/// PRACKed (RAck: RSeq, CSeq number, method), once per RSeq; the core hears
+/// it as reliable.
+#[test]
+fn rfc3262_4_reliable_provisionals_are_pracked_once() {
+    let mut net = Net::new();
+    net.lose = Box::new(|from_a, _| from_a); // A's messages go nowhere
+    net.command(
+        true,
+        SipCommand::Invite {
+            call: CallKey(1),
+            call_id: CallId::new("prack@test"),
+            request_uri: "sip:bob@127.0.0.2:5060".into(),
+            from: "sip:alice@example.com".into(),
+            sdp: OFFER.into(),
+            supported: Vec::new(),
+        },
+    );
+    let invite = net.sent("INVITE")[0].text.clone();
+    let via = header(&invite, "Via").expect("via");
+    let from = header(&invite, "From").expect("from");
+    let p183 = format!(
+        "SIP/2.0 183 Session Progress\r\nVia: {via}\r\nFrom: {from}\r\nTo: <sip:bob@127.0.0.2:5060>;tag=b1\r\n\
+         Call-ID: prack@test\r\nCSeq: 1 INVITE\r\nContact: <sip:bob@127.0.0.2:5060>\r\nRequire: 100rel\r\nRSeq: 7\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{ANSWER}",
+        ANSWER.len()
+    );
+    net.inject(net.b.addr, &p183);
+    net.inject(net.b.addr, &p183); // a retransmission: PRACKed once
+    let pracks = net.sent("PRACK");
+    assert_eq!(
+        pracks.len(),
+        1,
+        "{:?}",
+        net.wire
+            .iter()
+            .map(|w| w.first_line().to_owned())
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(pracks[0].header("RAck").as_deref(), Some("7 1 INVITE"));
+    assert_eq!(pracks[0].header("CSeq").as_deref(), Some("2 PRACK"));
+    assert!(
+        pracks[0]
+            .header("To")
+            .unwrap_or_default()
+            .contains("tag=b1")
+    );
+    assert!(matches!(
+        net.a.events.pop_front(),
+        Some(SipEvent::Provisional {
+            status: 183,
+            reliable: true,
+            ..
+        })
+    ));
+}
