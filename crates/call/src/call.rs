@@ -5,7 +5,8 @@ use crate::core::CoreConfig;
 use crate::stanza::{self, AppError, IqHeader};
 use crate::time::Millis;
 use crate::types::{
-    CallState, Direction, EndedBy, IqOutcome, Output, SessionRecord, SipCommand, SipInput, TimerKey,
+    CallKey, CallState, Direction, EndedBy, IqOutcome, Output, SessionRecord, SipCommand, SipEvent,
+    TimerKey,
 };
 use minidom::Element;
 use std::collections::HashMap;
@@ -13,6 +14,7 @@ use stox_mapping::ids::{CallId, Sid};
 use stox_mapping::jingle::{Action, Content, Jingle, Reason};
 use stox_mapping::status::{ErrorCondition, ReasonCondition};
 
+mod in_dialog;
 mod jmi_flow;
 mod sip_to_xmpp;
 mod trickle;
@@ -140,6 +142,14 @@ pub(crate) struct Call {
     ringing_devices: Vec<String>,
     /// Ids of the IQs this call sent (the core forgets them with the call).
     sent_iqs: Vec<String>,
+    /// The call on the SIP side.
+    key: CallKey,
+    /// The SDP the gateway last sent to SIP (offer or answer): what a
+    /// session refresh is answered with.
+    local_sdp: Option<String>,
+    /// A digest of the SDP the SIP peer last sent (its `o=` line left out):
+    /// a re-INVITE or UPDATE whose SDP has the same digest changes nothing.
+    remote_sdp: Option<u64>,
 }
 
 impl Call {
@@ -151,6 +161,9 @@ impl Call {
     }
     pub fn call_id(&self) -> &CallId {
         &self.rec.sip_call_id
+    }
+    pub fn key(&self) -> CallKey {
+        self.key
     }
     pub fn xmpp_peer(&self) -> &str {
         &self.xmpp_peer
@@ -166,6 +179,7 @@ impl Call {
         direction: Direction,
         sid: Sid,
         call_id: CallId,
+        key: CallKey,
         xmpp_peer: String,
         gateway_jid: String,
         sip_uri: String,
@@ -209,6 +223,9 @@ impl Call {
             jmi_finish: false,
             ringing_devices: Vec::new(),
             sent_iqs: Vec::new(),
+            key,
+            local_sdp: None,
+            remote_sdp: None,
         }
     }
 
@@ -219,14 +236,26 @@ impl Call {
         }
     }
 
-    pub fn on_sip(&mut self, ctx: &mut Ctx<'_>, sip: SipInput) {
-        if let SipInput::CommandFailed {
-            command, reason, ..
-        } = sip
-        {
-            self.command_failed(ctx, command, &reason);
-            return;
-        }
+    pub fn on_sip(&mut self, ctx: &mut Ctx<'_>, sip: SipEvent) {
+        let sip = match sip {
+            SipEvent::CommandFailed {
+                command, reason, ..
+            } => {
+                self.command_failed(ctx, command, &reason);
+                return;
+            }
+            SipEvent::Request {
+                request,
+                method,
+                content_type,
+                body,
+                ..
+            } => {
+                self.sip_request(ctx, request, &method, content_type, body);
+                return;
+            }
+            other => other,
+        };
         match self.rec.direction {
             Direction::XmppToSip => self.sip_callee_event(ctx, sip),
             Direction::SipToXmpp => self.sip_caller_event(ctx, sip),
@@ -251,13 +280,14 @@ impl Call {
 
     /// A call answered before a restart, resumed from its row: it can be
     /// ended from either side (the SIP layer restored its dialog).
-    pub fn restored(rec: SessionRecord) -> Call {
+    pub fn restored(key: CallKey, rec: SessionRecord) -> Call {
         let mut call = Call::new(
             rec.created_at,
             rec.id,
             rec.direction,
             rec.jingle_sid.clone(),
             rec.sip_call_id.clone(),
+            key,
             rec.xmpp_jid.clone(),
             rec.gateway_jid.clone(),
             rec.sip_uri.clone(),
@@ -273,9 +303,9 @@ impl Call {
     /// for the peer's (when its `sip_pending` INVITE was stored), and a
     /// session-terminate (or a JMI retract while only proposed) to the XMPP
     /// user — and the row says what was done.
-    pub fn recover(ctx: &mut Ctx<'_>, rec: SessionRecord, sip_pending: bool) -> Call {
+    pub fn recover(ctx: &mut Ctx<'_>, key: CallKey, rec: SessionRecord, sip_pending: bool) -> Call {
         let state = rec.state;
-        let mut call = Call::restored(rec);
+        let mut call = Call::restored(key, rec);
         let condition = ReasonCondition::ConnectivityError;
         let text = format!(
             "the gateway restarted while the call was {}",
@@ -286,14 +316,12 @@ impl Call {
         if sip_pending {
             match call.rec.direction {
                 Direction::XmppToSip => {
-                    ctx.sip(SipCommand::Cancel {
-                        call_id: call.rec.sip_call_id.clone(),
-                    });
+                    ctx.sip(SipCommand::Cancel { call: call.key });
                     told.push("CANCEL to the SIP callee");
                 }
                 Direction::SipToXmpp => {
                     ctx.sip(SipCommand::Respond {
-                        call_id: call.rec.sip_call_id.clone(),
+                        call: call.key,
                         status: 500,
                         reason: Some("Server Internal Error (gateway restarted)".into()),
                         sdp: None,
@@ -345,7 +373,10 @@ impl Call {
 
     fn persist(&mut self, ctx: &mut Ctx<'_>) {
         self.rec.updated_at = ctx.now;
-        ctx.out.push(Output::Persist(self.rec.clone()));
+        ctx.out.push(Output::Persist {
+            record: self.rec.clone(),
+            call: Some(self.key),
+        });
     }
 
     fn set_state(&mut self, ctx: &mut Ctx<'_>, state: CallState) {

@@ -6,13 +6,16 @@ mod messages;
 use crate::call::{Call, Ctx, IqPurpose};
 use crate::stanza::{self, AppError, IqHeader};
 use crate::time::Millis;
-use crate::types::{Input, IqOutcome, Output, RejectedStanza, SessionRecord, SipInput, TimerKey};
+use crate::types::{
+    CallKey, Input, IqOutcome, Output, RejectedStanza, SessionRecord, SipEvent, TimerKey,
+};
 use minidom::Element;
 use std::collections::HashMap;
 use stox_mapping::ids::{CallId, Sid};
 use stox_mapping::jingle::{Action, Jingle, JingleError, JingleLimits};
 use stox_mapping::ns;
 use stox_mapping::status::ErrorCondition;
+use stox_sipcore::KeyGen;
 
 /// What the core needs to know of the configuration.
 #[derive(Debug, Clone)]
@@ -43,7 +46,12 @@ pub struct Core {
     calls: HashMap<i64, Call>,
     /// (sid, XMPP user's full JID) → call.
     by_jingle: HashMap<(Sid, String), i64>,
+    /// Call-IDs of live calls (a new XMPP → SIP call never reuses one).
     by_call_id: HashMap<CallId, i64>,
+    /// The SIP side's key of each live call → call.
+    by_key: HashMap<CallKey, i64>,
+    /// Keys of the calls the core places.
+    keys: KeyGen,
     /// Our outstanding IQs: id → (call, what it was).
     iqs: HashMap<String, (i64, IqPurpose)>,
     /// Sids of live SIP → XMPP calls (loop detection).
@@ -66,11 +74,14 @@ pub struct Core {
 impl Core {
     /// `first_id` is the next free `sessions.id` (one past the largest stored).
     pub fn new(cfg: CoreConfig, first_id: i64) -> Self {
+        let first_key_seed = |cfg: &CoreConfig| cfg.token_salt ^ 0x6b65_7973_0000_0000;
         Core {
+            keys: KeyGen::new(first_key_seed(&cfg)),
             cfg,
             calls: HashMap::new(),
             by_jingle: HashMap::new(),
             by_call_id: HashMap::new(),
+            by_key: HashMap::new(),
             iqs: HashMap::new(),
             by_proposal: HashMap::new(),
             sip_sids: HashMap::new(),
@@ -86,14 +97,17 @@ impl Core {
 
     /// Resumes calls that were answered before a restart (their SIP dialogs
     /// restored by the SIP layer). Rows that are not `active` are ignored.
-    pub fn restore(&mut self, records: impl IntoIterator<Item = SessionRecord>) -> usize {
+    pub fn restore(
+        &mut self,
+        records: impl IntoIterator<Item = (CallKey, SessionRecord)>,
+    ) -> usize {
         let mut n = 0;
-        for rec in records {
+        for (key, rec) in records {
             if rec.state != crate::types::CallState::Active {
                 continue;
             }
             self.next_id = self.next_id.max(rec.id + 1);
-            self.insert(Call::restored(rec));
+            self.insert(Call::restored(key, rec));
             n += 1;
         }
         n
@@ -106,13 +120,13 @@ impl Core {
     pub fn recover(
         &mut self,
         now: Millis,
-        rows: impl IntoIterator<Item = (SessionRecord, bool)>,
+        rows: impl IntoIterator<Item = (CallKey, SessionRecord, bool)>,
     ) -> Vec<Output> {
         let mut out = Vec::new();
-        for (rec, sip_pending) in rows {
+        for (key, rec, sip_pending) in rows {
             self.next_id = self.next_id.max(rec.id + 1);
             let mut ctx = Self::ctx(&self.cfg, &mut self.iqs, &mut self.iq_seq, now, &mut out);
-            let call = Call::recover(&mut ctx, rec, sip_pending);
+            let call = Call::recover(&mut ctx, key, rec, sip_pending);
             let id = call.id();
             self.calls.insert(id, call);
             self.reap(id);
@@ -298,9 +312,12 @@ impl Core {
         }
         let id = self.allocate_id();
         let call_id = self.call_id_for(&jingle.sid);
+        let key = self.keys.key();
         let proposed = self.take_proposal(&jingle.sid, &header.from);
         let mut ctx = Self::ctx(&self.cfg, &mut self.iqs, &mut self.iq_seq, now, out);
-        if let Some(mut call) = Call::from_session_initiate(&mut ctx, id, call_id, header, jingle) {
+        if let Some(mut call) =
+            Call::from_session_initiate(&mut ctx, id, call_id, key, header, jingle)
+        {
             if proposed {
                 call.mark_jmi();
             }
@@ -309,37 +326,36 @@ impl Core {
         }
     }
 
-    fn on_sip(&mut self, now: Millis, sip: SipInput, out: &mut Vec<Output>) {
-        if let SipInput::IncomingInvite {
+    fn on_sip(&mut self, now: Millis, sip: SipEvent, out: &mut Vec<Output>) {
+        if let SipEvent::IncomingInvite {
+            call: key,
             call_id,
             request_uri,
             from,
             sdp,
             supported,
+            ..
         } = sip
         {
-            if self.by_call_id.contains_key(&call_id) {
-                // A second INVITE for a Call-ID we already route; the SIP
-                // stack absorbs retransmissions, so this is a loop or a
-                // confused peer.
-                out.push(Output::Sip(crate::types::SipCommand::Respond {
-                    call_id,
-                    status: 482,
-                    reason: Some("Loop Detected".into()),
-                    sdp: None,
-                    retry_after: None,
-                }));
-                return;
-            }
+            // The SIP layer refuses an INVITE whose Call-ID is live (482).
             let id = self.allocate_id();
             let sid = self.sid_for(&call_id);
             let unavailable = self.unavailable();
             let mut ctx = Self::ctx(&self.cfg, &mut self.iqs, &mut self.iq_seq, now, out);
             let call = match unavailable {
-                Some(phrase) => {
-                    Call::refused_invite(&mut ctx, id, sid, call_id, &request_uri, &from, phrase)
+                Some(phrase) => Call::refused_invite(
+                    &mut ctx,
+                    id,
+                    sid,
+                    call_id,
+                    key,
+                    &request_uri,
+                    &from,
+                    phrase,
+                ),
+                None => {
+                    Call::from_invite(&mut ctx, id, sid, call_id, key, &request_uri, &from, sdp)
                 }
-                None => Call::from_invite(&mut ctx, id, sid, call_id, &request_uri, &from, sdp),
             };
             let mut call = call;
             call.set_peer_supported(&supported);
@@ -347,8 +363,7 @@ impl Core {
             self.reap(id);
             return;
         }
-        let call_id = sip_call_id(&sip);
-        let Some(&id) = self.by_call_id.get(call_id) else {
+        let Some(&id) = self.by_key.get(&sip.call()) else {
             return;
         };
         if let Some(call) = self.calls.get_mut(&id) {
@@ -425,6 +440,7 @@ impl Core {
             self.by_jingle
                 .insert((call.sid().clone(), call.xmpp_peer().to_owned()), id);
             self.by_call_id.insert(call.call_id().clone(), id);
+            self.by_key.insert(call.key(), id);
             if call.is_from_sip() {
                 self.sip_sids.insert(call.sid().clone(), id);
             }
@@ -450,6 +466,9 @@ impl Core {
             if self.by_call_id.get(call.call_id()) == Some(&id) {
                 self.by_call_id.remove(call.call_id());
             }
+            if self.by_key.get(&call.key()) == Some(&id) {
+                self.by_key.remove(&call.key());
+            }
             if self.sip_sids.get(call.sid()) == Some(&id) {
                 self.sip_sids.remove(call.sid());
             }
@@ -463,6 +482,7 @@ impl Core {
             stox_mapping::tables::shrink(&mut self.calls);
             stox_mapping::tables::shrink(&mut self.by_jingle);
             stox_mapping::tables::shrink(&mut self.by_call_id);
+            stox_mapping::tables::shrink(&mut self.by_key);
             stox_mapping::tables::shrink(&mut self.sip_sids);
             stox_mapping::tables::shrink(&mut self.by_proposal);
             stox_mapping::tables::shrink(&mut self.iqs);
@@ -492,21 +512,6 @@ impl Core {
         } else {
             Sid::new(random_token(self.cfg.token_salt, self.next_id))
         }
-    }
-}
-
-fn sip_call_id(sip: &SipInput) -> &CallId {
-    match sip {
-        SipInput::IncomingInvite { call_id, .. }
-        | SipInput::Provisional { call_id, .. }
-        | SipInput::Answered { call_id, .. }
-        | SipInput::Rejected { call_id, .. }
-        | SipInput::Info { call_id, .. }
-        | SipInput::Acked { call_id }
-        | SipInput::Cancelled { call_id }
-        | SipInput::Bye { call_id }
-        | SipInput::Terminated { call_id, .. }
-        | SipInput::CommandFailed { call_id, .. } => call_id,
     }
 }
 

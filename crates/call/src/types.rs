@@ -3,6 +3,7 @@
 use crate::time::Millis;
 use minidom::Element;
 use stox_mapping::ids::{CallId, Sid};
+
 use stox_mapping::status::ErrorCondition;
 
 /// Who placed the call.
@@ -85,96 +86,7 @@ pub struct SessionRecord {
     pub updated_at: Millis,
 }
 
-/// What the SIP adapter reports, already reduced to what the core needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SipInput {
-    IncomingInvite {
-        call_id: CallId,
-        request_uri: String,
-        from: String,
-        sdp: Option<String>,
-        /// Option tags of the INVITE's `Supported` header (`trickle-ice` …).
-        supported: Vec<String>,
-    },
-    Provisional {
-        call_id: CallId,
-        status: u16,
-        sdp: Option<String>,
-        supported: Vec<String>,
-    },
-    Answered {
-        call_id: CallId,
-        sdp: Option<String>,
-        supported: Vec<String>,
-    },
-    /// An INFO in the call's dialog (200 already sent), e.g. trickled ICE
-    /// candidates as `application/trickle-ice-sdpfrag` (RFC 8840).
-    Info {
-        call_id: CallId,
-        content_type: String,
-        body: String,
-    },
-    Rejected {
-        call_id: CallId,
-        status: u16,
-        reason: String,
-    },
-    Acked {
-        call_id: CallId,
-    },
-    Cancelled {
-        call_id: CallId,
-    },
-    Bye {
-        call_id: CallId,
-    },
-    Terminated {
-        call_id: CallId,
-        reason: String,
-    },
-    /// A command for this call could not be carried out (the INVITE could
-    /// not be sent, the transport is gone …): the call cannot go on as it
-    /// was.
-    CommandFailed {
-        call_id: CallId,
-        /// What was asked: `INVITE`, `CANCEL`, `BYE`, `INFO`, `response`.
-        command: &'static str,
-        reason: String,
-    },
-}
-
-/// What the core asks the SIP adapter to do.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SipCommand {
-    Invite {
-        call_id: CallId,
-        request_uri: String,
-        from: String,
-        sdp: String,
-        /// Option tags for the INVITE's `Supported` header.
-        supported: Vec<String>,
-    },
-    Respond {
-        call_id: CallId,
-        status: u16,
-        reason: Option<String>,
-        sdp: Option<String>,
-        /// Seconds for a `Retry-After` header (RFC 3261 §20.33), with 503.
-        retry_after: Option<u32>,
-    },
-    Cancel {
-        call_id: CallId,
-    },
-    Bye {
-        call_id: CallId,
-    },
-    /// An INFO in the call's dialog.
-    Info {
-        call_id: CallId,
-        content_type: String,
-        body: String,
-    },
-}
+pub use stox_sipcore::api::{CallKey, RequestId, SipCommand, SipEvent};
 
 /// How an IQ the gateway sent was answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -228,7 +140,7 @@ pub enum Input {
         id: String,
         outcome: IqOutcome,
     },
-    Sip(SipInput),
+    Sip(SipEvent),
     Timer(TimerKey),
     /// A stanza dropped unread by the XMPP adapter (over a limit).
     StanzaRejected(RejectedStanza),
@@ -250,7 +162,12 @@ pub enum Output {
     /// which reports their outcome as [`Input::IqResponse`].
     Xmpp(Element),
     Sip(SipCommand),
-    Persist(SessionRecord),
+    /// Write this row; `call` is the call's key on the SIP side, if it has
+    /// one (its dialog or pending INVITE is stored with the row).
+    Persist {
+        record: SessionRecord,
+        call: Option<CallKey>,
+    },
     SetTimer {
         key: TimerKey,
         at: Millis,

@@ -3,7 +3,7 @@
 mod harness;
 
 use harness::*;
-use stox_call::{IqOutcome, SipCommand, SipInput};
+use stox_call::{IqOutcome, SipCommand, SipEvent};
 
 const GROUP_NS: &str = "urn:xmpp:jingle:apps:grouping:0";
 
@@ -47,8 +47,8 @@ fn bundle_group_reaches_the_invite_and_the_200s_group_the_session_accept() {
     let answer = ANSWER_SDP
         .replace("t=0 0\r\n", "t=0 0\r\na=group:BUNDLE audio\r\n")
         .replace("a=sendrecv\r\n", "a=sendrecv\r\na=mid:audio\r\n");
-    let out = h.sip(SipInput::Answered {
-        call_id: cid("g1@sip.example.com"),
+    let out = h.sip(SipEvent::Answered {
+        call: h.key(&cid("g1@sip.example.com")),
         sdp: Some(answer),
         supported: Vec::new(),
     });

@@ -7,7 +7,8 @@ mod harness;
 
 use harness::*;
 use stox_call::{
-    CallState, EndedBy, Input, IqOutcome, Output, RejectedStanza, SipCommand, SipInput, TimerKey,
+    CallKey, CallState, EndedBy, Input, IqOutcome, Output, RejectedStanza, SipCommand, SipEvent,
+    TimerKey,
 };
 
 const BOB_URI: &str = "sip:juliet@example.com;gr=balcony";
@@ -141,8 +142,9 @@ fn rfc3261_9_1_xmpp_to_sip_ring_timeout_cancels_the_invite() {
     let mut h = Harness::new();
     h.stanza(&session_initiate("s1"));
     let cid = cid("s1@sip.example.com");
-    h.sip(SipInput::Provisional {
-        call_id: cid.clone(),
+    h.sip(SipEvent::Provisional {
+        reliable: false,
+        call: h.key(&cid),
         status: 180,
         sdp: None,
         supported: Vec::new(),
@@ -158,9 +160,7 @@ fn rfc3261_9_1_xmpp_to_sip_ring_timeout_cancels_the_invite() {
     let out = h.fire_timers();
     assert_eq!(
         sip_commands(&out),
-        vec![&SipCommand::Cancel {
-            call_id: cid.clone()
-        }]
+        vec![&SipCommand::Cancel { call: h.key(&cid) }]
     );
     let term = jingle_set(&out);
     assert_eq!(term.attr("action"), Some("session-terminate"));
@@ -172,8 +172,8 @@ fn rfc3261_9_1_xmpp_to_sip_ring_timeout_cancels_the_invite() {
         (Some("timeout"), Some(EndedBy::Gateway))
     );
 
-    h.sip(SipInput::Rejected {
-        call_id: cid.clone(),
+    h.sip(SipEvent::Rejected {
+        call: h.key(&cid),
         status: 487,
         reason: "Request Terminated".into(),
     });
@@ -188,12 +188,15 @@ fn a_2xx_that_crosses_the_timeout_cancel_is_ended_with_bye() {
     let cid = cid("s1@sip.example.com");
     h.advance(60_000);
     h.fire_timers();
-    let out = h.sip(SipInput::Answered {
-        call_id: cid.clone(),
+    let out = h.sip(SipEvent::Answered {
+        call: h.key(&cid),
         sdp: Some(ANSWER_SDP.into()),
         supported: Vec::new(),
     });
-    assert_eq!(sip_commands(&out), vec![&SipCommand::Bye { call_id: cid }]);
+    assert_eq!(
+        sip_commands(&out),
+        vec![&SipCommand::Bye { call: h.key(&cid) }]
+    );
     assert!(stanzas(&out).is_empty(), "the XMPP caller was already told");
     assert_eq!(h.core.live_calls(), 0);
 }
@@ -202,8 +205,8 @@ fn a_2xx_that_crosses_the_timeout_cancel_is_ended_with_bye() {
 fn an_answered_call_is_not_touched_by_its_stale_answer_timer() {
     let mut h = Harness::new();
     h.stanza(&session_initiate("s1"));
-    h.sip(SipInput::Answered {
-        call_id: cid("s1@sip.example.com"),
+    h.sip(SipEvent::Answered {
+        call: h.key(&cid("s1@sip.example.com")),
         sdp: Some(ANSWER_SDP.into()),
         supported: Vec::new(),
     });
@@ -218,8 +221,8 @@ fn an_answered_call_is_not_touched_by_its_stale_answer_timer() {
 fn an_invite_that_cannot_be_sent_ends_the_call_at_once() {
     let mut h = Harness::new();
     h.stanza(&session_initiate("s1"));
-    let out = h.sip(SipInput::CommandFailed {
-        call_id: cid("s1@sip.example.com"),
+    let out = h.sip(SipEvent::CommandFailed {
+        call: h.key(&cid("s1@sip.example.com")),
         command: "INVITE",
         reason: "request of 70000 bytes is too large for UDP".into(),
     });
@@ -247,8 +250,8 @@ fn a_response_that_cannot_be_sent_ends_a_sip_to_xmpp_call() {
         "<iq xmlns='jabber:component:accept' type='set' id='acc' from='{JULIET}' to='romeo@sip.example.com'>\
          <jingle xmlns='urn:xmpp:jingle:1' action='session-accept' sid='c1'>{ACCEPT_CONTENT}</jingle></iq>"
     ));
-    let out = h.sip(SipInput::CommandFailed {
-        call_id: cid("c1"),
+    let out = h.sip(SipEvent::CommandFailed {
+        call: h.key(&cid("c1")),
         command: "response",
         reason: "transport closed".into(),
     });
@@ -258,8 +261,8 @@ fn a_response_that_cannot_be_sent_ends_a_sip_to_xmpp_call() {
     // A failed INFO does not end anything.
     let mut h = Harness::new();
     h.stanza(&session_initiate("s2"));
-    let out = h.sip(SipInput::CommandFailed {
-        call_id: cid("s2@sip.example.com"),
+    let out = h.sip(SipEvent::CommandFailed {
+        call: h.key(&cid("s2@sip.example.com")),
         command: "INFO",
         reason: "x".into(),
     });
@@ -313,22 +316,30 @@ fn restart_recovery_tells_both_sides_of_calls_that_were_ringing() {
     let out = h.core.recover(
         h.now,
         vec![
-            (leftover(5, XmppToSip, CallState::Ringing, JULIET), true),
-            (leftover(6, SipToXmpp, CallState::Ringing, JULIET), true),
             (
+                CallKey(5),
+                leftover(5, XmppToSip, CallState::Ringing, JULIET),
+                true,
+            ),
+            (
+                CallKey(6),
+                leftover(6, SipToXmpp, CallState::Ringing, JULIET),
+                true,
+            ),
+            (
+                CallKey(7),
                 leftover(7, SipToXmpp, CallState::Pending, "juliet@example.com"),
                 true,
             ),
-            (leftover(8, XmppToSip, CallState::Pending, JULIET), false),
+            (
+                CallKey(8),
+                leftover(8, XmppToSip, CallState::Pending, JULIET),
+                false,
+            ),
         ],
     );
     let sip = sip_commands(&out);
-    assert_eq!(
-        sip[0],
-        &SipCommand::Cancel {
-            call_id: cid("s5@sip.example.com")
-        }
-    );
+    assert_eq!(sip[0], &SipCommand::Cancel { call: CallKey(5) });
     assert!(matches!(sip[1], SipCommand::Respond { status: 500, .. }));
     assert!(matches!(sip[2], SipCommand::Respond { status: 500, .. }));
     assert_eq!(sip.len(), 3, "row 8 never sent its INVITE");
@@ -348,7 +359,7 @@ fn restart_recovery_tells_both_sides_of_calls_that_were_ringing() {
     let rows: Vec<_> = out
         .iter()
         .filter_map(|o| match o {
-            Output::Persist(r) => Some(r),
+            Output::Persist { record, .. } => Some(record),
             _ => None,
         })
         .collect();

@@ -4,7 +4,7 @@ mod harness;
 
 use harness::*;
 use minidom::Element;
-use stox_call::{CallState, EndedBy, IqOutcome, Output, SipCommand, SipInput};
+use stox_call::{CallState, EndedBy, IqOutcome, Output, SipCommand, SipEvent};
 
 const NS_JMI: &str = "urn:xmpp:jingle-message:0";
 const GW_DEVICE: &str = "romeo\\40example.net@sip.example.com/stox-gateway";
@@ -99,11 +99,11 @@ fn two_devices_ring_one_proceeds_the_other_is_told() {
             .replace(JULIET, "juliet@example.com/phone"),
     );
     assert_eq!(respond_status(one_sip(&out)), 200);
-    h.sip(SipInput::Acked {
-        call_id: cid("j1@h"),
+    h.sip(SipEvent::Acked {
+        call: h.key(&cid("j1@h")),
     });
-    let out = h.sip(SipInput::Bye {
-        call_id: cid("j1@h"),
+    let out = h.sip(SipEvent::Bye {
+        call: h.key(&cid("j1@h")),
     });
     assert_eq!(reason_of(jingle_set(&out)), "success");
     assert_eq!(
@@ -150,8 +150,8 @@ fn reject_maps_to_a_sip_status() {
 fn cancel_and_no_answer_retract_the_proposal() {
     let mut h = Harness::new();
     ring_bare(&mut h, "j3@h");
-    let out = h.sip(SipInput::Cancelled {
-        call_id: cid("j3@h"),
+    let out = h.sip(SipEvent::Cancelled {
+        call: h.key(&cid("j3@h")),
     });
     assert_eq!(
         jmi_sent(&out),
@@ -216,8 +216,8 @@ fn proposal_then_session_initiate_to_the_proceeding_resource() {
         request_uri, "sip:romeo@example.net",
         "the gateway's resource is not a GRUU"
     );
-    let out = h.sip(SipInput::Rejected {
-        call_id: cid("p1@sip.example.com"),
+    let out = h.sip(SipEvent::Rejected {
+        call: h.key(&cid("p1@sip.example.com")),
         status: 486,
         reason: "Busy Here".into(),
     });

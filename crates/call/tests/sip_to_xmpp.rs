@@ -3,7 +3,7 @@
 mod harness;
 
 use harness::*;
-use stox_call::{CallState, EndedBy, IqOutcome, SipCommand, SipInput};
+use stox_call::{CallState, EndedBy, IqOutcome, SipCommand, SipEvent};
 use stox_mapping::status::ErrorCondition;
 
 /// Delivers an INVITE for Juliet's balcony resource; returns the
@@ -75,9 +75,7 @@ fn invite_ringing_accept_ack_and_bye() {
     assert_eq!(h.last_state(), CallState::Active);
     assert_eq!(h.last_row().sip_status, Some(200));
 
-    let out = h.sip(SipInput::Acked {
-        call_id: cid.clone(),
-    });
+    let out = h.sip(SipEvent::Acked { call: h.key(&cid) });
     assert!(
         stanzas(&out).is_empty() && sip_commands(&out).is_empty(),
         "{out:#?}"
@@ -87,7 +85,7 @@ fn invite_ringing_accept_ack_and_bye() {
         CallState::Active,
         "rewritten once confirmed"
     );
-    let out = h.sip(SipInput::Bye { call_id: cid });
+    let out = h.sip(SipEvent::Bye { call: h.key(&cid) });
     assert_eq!(reason_of(jingle_set(&out)), "success");
     assert_eq!(h.last_row().ended_by, Some(EndedBy::Sip));
     assert_eq!(h.core.live_calls(), 0);
@@ -103,7 +101,9 @@ fn xmpp_hangs_up_after_answer_with_bye() {
     let id = ring_juliet(&mut h, "c2");
     h.iq_response(&id, IqOutcome::Result);
     h.stanza(&juliet_action("a1", "c2", "session-accept", ACCEPT_CONTENT));
-    h.sip(SipInput::Acked { call_id: cid("c2") });
+    h.sip(SipEvent::Acked {
+        call: h.key(&cid("c2")),
+    });
     let out = h.stanza(&juliet_action(
         "t1",
         "c2",
@@ -111,7 +111,12 @@ fn xmpp_hangs_up_after_answer_with_bye() {
         "<reason><success/></reason>",
     ));
     iq(&out, "result");
-    assert_eq!(one_sip(&out), &SipCommand::Bye { call_id: cid("c2") });
+    assert_eq!(
+        one_sip(&out),
+        &SipCommand::Bye {
+            call: h.key(&cid("c2"))
+        }
+    );
     assert_eq!(h.last_row().ended_by, Some(EndedBy::Xmpp));
 }
 
@@ -119,7 +124,9 @@ fn xmpp_hangs_up_after_answer_with_bye() {
 fn caller_cancels_before_answer() {
     let mut h = Harness::new();
     ring_juliet(&mut h, "c3");
-    let out = h.sip(SipInput::Cancelled { call_id: cid("c3") });
+    let out = h.sip(SipEvent::Cancelled {
+        call: h.key(&cid("c3")),
+    });
     assert_eq!(reason_of(jingle_set(&out)), "cancel");
     let row = h.last_row();
     assert_eq!(
@@ -212,4 +219,73 @@ fn invites_that_cannot_be_routed_are_refused_and_recorded() {
         // The next valid call still works.
         ring_juliet(&mut h, "next@h");
     }
+}
+
+/// RFC 4028 / RFC 3261 §12.2.2: every in-dialog request reaches the core.
+/// A session refresh — a re-INVITE with the same SDP (its `o=` version
+/// bumped or not), one without SDP, an UPDATE without SDP — is answered 200
+/// with the SDP the gateway sent last; a real change is refused 488 until
+/// mid-call changes are mapped; OPTIONS 200, PRACK 481, others 501.
+#[test]
+fn rfc4028_session_refreshes_get_200_with_the_current_sdp_and_changes_488() {
+    let mut h = Harness::new();
+    let id = ring_juliet(&mut h, "ref1@h");
+    h.iq_response(&id, IqOutcome::Result);
+    let out = h.stanza(&juliet_action(
+        "a",
+        "ref1",
+        "session-accept",
+        ACCEPT_CONTENT,
+    ));
+    let SipCommand::Respond {
+        sdp: Some(answer), ..
+    } = one_sip(&out).clone()
+    else {
+        panic!("200 with SDP expected")
+    };
+    h.sip(SipEvent::Acked {
+        call: h.key(&cid("ref1@h")),
+    });
+    let cid = cid("ref1@h");
+    let reply = |out: &[stox_call::Output]| match one_sip(out) {
+        SipCommand::Reply {
+            status,
+            sdp,
+            reason,
+            ..
+        } => (*status, sdp.clone(), reason.clone().unwrap_or_default()),
+        other => panic!("a reply expected, got {other:?}"),
+    };
+    let same = OFFER_SDP.replace("o=romeo 123 1 ", "o=romeo 123 2 ");
+    for (method, ct, body) in [
+        ("INVITE", Some("application/sdp"), Some(OFFER_SDP)),
+        ("INVITE", Some("application/sdp"), Some(same.as_str())),
+        ("INVITE", None, None),
+    ] {
+        let (_, out) = h.request(&cid, method, ct, body);
+        assert_eq!(reply(&out).0, 200, "{method} {body:?}");
+        assert_eq!(
+            reply(&out).1.as_deref(),
+            Some(answer.as_str()),
+            "the same answer, same version"
+        );
+    }
+    let (_, out) = h.request(&cid, "UPDATE", None, None);
+    assert_eq!((reply(&out).0, reply(&out).1), (200, None));
+    let changed = OFFER_SDP.replace("a=sendrecv", "a=sendonly");
+    let (_, out) = h.request(&cid, "INVITE", Some("application/sdp"), Some(&changed));
+    let (status, sdp, reason) = reply(&out);
+    assert_eq!((status, sdp), (488, None));
+    assert!(reason.contains("not supported"), "{reason}");
+    let (_, out) = h.request(&cid, "OPTIONS", None, None);
+    assert_eq!(reply(&out).0, 200);
+    let (_, out) = h.request(&cid, "PRACK", None, None);
+    assert_eq!(reply(&out).0, 481);
+    let (_, out) = h.request(&cid, "REFER", None, None);
+    assert_eq!(reply(&out).0, 501);
+    assert_eq!(
+        h.last_state(),
+        CallState::Active,
+        "nothing changed the call"
+    );
 }

@@ -3,7 +3,7 @@
 mod harness;
 
 use harness::*;
-use stox_call::{CallState, EndedBy, IqOutcome, SipCommand, SipInput};
+use stox_call::{CallState, EndedBy, IqOutcome, SipCommand, SipEvent};
 
 fn place_call(h: &mut Harness, sid: &str) -> SipCommand {
     let out = h.stanza(&session_initiate(sid));
@@ -59,16 +59,18 @@ fn ringing_answer_and_bye_from_sip() {
     let cid = cid("s1@sip.example.com");
 
     assert!(
-        h.sip(SipInput::Provisional {
-            call_id: cid.clone(),
+        h.sip(SipEvent::Provisional {
+            reliable: false,
+            call: h.key(&cid),
             status: 100,
             sdp: None,
             supported: Vec::new()
         })
         .is_empty()
     );
-    let out = h.sip(SipInput::Provisional {
-        call_id: cid.clone(),
+    let out = h.sip(SipEvent::Provisional {
+        reliable: false,
+        call: h.key(&cid),
         status: 180,
         sdp: None,
         supported: Vec::new(),
@@ -82,8 +84,9 @@ fn ringing_answer_and_bye_from_sip() {
 
     // A second provisional (another fork) does not reach XMPP again.
     assert!(
-        h.sip(SipInput::Provisional {
-            call_id: cid.clone(),
+        h.sip(SipEvent::Provisional {
+            reliable: false,
+            call: h.key(&cid),
             status: 180,
             sdp: None,
             supported: Vec::new()
@@ -92,8 +95,8 @@ fn ringing_answer_and_bye_from_sip() {
     );
 
     h.advance(2_000);
-    let out = h.sip(SipInput::Answered {
-        call_id: cid.clone(),
+    let out = h.sip(SipEvent::Answered {
+        call: h.key(&cid),
         sdp: Some(ANSWER_SDP.into()),
         supported: Vec::new(),
     });
@@ -125,7 +128,7 @@ fn ringing_answer_and_bye_from_sip() {
     assert_eq!(row.sip_status, Some(200));
 
     h.advance(30_000);
-    let out = h.sip(SipInput::Bye { call_id: cid });
+    let out = h.sip(SipEvent::Bye { call: h.key(&cid) });
     let j = jingle_set(&out);
     assert_eq!(j.attr("action"), Some("session-terminate"));
     assert_eq!(reason_of(j), "success");
@@ -142,8 +145,8 @@ fn xmpp_hangs_up_after_answer_with_bye() {
     let mut h = Harness::new();
     place_call(&mut h, "s2");
     let cid = cid("s2@sip.example.com");
-    h.sip(SipInput::Answered {
-        call_id: cid.clone(),
+    h.sip(SipEvent::Answered {
+        call: h.key(&cid),
         sdp: Some(ANSWER_SDP.into()),
         supported: Vec::new(),
     });
@@ -154,7 +157,7 @@ fn xmpp_hangs_up_after_answer_with_bye() {
         "<reason><success/></reason>",
     ));
     iq(&out, "result");
-    assert_eq!(one_sip(&out), &SipCommand::Bye { call_id: cid });
+    assert_eq!(one_sip(&out), &SipCommand::Bye { call: h.key(&cid) });
     assert_eq!(h.last_row().ended_by, Some(EndedBy::Xmpp));
     assert_eq!(h.last_row().end_reason.as_deref(), Some("success"));
     assert_eq!(h.core.live_calls(), 0);
@@ -165,8 +168,9 @@ fn xmpp_hangs_up_before_answer_with_cancel() {
     let mut h = Harness::new();
     place_call(&mut h, "s3");
     let cid = cid("s3@sip.example.com");
-    h.sip(SipInput::Provisional {
-        call_id: cid.clone(),
+    h.sip(SipEvent::Provisional {
+        reliable: false,
+        call: h.key(&cid),
         status: 180,
         sdp: None,
         supported: Vec::new(),
@@ -178,17 +182,12 @@ fn xmpp_hangs_up_before_answer_with_cancel() {
         "<reason><cancel/></reason>",
     ));
     iq(&out, "result");
-    assert_eq!(
-        one_sip(&out),
-        &SipCommand::Cancel {
-            call_id: cid.clone()
-        }
-    );
+    assert_eq!(one_sip(&out), &SipCommand::Cancel { call: h.key(&cid) });
     assert_eq!(h.last_state(), CallState::Ended);
     assert_eq!(h.last_row().end_reason.as_deref(), Some("cancel"));
     // The 487 closes it; nothing more is sent to XMPP.
-    let out = h.sip(SipInput::Rejected {
-        call_id: cid,
+    let out = h.sip(SipEvent::Rejected {
+        call: h.key(&cid),
         status: 487,
         reason: "Request Terminated".into(),
     });
@@ -203,12 +202,12 @@ fn a_2xx_racing_our_cancel_is_ended_with_bye() {
     place_call(&mut h, "s4");
     let cid = cid("s4@sip.example.com");
     h.stanza(&juliet_action("t1", "s4", "session-terminate", ""));
-    let out = h.sip(SipInput::Answered {
-        call_id: cid.clone(),
+    let out = h.sip(SipEvent::Answered {
+        call: h.key(&cid),
         sdp: Some(ANSWER_SDP.into()),
         supported: Vec::new(),
     });
-    assert_eq!(one_sip(&out), &SipCommand::Bye { call_id: cid });
+    assert_eq!(one_sip(&out), &SipCommand::Bye { call: h.key(&cid) });
     assert!(stanzas(&out).is_empty());
     assert_eq!(h.core.live_calls(), 0);
 }
@@ -224,8 +223,8 @@ fn final_errors_map_to_reasons_with_the_sip_status() {
     ] {
         let mut h = Harness::new();
         place_call(&mut h, "s5");
-        let out = h.sip(SipInput::Rejected {
-            call_id: cid("s5@sip.example.com"),
+        let out = h.sip(SipEvent::Rejected {
+            call: h.key(&cid("s5@sip.example.com")),
             status,
             reason: "Some Phrase".into(),
         });
@@ -253,14 +252,14 @@ fn losing_the_caller_after_the_answer_hangs_up_sip() {
     let mut h = Harness::new();
     place_call(&mut h, "s6");
     let cid = cid("s6@sip.example.com");
-    let out = h.sip(SipInput::Answered {
-        call_id: cid.clone(),
+    let out = h.sip(SipEvent::Answered {
+        call: h.key(&cid),
         sdp: Some(ANSWER_SDP.into()),
         supported: Vec::new(),
     });
     let accept_id = iq(&out, "set").attr("id").expect("id").to_owned();
     let out = h.iq_response(&accept_id, IqOutcome::Timeout);
-    assert_eq!(one_sip(&out), &SipCommand::Bye { call_id: cid });
+    assert_eq!(one_sip(&out), &SipCommand::Bye { call: h.key(&cid) });
     assert_eq!(
         h.last_row().end_reason.as_deref(),
         Some("connectivity-error")
@@ -272,12 +271,12 @@ fn answer_without_sdp_is_refused_on_both_sides() {
     let mut h = Harness::new();
     place_call(&mut h, "s7");
     let cid = cid("s7@sip.example.com");
-    let out = h.sip(SipInput::Answered {
-        call_id: cid.clone(),
+    let out = h.sip(SipEvent::Answered {
+        call: h.key(&cid),
         sdp: None,
         supported: Vec::new(),
     });
-    assert_eq!(one_sip(&out), &SipCommand::Bye { call_id: cid });
+    assert_eq!(one_sip(&out), &SipCommand::Bye { call: h.key(&cid) });
     assert_eq!(reason_of(jingle_set(&out)), "incompatible-parameters");
     assert_eq!(h.last_state(), CallState::Ended);
 }
@@ -287,8 +286,8 @@ fn calls_answered_before_a_restart_are_resumed_and_can_end_either_way() {
     // First life: an answered call, both directions.
     let mut h = Harness::new();
     place_call(&mut h, "r1");
-    h.sip(SipInput::Answered {
-        call_id: cid("r1@sip.example.com"),
+    h.sip(SipEvent::Answered {
+        call: h.key(&cid("r1@sip.example.com")),
         sdp: Some(ANSWER_SDP.into()),
         supported: Vec::new(),
     });
@@ -300,8 +299,8 @@ fn calls_answered_before_a_restart_are_resumed_and_can_end_either_way() {
     let id = iq(&out, "set").attr("id").expect("id").to_owned();
     h.iq_response(&id, IqOutcome::Result);
     h.stanza(&juliet_action("a", "r2", "session-accept", ACCEPT_CONTENT));
-    let out = h.sip(SipInput::Acked {
-        call_id: cid("r2@h"),
+    let out = h.sip(SipEvent::Acked {
+        call: h.key(&cid("r2@h")),
     });
     assert_eq!(
         h.last_state(),
@@ -310,7 +309,7 @@ fn calls_answered_before_a_restart_are_resumed_and_can_end_either_way() {
     );
     assert!(
         out.iter()
-            .any(|o| matches!(o, stox_call::Output::Persist(_)))
+            .any(|o| matches!(o, stox_call::Output::Persist { .. }))
     );
     let rows: Vec<_> = {
         let mut latest = std::collections::BTreeMap::new();
@@ -322,10 +321,14 @@ fn calls_answered_before_a_restart_are_resumed_and_can_end_either_way() {
 
     // Second life: a new core resumes both.
     let mut h2 = Harness::new();
-    assert_eq!(h2.core.restore(rows), 2);
+    let keyed: Vec<_> = rows
+        .into_iter()
+        .map(|r| (h.key(&r.sip_call_id), r))
+        .collect();
+    assert_eq!(h2.core.restore(keyed), 2);
     assert_eq!(h2.core.live_calls(), 2);
-    let out = h2.sip(SipInput::Bye {
-        call_id: cid("r1@sip.example.com"),
+    let out = h2.sip(SipEvent::Bye {
+        call: h.key(&cid("r1@sip.example.com")),
     });
     let j = jingle_set(&out);
     assert_eq!(
@@ -341,7 +344,7 @@ fn calls_answered_before_a_restart_are_resumed_and_can_end_either_way() {
     assert_eq!(
         one_sip(&out),
         &SipCommand::Bye {
-            call_id: cid("r2@h")
+            call: h.key(&cid("r2@h"))
         }
     );
     assert_eq!(h2.core.live_calls(), 0);

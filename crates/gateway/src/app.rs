@@ -1,16 +1,26 @@
-//! The run loop: feeds what the adapters hear into the pure core, with the
-//! current time, and carries out what the core asks for.
+//! The run loop: one task owns the call core and the SIP layer (both pure
+//! state machines), feeds them what the adapters hear — XMPP stanzas, SIP
+//! transport events, store events, timers — with the current time, and
+//! carries out what they ask for.
+//!
+//! ```text
+//!  XMPP component ──XmppEvent──▶ ┐                         ┌──▶ XmppHandle::send
+//!  SIP sockets ─────IoEvent────▶ ├─▶ Sip ◀──SipCommand── Core ──▶ StoreQueue::push
+//!  store writer ────StoreEvent─▶ │   │ └──SipEvent──▶ Core │     timers
+//!  timers ─────────────────────▶ ┘   └──Transmit──▶ SipIo::transmit
+//! ```
 
 use crate::config::Config;
 use anyhow::Context;
 use futures::StreamExt;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use stox_call::{
-    CallState, Core, CoreConfig, Input, IqOutcome, Millis, Output, RejectedStanza, SessionRecord,
-    SipCommand, SipInput, error_condition,
+    CallKey, CallState, Core, CoreConfig, Input, IqOutcome, Millis, Output, RejectedStanza,
+    SessionRecord, SipEvent, error_condition,
 };
 use stox_mapping::lograte::escaped;
-use stox_sip::{OutgoingInvite, SipConfig, SipEndpoint, SipEvent};
+use stox_sip::{IoConfig, IoEvent, SipIo};
+use stox_sipcore::{KeyGen, Sip};
 use stox_store::{LiveRow, Store, StoreEvent, StoreOp, StoreOptions, StoreQueue, WriterConfig};
 use stox_xmpp::{ComponentConfig, IqFailure, XmppEvent, XmppHandle};
 use tokio_util::sync::CancellationToken;
@@ -25,7 +35,7 @@ pub fn now() -> Millis {
 }
 
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let store = Store::open_with(
         &cfg.store.database,
         StoreOptions {
@@ -56,22 +66,43 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let leftovers = store.live_rows().await?;
     let first_id = store.next_id().await?;
     let loaded_ms = started.elapsed().as_millis() as u64;
-    let sip_cfg = SipConfig {
+
+    let io_cfg = IoConfig {
         udp: cfg.sip.udp,
         tcp: cfg.sip.tcp,
         ws: cfg.sip.ws,
+        max_connections: cfg.sip.max_connections,
+        max_connections_per_source: cfg.sip.max_connections_per_source,
+        max_queued_writes: cfg.sip.max_queued_writes,
+        keepalive: Duration::from_secs(cfg.sip.keepalive_secs),
+    };
+    let (io, mut io_events) = SipIo::start(io_cfg, cancel.child_token())
+        .await
+        .context("starting the SIP listeners")?;
+    let mut local = io.local_addrs();
+    if let Some(public) = cfg.sip.public_address {
+        for (_, addr) in &mut local {
+            addr.set_ip(public);
+        }
+    }
+    for (transport, addr) in io.local_addrs() {
+        info!(%transport, %addr, "sip listening");
+    }
+    let sip_cfg = stox_sipcore::Config {
+        local,
         outbound_proxy: cfg.sip.outbound_proxy.clone(),
         user_agent: cfg.sip.user_agent.clone(),
         udp_mtu: cfg.sip.udp_mtu,
         large_requests_over_tcp: cfg.sip.large_requests_over_tcp,
+        hello_timeout: Duration::from_secs(cfg.sip.hello_timeout_secs),
+        idle_timeout: Duration::from_secs(cfg.sip.idle_timeout_secs),
+        seed: rand::random(),
+        ..stox_sipcore::Config::default()
     };
-    let (sip, mut sip_events) = SipEndpoint::start(sip_cfg, cancel.child_token())
-        .await
-        .context("starting the SIP endpoint")?;
-    for (transport, addr) in sip.local_addrs() {
-        info!(%transport, %addr, "sip listening");
-    }
-    let (resumed, unfinished) = resume_calls(&sip, leftovers).await?;
+    let mut sip = Sip::new(sip_cfg, Instant::now())
+        .map_err(|e| anyhow::anyhow!("sip.outbound_proxy: {e}"))?;
+
+    let (resumed, unfinished) = resume_calls(&mut sip, leftovers);
 
     let writer_cfg = WriterConfig {
         max_backlog: cfg.store.max_backlog,
@@ -80,7 +111,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let (store_queue, mut store_events, writer) =
         stox_store::spawn_writer(store.clone(), writer_cfg);
 
-    let mut core = Core::new(
+    let core = Core::new(
         CoreConfig {
             component: cfg.xmpp.component.clone(),
             domains: cfg.xmpp.domains.clone(),
@@ -92,17 +123,20 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         },
         first_id,
     );
-    let restored = core.restore(resumed);
-    let mut exec = Executor {
-        xmpp,
+    let mut gw = Gateway {
+        core,
         sip,
+        io,
+        xmpp,
         store: store_queue,
         timers: DelayQueue::new(),
     };
+    let restored = gw.core.restore(resumed);
     let ended = unfinished.len();
     let t = now();
-    let outputs = core.recover(t, unfinished);
-    exec.run(&mut core, t, outputs);
+    let outputs = gw.core.recover(t, unfinished);
+    gw.execute(t, outputs);
+    gw.pump();
     info!(
         restored,
         ended,
@@ -113,103 +147,100 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
 
     let mut sigterm = terminate_signal()?;
     loop {
-        let input = tokio::select! {
+        let sip_deadline = gw.sip.poll_timeout().map(tokio::time::Instant::from_std);
+        tokio::select! {
             ev = xmpp_events.recv() => match ev {
-                Some(ev) => xmpp_input(ev),
+                Some(ev) => {
+                    if let Some(input) = xmpp_input(ev) {
+                        gw.core_input(input);
+                    }
+                }
                 None => break,
             },
-            ev = sip_events.recv() => match ev {
-                Some(ev) => Some(sip_input(ev)),
+            ev = io_events.recv() => match ev {
+                Some(ev) => gw.io_event(ev),
                 None => break,
             },
             Some(ev) = store_events.recv() => match ev {
-                StoreEvent::Backlog { over_limit, .. } => Some(Input::StoreBacklog { over_limit }),
+                StoreEvent::Backlog { over_limit, .. } => {
+                    gw.core_input(Input::StoreBacklog { over_limit });
+                }
             },
-            Some(expired) = exec.timers.next() => Some(Input::Timer(expired.into_inner())),
+            Some(expired) = gw.timers.next() => gw.core_input(Input::Timer(expired.into_inner())),
+            () = sleep_until(sip_deadline), if sip_deadline.is_some() => {
+                gw.sip.handle_timeout(Instant::now());
+            }
             _ = tokio::signal::ctrl_c() => { info!("SIGINT: shutting down"); break }
             _ = sigterm.recv() => { info!("SIGTERM: shutting down"); break }
-        };
-        if let Some(input) = input {
-            let t = now();
-            let outputs = core.handle(t, input);
-            exec.run(&mut core, t, outputs);
         }
+        gw.pump();
     }
 
     cancel.cancel();
-    let Executor { store: queue, .. } = exec;
+    let live_calls = gw.core.live_calls();
+    let Gateway { store: queue, .. } = gw;
     drop(queue);
     let grace = WriterConfig::default().shutdown_grace + Duration::from_secs(1);
     let _ = tokio::time::timeout(grace, writer).await;
     let _ = tokio::time::timeout(Duration::from_secs(2), xmpp_task).await;
     store.close().await;
-    info!(live_calls = core.live_calls(), "stopped");
+    info!(live_calls, "stopped");
     Ok(())
 }
 
-/// Calls left live by a previous run (a crash or `kill -9`): answered calls
-/// whose SIP dialog was stored are resumed (dialog restored in the SIP layer,
-/// call handed to the core); the others cannot go on — their transactions
-/// died with the process — and are returned to be ended by the core
-/// (`Core::recover`), with whether their unanswered INVITE was restored so
-/// that the SIP side can be told too.
-async fn resume_calls(
-    sip: &SipEndpoint,
-    leftovers: Vec<LiveRow>,
-) -> anyhow::Result<(Vec<SessionRecord>, Vec<(SessionRecord, bool)>)> {
-    let started = std::time::Instant::now();
-    // Restoring is CPU work (parsing the stored dialogs, rebuilding them in
-    // the SIP stack): spread it over the cores, in order within each part.
-    let parts = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let size = leftovers.len().div_ceil(parts).max(1);
-    let mut rest = leftovers.into_iter();
-    let mut tasks = Vec::new();
-    loop {
-        let part: Vec<_> = rest.by_ref().take(size).collect();
-        if part.is_empty() {
-            break;
-        }
-        let sip = sip.clone();
-        tasks.push(tokio::task::spawn_blocking(move || {
-            part.into_iter()
-                .map(|row| {
-                    let LiveRow {
-                        record: rec,
-                        dialog,
-                        pending,
-                    } = row;
-                    let resumed = rec.state == CallState::Active
-                        && dialog.is_some_and(|snapshot| {
-                            sip.restore_dialog(&rec.sip_call_id, &snapshot)
-                                .map_err(|e| {
-                                    warn!(id = rec.id, call_id = %rec.sip_call_id, error = %e, "cannot resume call")
-                                })
-                                .is_ok()
-                        });
-                    let pending = !resumed
-                        && rec.state != CallState::Active
-                        && pending.is_some_and(|snapshot| {
-                            sip.restore_pending(&rec.sip_call_id, &snapshot)
-                                .map_err(|e| {
-                                    warn!(id = rec.id, call_id = %rec.sip_call_id, error = %e, "cannot restore the unanswered INVITE")
-                                })
-                                .is_ok()
-                        });
-                    (rec, resumed, pending)
-                })
-                .collect::<Vec<_>>()
-        }));
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
+}
+
+/// Calls left live by a previous run (a crash or `kill -9`): answered calls
+/// whose SIP dialog was stored are resumed (the dialog restored in the SIP
+/// layer, the call handed to the core); the others cannot go on — their
+/// transactions died with the process — and are returned to be ended by
+/// the core (`Core::recover`), with whether their unanswered INVITE was
+/// restored so that the SIP side can be told too.
+#[allow(clippy::type_complexity)]
+fn resume_calls(
+    sip: &mut Sip,
+    leftovers: Vec<LiveRow>,
+) -> (
+    Vec<(CallKey, SessionRecord)>,
+    Vec<(CallKey, SessionRecord, bool)>,
+) {
+    let started = Instant::now();
+    let mut keys = KeyGen::new(rand::random());
     let mut resumed = Vec::new();
     let mut unfinished = Vec::new();
-    for task in tasks {
-        for (rec, ok, pending) in task.await.context("restoring calls")? {
-            if ok {
-                resumed.push(rec);
-            } else {
-                unfinished.push((rec, pending));
-            }
+    for row in leftovers {
+        let LiveRow {
+            record: rec,
+            dialog,
+            pending,
+        } = row;
+        let key = keys.key();
+        let ok = rec.state == CallState::Active
+            && dialog.is_some_and(|snapshot| {
+                sip.restore_dialog(key, &rec.sip_call_id, &snapshot)
+                    .map_err(|e| {
+                        warn!(id = rec.id, call_id = %escaped(rec.sip_call_id.as_str()), error = %e, "cannot resume call");
+                    })
+                    .is_ok()
+            });
+        if ok {
+            resumed.push((key, rec));
+            continue;
         }
+        let pending = rec.state != CallState::Active
+            && pending.is_some_and(|snapshot| {
+                sip.restore_pending(key, rec.sip_call_id.as_str(), &snapshot)
+                    .map_err(|e| {
+                        warn!(id = rec.id, call_id = %escaped(rec.sip_call_id.as_str()), error = %e, "cannot restore the unanswered INVITE");
+                    })
+                    .is_ok()
+            });
+        unfinished.push((key, rec, pending));
     }
     if !resumed.is_empty() || !unfinished.is_empty() {
         info!(
@@ -219,7 +250,7 @@ async fn resume_calls(
             "calls from the previous run: answered ones resumed, the rest ended on both sides"
         );
     }
-    Ok((resumed, unfinished))
+    (resumed, unfinished)
 }
 
 #[cfg(unix)]
@@ -253,95 +284,104 @@ fn xmpp_input(ev: XmppEvent) -> Option<Input> {
     }
 }
 
-fn sip_input(ev: SipEvent) -> Input {
-    Input::Sip(match ev {
-        SipEvent::IncomingInvite {
-            call_id,
-            request_uri,
-            from,
-            sdp,
-            transport,
-            source,
-            supported,
-            ..
-        } => {
-            debug!(call_id = %escaped(call_id.as_str()), %transport, %source, request_uri = %escaped(&request_uri), from = %escaped(&from), "incoming INVITE");
-            SipInput::IncomingInvite {
-                call_id,
-                request_uri,
-                from,
-                sdp,
-                supported,
-            }
-        }
-        SipEvent::Provisional {
-            call_id,
-            status,
-            sdp,
-            supported,
-            ..
-        } => SipInput::Provisional {
-            call_id,
-            status,
-            sdp,
-            supported,
-        },
-        SipEvent::Answered {
-            call_id,
-            sdp,
-            supported,
-            ..
-        } => SipInput::Answered {
-            call_id,
-            sdp,
-            supported,
-        },
-        SipEvent::Rejected {
-            call_id,
-            status,
-            reason,
-        } => SipInput::Rejected {
-            call_id,
-            status,
-            reason,
-        },
-        SipEvent::Acked { call_id } => SipInput::Acked { call_id },
-        SipEvent::Cancelled { call_id } => SipInput::Cancelled { call_id },
-        SipEvent::Bye { call_id } => SipInput::Bye { call_id },
-        SipEvent::Terminated { call_id, reason } => SipInput::Terminated { call_id, reason },
-        SipEvent::Info {
-            call_id,
-            content_type,
-            body,
-        } => SipInput::Info {
-            call_id,
-            content_type,
-            body,
-        },
-    })
-}
-
-/// Carries out the core's outputs.
-struct Executor {
+/// Everything the run loop owns.
+struct Gateway {
+    core: Core,
+    sip: Sip,
+    io: SipIo,
     xmpp: XmppHandle,
-    sip: SipEndpoint,
     store: StoreQueue,
     timers: DelayQueue<stox_call::TimerKey>,
 }
 
-impl Executor {
-    /// Carries out `outputs`; what fails becomes an input to the core, whose
-    /// outputs are carried out in turn (until nothing more fails).
-    fn run(&mut self, core: &mut Core, t: Millis, outputs: Vec<Output>) {
-        let mut failures = self.execute(t, outputs);
-        while let Some(input) = failures.pop() {
-            let outputs = core.handle(t, input);
-            failures.extend(self.execute(t, outputs));
+impl Gateway {
+    fn core_input(&mut self, input: Input) {
+        let t = now();
+        let outputs = self.core.handle(t, input);
+        self.execute(t, outputs);
+    }
+
+    fn io_event(&mut self, ev: IoEvent) {
+        use stox_sipcore::Input as I;
+        let now = Instant::now();
+        match ev {
+            IoEvent::Datagram { source, data } => {
+                self.sip.handle_input(
+                    now,
+                    I::Datagram {
+                        source,
+                        data: &data,
+                    },
+                );
+            }
+            IoEvent::Stream { conn, data } => {
+                self.sip.handle_input(now, I::Stream { conn, data: &data })
+            }
+            IoEvent::Frame { conn, data } => {
+                self.sip.handle_input(now, I::Frame { conn, data: &data })
+            }
+            IoEvent::Opened {
+                conn,
+                transport,
+                peer,
+            } => self.sip.handle_input(
+                now,
+                I::Opened {
+                    conn,
+                    transport,
+                    peer,
+                },
+            ),
+            IoEvent::Closed { conn } => self.sip.handle_input(now, I::Closed { conn }),
+            IoEvent::SendFailed { call, reason } => {
+                self.sip.handle_input(now, I::SendFailed { call, reason });
+            }
         }
     }
 
-    fn execute(&mut self, t: Millis, outputs: Vec<Output>) -> Vec<Input> {
-        let mut failures = Vec::new();
+    /// Carries out what the SIP layer asks for until it has nothing more:
+    /// transmits, connections to close, and events for the core (whose
+    /// commands go back into the SIP layer).
+    fn pump(&mut self) {
+        while let Some(out) = self.sip.poll_output() {
+            match out {
+                stox_sipcore::Output::Transmit(t) => {
+                    let call = t.call;
+                    if let Err(e) = self.io.transmit(t) {
+                        debug!(error = %e, "sip transmit failed");
+                        self.sip.handle_input(
+                            Instant::now(),
+                            stox_sipcore::Input::SendFailed {
+                                call,
+                                reason: e.to_string(),
+                            },
+                        );
+                    }
+                }
+                stox_sipcore::Output::Event(ev) => self.sip_event(ev),
+                stox_sipcore::Output::Close { conn, reason } => self.io.close(conn, reason),
+            }
+        }
+    }
+
+    fn sip_event(&mut self, ev: SipEvent) {
+        if let SipEvent::IncomingInvite {
+            call_id,
+            transport,
+            source,
+            request_uri,
+            from,
+            ..
+        } = &ev
+        {
+            debug!(call_id = %escaped(call_id.as_str()), %transport, %source, request_uri = %escaped(request_uri), from = %escaped(from), "incoming INVITE");
+        }
+        self.core_input(Input::Sip(ev));
+    }
+
+    /// Carries out the core's outputs (SIP commands go into the SIP layer;
+    /// what they make it output is carried out by `pump`).
+    fn execute(&mut self, t: Millis, outputs: Vec<Output>) {
         for output in outputs {
             match output {
                 Output::Xmpp(el) => {
@@ -349,18 +389,19 @@ impl Executor {
                         error!("xmpp connection task is gone; stanza dropped");
                     }
                 }
-                Output::Sip(cmd) => failures.extend(self.sip(cmd).map(Input::Sip)),
-                Output::Persist(rec) => self.persist(rec),
+                Output::Sip(cmd) => self
+                    .sip
+                    .handle_input(Instant::now(), stox_sipcore::Input::Command(cmd)),
+                Output::Persist { record, call } => self.persist(record, call),
                 Output::SetTimer { key, at } => {
                     let delay = Duration::from_millis(at.0.saturating_sub(t.0));
                     self.timers.insert(key, delay);
                 }
             }
         }
-        failures
     }
 
-    fn persist(&mut self, rec: SessionRecord) {
+    fn persist(&mut self, rec: SessionRecord, call: Option<CallKey>) {
         // A call's first and last rows at info (its log is two lines: who
         // called whom, how it ended); the steps in between at debug, and
         // all of them in `sessions`.
@@ -389,85 +430,28 @@ impl Executor {
         // An answered call's confirmed dialog is stored with it, so the
         // call survives a restart; a call being set up stores its INVITE,
         // so that a restart can still end it on the wire.
-        let sip_state = match rec.state {
-            CallState::Active => {
-                self.sip
-                    .dialog_snapshot(&rec.sip_call_id)
-                    .map(|snapshot| StoreOp::Dialog {
-                        id: rec.id,
-                        snapshot,
-                    })
-            }
+        let sip_state = call.and_then(|call| match rec.state {
+            CallState::Active => self
+                .sip
+                .dialog_snapshot(call)
+                .map(|snapshot| StoreOp::Dialog {
+                    id: rec.id,
+                    snapshot,
+                }),
             CallState::Pending => {
                 self.sip
-                    .pending_snapshot(&rec.sip_call_id)
+                    .pending_snapshot(call)
                     .map(|snapshot| StoreOp::Pending {
                         id: rec.id,
                         snapshot,
                     })
             }
             _ => None,
-        };
+        });
         for op in std::iter::once(StoreOp::Session(rec)).chain(sip_state) {
             if !self.store.push(op) {
                 error!("store writer is gone; session row NOT written");
             }
         }
-    }
-
-    /// Carries out a SIP command; a failure is returned as the input that
-    /// tells the core.
-    fn sip(&self, cmd: SipCommand) -> Option<SipInput> {
-        let (call_id, command, result) = match cmd {
-            SipCommand::Invite {
-                call_id,
-                request_uri,
-                from,
-                sdp,
-                supported,
-            } => {
-                let result = self.sip.invite(OutgoingInvite {
-                    call_id: call_id.clone(),
-                    request_uri,
-                    from,
-                    sdp,
-                    supported,
-                });
-                (call_id, "INVITE", result)
-            }
-            SipCommand::Respond {
-                call_id,
-                status,
-                reason,
-                sdp,
-                retry_after,
-            } => {
-                let result = self.sip.respond(&call_id, status, reason, sdp, retry_after);
-                (call_id, "response", result)
-            }
-            SipCommand::Cancel { call_id } => {
-                let result = self.sip.cancel(&call_id);
-                (call_id, "CANCEL", result)
-            }
-            SipCommand::Bye { call_id } => {
-                let result = self.sip.bye(&call_id);
-                (call_id, "BYE", result)
-            }
-            SipCommand::Info {
-                call_id,
-                content_type,
-                body,
-            } => {
-                let result = self.sip.info(&call_id, &content_type, body);
-                (call_id, "INFO", result)
-            }
-        };
-        let e = result.err()?;
-        warn!(call_id = %escaped(call_id.as_str()), command, error = %e, "sip command failed");
-        Some(SipInput::CommandFailed {
-            call_id,
-            command,
-            reason: e.to_string(),
-        })
     }
 }

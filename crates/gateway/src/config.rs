@@ -127,6 +127,30 @@ pub struct SipSection {
     /// Send such requests over TCP (the next hop takes TCP).
     #[serde(default)]
     pub large_requests_over_tcp: bool,
+    /// The address put in Via and Contact instead of the bound one (needed
+    /// when listening on 0.0.0.0 or behind NAT).
+    pub public_address: Option<std::net::IpAddr>,
+    /// TCP and WebSocket connections open at once.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// … from one source IP address.
+    #[serde(default = "default_max_connections_per_source")]
+    pub max_connections_per_source: usize,
+    /// Messages waiting to be written on one connection.
+    #[serde(default = "default_max_queued_writes")]
+    pub max_queued_writes: usize,
+    /// WebSocket pings, and CRLF keep-alives on TCP connections the gateway
+    /// opened, this often.
+    #[serde(default = "default_keepalive_secs_sip")]
+    pub keepalive_secs: u64,
+    /// A connection that carried no valid SIP message this long after it
+    /// opened is closed.
+    #[serde(default = "default_hello_timeout_secs")]
+    pub hello_timeout_secs: u64,
+    /// A connection no call uses is closed after this long idle (one that
+    /// carries a call's dialog stays open).
+    #[serde(default = "default_idle_timeout_secs")]
+    pub idle_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -181,6 +205,24 @@ fn default_ring_timeout_secs() -> u64 {
 }
 fn default_candidate_window_ms() -> u64 {
     300
+}
+fn default_max_connections() -> usize {
+    4096
+}
+fn default_max_connections_per_source() -> usize {
+    64
+}
+fn default_max_queued_writes() -> usize {
+    256
+}
+fn default_keepalive_secs_sip() -> u64 {
+    30
+}
+fn default_hello_timeout_secs() -> u64 {
+    5
+}
+fn default_idle_timeout_secs() -> u64 {
+    120
 }
 fn default_udp_mtu() -> usize {
     1500
@@ -263,6 +305,31 @@ impl Config {
                 "sip.udp_mtu must be 576..=65535, got {}",
                 s.udp_mtu
             ));
+        }
+        for (key, value) in [
+            ("max_connections", s.max_connections as u64),
+            (
+                "max_connections_per_source",
+                s.max_connections_per_source as u64,
+            ),
+            ("max_queued_writes", s.max_queued_writes as u64),
+            ("keepalive_secs", s.keepalive_secs),
+            ("hello_timeout_secs", s.hello_timeout_secs),
+            ("idle_timeout_secs", s.idle_timeout_secs),
+        ] {
+            if value == 0 {
+                return Err(format!("sip.{key} must be at least 1"));
+            }
+        }
+        let unspecified = [s.udp, s.tcp, s.ws]
+            .into_iter()
+            .flatten()
+            .any(|a| a.ip().is_unspecified());
+        if unspecified && s.public_address.is_none() {
+            return Err(
+                "sip.public_address is required when a listener is on 0.0.0.0 or [::] (it goes in Via and Contact)"
+                    .into(),
+            );
         }
         if s.large_requests_over_tcp && s.tcp.is_none() {
             return Err("sip.large_requests_over_tcp needs a tcp listener (sip.tcp)".into());

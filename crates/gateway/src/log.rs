@@ -5,59 +5,13 @@
 //! (`stox_mapping::lograte::escaped`); this is the net under everything,
 //! rsipstack's own lines included.
 //!
-//! Our own lines about peer faults are rate-limited per source where they
-//! are written. rsipstack writes a warning per bad WebSocket message, which
-//! we cannot intercept: [`RsipstackWarnings`] lets through at most a burst
-//! of 10, then 5 a second, of each of its warning call sites.
+//! Lines about peer faults are rate-limited per source where they are
+//! written (`stox_mapping::lograte::LogGate`).
 
 use std::fmt::{self, Write};
-use std::sync::Mutex;
-use std::time::Instant;
-use stox_mapping::lograte::LogGate;
-use tracing::callsite::Identifier;
-use tracing::{Level, Metadata};
 use tracing_subscriber::field::MakeExt;
 use tracing_subscriber::fmt::FormatFields;
 use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::layer::{Context, Filter};
-
-/// Rate limit on rsipstack's warnings, per call site.
-pub struct RsipstackWarnings {
-    gate: Mutex<LogGate<Identifier>>,
-    epoch: Instant,
-}
-
-impl Default for RsipstackWarnings {
-    fn default() -> Self {
-        RsipstackWarnings {
-            gate: Mutex::new(LogGate::new(5, 10, 256)),
-            epoch: Instant::now(),
-        }
-    }
-}
-
-impl<S> Filter<S> for RsipstackWarnings {
-    fn enabled(&self, meta: &Metadata<'_>, _: &Context<'_, S>) -> bool {
-        if !meta.is_event()
-            || *meta.level() != Level::WARN
-            || !meta.target().starts_with("rsipstack")
-        {
-            return true;
-        }
-        let now = self.epoch.elapsed().as_millis() as u64;
-        let mut gate = self.gate.lock().unwrap_or_else(|p| p.into_inner());
-        gate.admit(&meta.callsite(), now).is_some()
-    }
-
-    fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> tracing::subscriber::Interest {
-        if meta.is_event() && *meta.level() == Level::WARN && meta.target().starts_with("rsipstack")
-        {
-            tracing::subscriber::Interest::sometimes()
-        } else {
-            tracing::subscriber::Interest::always()
-        }
-    }
-}
 
 /// The field formatter for the gateway's subscriber.
 pub fn escaping_fields() -> impl for<'w> FormatFields<'w> + Send + Sync + 'static {
@@ -131,34 +85,5 @@ mod tests {
             text.contains("call_id=abc\\u{0}def\\r\\nINFO forged line"),
             "{text}"
         );
-    }
-
-    #[test]
-    fn rsipstack_warnings_are_limited_per_call_site_ours_are_not() {
-        use tracing_subscriber::Layer;
-        use tracing_subscriber::layer::SubscriberExt;
-        let buf = Buf::default();
-        let writer = buf.clone();
-        let subscriber = tracing_subscriber::registry().with(
-            tracing_subscriber::fmt::layer()
-                .with_ansi(false)
-                .with_writer(move || writer.clone())
-                .with_filter(RsipstackWarnings::default()),
-        );
-        tracing::subscriber::with_default(subscriber, || {
-            for n in 0..1000 {
-                tracing::warn!(target: "rsipstack::transport::websocket", n, "Error parsing SIP message");
-            }
-            for n in 0..20 {
-                tracing::warn!(target: "stox_sip::wire", n, "ours");
-            }
-            tracing::error!(target: "rsipstack::transport", "errors always pass");
-        });
-        let text = String::from_utf8(buf.0.lock().unwrap_or_else(|p| p.into_inner()).clone())
-            .expect("utf-8");
-        let theirs = text.matches("Error parsing SIP message").count();
-        assert!((10..=11).contains(&theirs), "{theirs} lines");
-        assert_eq!(text.matches("ours").count(), 20);
-        assert_eq!(text.matches("errors always pass").count(), 1);
     }
 }

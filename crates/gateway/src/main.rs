@@ -32,7 +32,7 @@ struct Args {
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// The log filter when `RUST_LOG` is not set.
-const DEFAULT_LOG: &str = "info,rsipstack=warn";
+const DEFAULT_LOG: &str = "info";
 
 fn main() -> ExitCode {
     let args = match Args::try_parse() {
@@ -49,8 +49,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // The SIP stack logs every datagram at info: keep it at warn unless
-    // RUST_LOG asks for more. Colours only on a terminal (not in log files).
+    // Colours only on a terminal (not in log files).
     {
         use tracing_subscriber::layer::SubscriberExt;
         use tracing_subscriber::util::SubscriberInitExt;
@@ -63,7 +62,6 @@ fn main() -> ExitCode {
                     .fmt_fields(log::escaping_fields())
                     .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                     .with_writer(std::io::stderr)
-                    .with_filter(log::RsipstackWarnings::default())
                     .with_filter(filter),
             )
             .init();

@@ -3,7 +3,9 @@
 
 use super::{Call, Ctx, IqPurpose, Phase, is_ringing, local_part};
 use crate::stanza::IqHeader;
-use crate::types::{CallState, Direction, EndedBy, IqOutcome, SipCommand, SipInput, TimerKey};
+use crate::types::{
+    CallKey, CallState, Direction, EndedBy, IqOutcome, SipCommand, SipEvent, TimerKey,
+};
 use stox_mapping::address::{SipUri, sip_to_xmpp_user, sip_user_to_gateway_jid};
 use stox_mapping::ids::{CallId, Sid};
 use stox_mapping::jingle::{Action, Jingle};
@@ -29,11 +31,13 @@ fn refuse(status: u16, reason: impl Into<String>) -> Refusal {
 impl Call {
     /// A new INVITE from SIP. Always returns a call: refused INVITEs are
     /// answered and stored as ended calls, so every attempt is a row.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn from_invite(
         ctx: &mut Ctx<'_>,
         id: i64,
         sid: Sid,
         call_id: CallId,
+        key: CallKey,
         request_uri: &str,
         from: &str,
         sdp: Option<String>,
@@ -53,7 +57,8 @@ impl Call {
             id,
             Direction::SipToXmpp,
             sid,
-            call_id.clone(),
+            call_id,
+            key,
             xmpp_peer.clone().unwrap_or_default(),
             gateway_jid.clone().unwrap_or_default(),
             caller
@@ -68,7 +73,7 @@ impl Call {
             Ok(ok) => ok,
             Err(refusal) => {
                 ctx.sip(SipCommand::Respond {
-                    call_id,
+                    call: key,
                     status: refusal.status,
                     reason: Some(refusal.reason),
                     sdp: None,
@@ -85,6 +90,7 @@ impl Call {
                 return call;
             }
         };
+        call.set_remote_sdp(&sip_offer);
         call.sip_offer = Some(sip_offer);
         call.offered = mapped.contents;
         call.offered_groups = mapped.groups;
@@ -109,11 +115,13 @@ impl Call {
 
     /// A new INVITE while the gateway cannot take calls: 503 with
     /// Retry-After (RFC 3261 §21.5.4), and a row that says so.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn refused_invite(
         ctx: &mut Ctx<'_>,
         id: i64,
         sid: Sid,
         call_id: CallId,
+        key: CallKey,
         request_uri: &str,
         from: &str,
         phrase: &str,
@@ -134,14 +142,15 @@ impl Call {
             id,
             Direction::SipToXmpp,
             sid,
-            call_id.clone(),
+            call_id,
+            key,
             xmpp_peer,
             gateway_jid,
             caller.map_or_else(|| from.to_owned(), |uri| uri.to_string()),
             Phase::Initiating,
         );
         ctx.sip(SipCommand::Respond {
-            call_id,
+            call: key,
             status: 503,
             reason: Some(phrase.to_owned()),
             sdp: None,
@@ -201,7 +210,7 @@ impl Call {
     pub(super) fn callee_declined(&mut self, ctx: &mut Ctx<'_>, condition: ReasonCondition) {
         let status = sip_status_for_reason(condition);
         ctx.sip(SipCommand::Respond {
-            call_id: self.rec.sip_call_id.clone(),
+            call: self.key,
             status,
             reason: None,
             sdp: None,
@@ -217,7 +226,7 @@ impl Call {
         }
         self.alerted = true;
         ctx.sip(SipCommand::Respond {
-            call_id: self.rec.sip_call_id.clone(),
+            call: self.key,
             status: 180,
             reason: None,
             sdp: None,
@@ -254,9 +263,7 @@ impl Call {
                 if before_answer {
                     self.callee_declined(ctx, condition);
                 } else if matches!(self.phase, Phase::AwaitingAck | Phase::Active) {
-                    ctx.sip(SipCommand::Bye {
-                        call_id: self.rec.sip_call_id.clone(),
-                    });
+                    ctx.sip(SipCommand::Bye { call: self.key });
                     self.end(ctx, condition, EndedBy::Xmpp, None, Phase::Finished);
                 }
             }
@@ -296,11 +303,12 @@ impl Call {
         match answer {
             Ok(answer) => {
                 // Answered: the offer is not needed again (held calls are
-                // kept small).
+                // kept small); the answer is, for session refreshes.
                 self.sip_offer = None;
+                self.local_sdp = Some(answer.clone());
                 ctx.result(req);
                 ctx.sip(SipCommand::Respond {
-                    call_id: self.rec.sip_call_id.clone(),
+                    call: self.key,
                     status: 200,
                     reason: None,
                     sdp: Some(answer),
@@ -315,7 +323,7 @@ impl Call {
                 let condition = ReasonCondition::IncompatibleParameters;
                 self.terminate_xmpp(ctx, condition, Some(488), Some(text));
                 ctx.sip(SipCommand::Respond {
-                    call_id: self.rec.sip_call_id.clone(),
+                    call: self.key,
                     status: 488,
                     reason: Some("Not Acceptable Here (session-accept cannot be mapped)".into()),
                     sdp: None,
@@ -327,9 +335,9 @@ impl Call {
     }
 
     /// A SIP event from the caller's side.
-    pub(super) fn sip_caller_event(&mut self, ctx: &mut Ctx<'_>, sip: SipInput) {
+    pub(super) fn sip_caller_event(&mut self, ctx: &mut Ctx<'_>, sip: SipEvent) {
         match sip {
-            SipInput::Cancelled { .. } => {
+            SipEvent::Cancelled { .. } => {
                 if self.phase == Phase::Proposing {
                     self.retract(ctx, ReasonCondition::Cancel, "the SIP caller hung up");
                 }
@@ -349,20 +357,17 @@ impl Call {
                     );
                 }
             }
-            SipInput::Acked { .. } if self.phase == Phase::AwaitingAck => {
+            SipEvent::Acked { .. } if self.phase == Phase::AwaitingAck => {
                 self.phase = Phase::Active;
                 // Written again now that the dialog is confirmed, so that the
                 // gateway stores it (calls survive a restart from here on).
                 self.persist(ctx);
                 self.flush_trickle(ctx);
             }
-            SipInput::Info {
-                content_type, body, ..
-            } => self.trickle_in(ctx, &content_type, &body),
-            SipInput::Bye { .. } if matches!(self.phase, Phase::AwaitingAck | Phase::Active) => {
+            SipEvent::Bye { .. } if matches!(self.phase, Phase::AwaitingAck | Phase::Active) => {
                 self.sip_hung_up(ctx);
             }
-            SipInput::Terminated { reason, .. } if self.phase != Phase::Finished => {
+            SipEvent::Terminated { reason, .. } if self.phase != Phase::Finished => {
                 let condition = if self.phase == Phase::AwaitingAck {
                     ReasonCondition::Timeout
                 } else {
@@ -399,7 +404,7 @@ impl Call {
             IqOutcome::Undelivered => (503, ReasonCondition::ConnectivityError, EndedBy::Gateway),
         };
         ctx.sip(SipCommand::Respond {
-            call_id: self.rec.sip_call_id.clone(),
+            call: self.key,
             status,
             reason: (status == 503)
                 .then(|| "Service Unavailable (XMPP server not connected)".to_owned()),
@@ -423,7 +428,7 @@ impl Call {
             self.terminate_xmpp(ctx, condition, Some(480), Some("no answer".into()));
         }
         ctx.sip(SipCommand::Respond {
-            call_id: self.rec.sip_call_id.clone(),
+            call: self.key,
             status: 480,
             reason: Some("Temporarily Unavailable (no answer)".into()),
             sdp: None,

@@ -34,7 +34,7 @@ impl Call {
         let held = std::mem::take(&mut self.held_trickle);
         if let Some(body) = contents_to_sdpfrag(&held, false) {
             ctx.sip(SipCommand::Info {
-                call_id: self.rec.sip_call_id.clone(),
+                call: self.key,
                 content_type: SDPFRAG.to_owned(),
                 body,
             });

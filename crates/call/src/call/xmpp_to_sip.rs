@@ -3,7 +3,7 @@
 
 use super::{Call, Ctx, IqPurpose, Phase, local_part};
 use crate::stanza::IqHeader;
-use crate::types::{CallState, Direction, EndedBy, IqOutcome, SipCommand, SipInput};
+use crate::types::{CallKey, CallState, Direction, EndedBy, IqOutcome, SipCommand, SipEvent};
 use stox_mapping::address::{JidParts, gateway_jid_to_sip_user, xmpp_user_to_sip};
 use stox_mapping::ids::CallId;
 use stox_mapping::jingle::{Action, Content, Description, Jingle, Transport};
@@ -18,6 +18,7 @@ impl Call {
         ctx: &mut Ctx<'_>,
         id: i64,
         call_id: CallId,
+        key: CallKey,
         req: &IqHeader,
         jingle: Jingle,
     ) -> Option<Call> {
@@ -66,6 +67,7 @@ impl Call {
             Direction::XmppToSip,
             jingle.sid.clone(),
             call_id.clone(),
+            key,
             req.from.clone(),
             req.to.clone(),
             callee.to_string(),
@@ -91,7 +93,9 @@ impl Call {
                 ctx.result(req);
                 call.offered = jingle.contents;
                 call.offered_groups = jingle.groups;
+                call.local_sdp = Some(offer.clone());
                 ctx.sip(SipCommand::Invite {
+                    call: key,
                     call_id,
                     request_uri: callee.to_string(),
                     from: caller.to_string(),
@@ -146,7 +150,9 @@ impl Call {
                 self.phase = Phase::Inviting;
                 // The XMPP side trickles: say so, so a trickle-capable SIP
                 // peer takes later candidates by INFO (RFC 8840).
+                self.local_sdp = Some(offer.clone());
                 ctx.sip(SipCommand::Invite {
+                    call: self.key,
                     call_id: self.rec.sip_call_id.clone(),
                     request_uri: self.rec.sip_uri.clone(),
                     from: self.caller_uri.clone(),
@@ -181,9 +187,7 @@ impl Call {
         if !matches!(self.phase, Phase::Inviting | Phase::Alerting) {
             return;
         }
-        ctx.sip(SipCommand::Cancel {
-            call_id: self.rec.sip_call_id.clone(),
-        });
+        ctx.sip(SipCommand::Cancel { call: self.key });
         let condition = ReasonCondition::Timeout;
         self.terminate_xmpp(ctx, condition, None, Some("no answer".into()));
         self.end(ctx, condition, EndedBy::Gateway, None, Phase::Cancelling);
@@ -244,16 +248,12 @@ impl Call {
                         self.end(ctx, reason, EndedBy::Xmpp, None, Phase::Finished);
                     }
                     Phase::Inviting | Phase::Alerting => {
-                        ctx.sip(SipCommand::Cancel {
-                            call_id: self.rec.sip_call_id.clone(),
-                        });
+                        ctx.sip(SipCommand::Cancel { call: self.key });
                         let reason = reason.unwrap_or(ReasonCondition::Cancel);
                         self.end(ctx, reason, EndedBy::Xmpp, None, Phase::Cancelling);
                     }
                     Phase::Active => {
-                        ctx.sip(SipCommand::Bye {
-                            call_id: self.rec.sip_call_id.clone(),
-                        });
+                        ctx.sip(SipCommand::Bye { call: self.key });
                         let reason = reason.unwrap_or(ReasonCondition::Success);
                         self.end(ctx, reason, EndedBy::Xmpp, None, Phase::Finished);
                     }
@@ -276,12 +276,12 @@ impl Call {
     }
 
     /// A SIP event about our INVITE's dialog.
-    pub(super) fn sip_callee_event(&mut self, ctx: &mut Ctx<'_>, sip: SipInput) {
+    pub(super) fn sip_callee_event(&mut self, ctx: &mut Ctx<'_>, sip: SipEvent) {
         match sip {
             // Forking: only the first provisional reaches XMPP. An early SDP
             // answer (183) is never forwarded before the final response: it
             // is kept, for a 2xx that carries none.
-            SipInput::Provisional {
+            SipEvent::Provisional {
                 status,
                 sdp,
                 supported,
@@ -303,7 +303,7 @@ impl Call {
                 self.send_jingle(ctx, IqPurpose::Info, &j);
                 self.set_state(ctx, CallState::Ringing);
             }
-            SipInput::Answered { sdp, supported, .. } => match self.phase {
+            SipEvent::Answered { sdp, supported, .. } => match self.phase {
                 Phase::Inviting | Phase::Alerting => {
                     self.set_peer_supported(&supported);
                     self.sip_answered(ctx, sdp);
@@ -311,16 +311,14 @@ impl Call {
                 }
                 Phase::Cancelling => {
                     // Our CANCEL lost the race against the 2xx: end it with BYE.
-                    ctx.sip(SipCommand::Bye {
-                        call_id: self.rec.sip_call_id.clone(),
-                    });
+                    ctx.sip(SipCommand::Bye { call: self.key });
                     self.rec.sip_status = Some(200);
                     self.phase = Phase::Finished;
                     self.persist(ctx);
                 }
                 _ => {}
             },
-            SipInput::Rejected { status, reason, .. } => match self.phase {
+            SipEvent::Rejected { status, reason, .. } => match self.phase {
                 Phase::Inviting | Phase::Alerting => {
                     let condition = reason_for_sip_status(status);
                     self.terminate_xmpp(
@@ -338,11 +336,8 @@ impl Call {
                 }
                 _ => {}
             },
-            SipInput::Bye { .. } if self.phase == Phase::Active => self.sip_hung_up(ctx),
-            SipInput::Info {
-                content_type, body, ..
-            } => self.trickle_in(ctx, &content_type, &body),
-            SipInput::Terminated { reason, .. } => {
+            SipEvent::Bye { .. } if self.phase == Phase::Active => self.sip_hung_up(ctx),
+            SipEvent::Terminated { reason, .. } => {
                 if matches!(
                     self.phase,
                     Phase::Inviting | Phase::Alerting | Phase::Active
@@ -361,7 +356,11 @@ impl Call {
     fn sip_answered(&mut self, ctx: &mut Ctx<'_>, sdp: Option<String>) {
         self.rec.sip_status = Some(200);
         // RFC 3262/3264: the answer may have come in a reliable provisional.
-        let mapped = match sdp.or_else(|| self.early_sdp.take()) {
+        let answer = sdp.or_else(|| self.early_sdp.take());
+        if let Some(answer) = &answer {
+            self.set_remote_sdp(answer);
+        }
+        let mapped = match answer {
             None => Err(
                 "neither the 200 OK nor a provisional response carried an SDP answer".to_owned(),
             ),
@@ -386,9 +385,7 @@ impl Call {
                 self.set_state(ctx, CallState::Active);
             }
             Err(text) => {
-                ctx.sip(SipCommand::Bye {
-                    call_id: self.rec.sip_call_id.clone(),
-                });
+                ctx.sip(SipCommand::Bye { call: self.key });
                 let condition = ReasonCondition::IncompatibleParameters;
                 self.terminate_xmpp(ctx, condition, Some(200), Some(text));
                 self.end(ctx, condition, EndedBy::Gateway, Some(200), Phase::Finished);
@@ -407,9 +404,7 @@ impl Call {
             && outcome != IqOutcome::Result
             && self.phase == Phase::Active
         {
-            ctx.sip(SipCommand::Bye {
-                call_id: self.rec.sip_call_id.clone(),
-            });
+            ctx.sip(SipCommand::Bye { call: self.key });
             self.end(
                 ctx,
                 ReasonCondition::ConnectivityError,

@@ -180,23 +180,26 @@ impl Core {
         out: &mut Vec<Output>,
     ) {
         let id = self.allocate_id();
-        out.push(Output::Persist(SessionRecord {
-            id,
-            jingle_sid: sid.clone(),
-            sip_call_id: CallId::new(format!("{}@{}", sid, self.cfg.component)),
-            direction: Direction::XmppToSip,
-            xmpp_jid: caller.clone(),
-            sip_uri: p.sip_uri.clone(),
-            gateway_jid: p.callee.clone(),
-            state: CallState::Ended,
-            created_at: p.created,
-            answered_at: None,
-            ended_at: Some(now),
-            end_reason: Some(reason.as_str().to_owned()),
-            sip_status: None,
-            ended_by: Some(by),
-            end_detail: None,
-            updated_at: now,
-        }));
+        out.push(Output::Persist {
+            call: None,
+            record: SessionRecord {
+                id,
+                jingle_sid: sid.clone(),
+                sip_call_id: CallId::new(format!("{}@{}", sid, self.cfg.component)),
+                direction: Direction::XmppToSip,
+                xmpp_jid: caller.clone(),
+                sip_uri: p.sip_uri.clone(),
+                gateway_jid: p.callee.clone(),
+                state: CallState::Ended,
+                created_at: p.created,
+                answered_at: None,
+                ended_at: Some(now),
+                end_reason: Some(reason.as_str().to_owned()),
+                sip_status: None,
+                ended_by: Some(by),
+                end_detail: None,
+                updated_at: now,
+            },
+        });
     }
 }

@@ -4,9 +4,10 @@
 #![allow(dead_code)]
 
 use minidom::Element;
+use std::collections::HashMap;
 use stox_call::{
-    CallState, Core, CoreConfig, Input, IqOutcome, Millis, Output, SessionRecord, SipCommand,
-    SipInput, TimerKey,
+    CallKey, CallState, Core, CoreConfig, Input, IqOutcome, Millis, Output, RequestId,
+    SessionRecord, SipCommand, SipEvent, TimerKey,
 };
 use stox_mapping::ids::CallId;
 
@@ -32,6 +33,9 @@ pub struct Harness {
     /// Every row written, in order.
     pub rows: Vec<SessionRecord>,
     pub timers: Vec<(TimerKey, Millis)>,
+    /// Keys of the calls the core placed, by Call-ID (from its INVITEs).
+    pub placed: HashMap<CallId, CallKey>,
+    next_request: u64,
 }
 
 impl Harness {
@@ -50,7 +54,38 @@ impl Harness {
             out: Vec::new(),
             rows: Vec::new(),
             timers: Vec::new(),
+            placed: HashMap::new(),
+            next_request: 0,
         }
+    }
+
+    /// The SIP-side key of the call with this Call-ID: the core's own for
+    /// calls it placed, [`incoming_key`] for INVITEs the test delivered.
+    pub fn key(&self, call_id: &CallId) -> CallKey {
+        self.placed
+            .get(call_id)
+            .copied()
+            .unwrap_or_else(|| incoming_key(call_id.as_str()))
+    }
+
+    /// An in-dialog request from the SIP peer (the core must answer it).
+    pub fn request(
+        &mut self,
+        call_id: &CallId,
+        method: &str,
+        content_type: Option<&str>,
+        body: Option<&str>,
+    ) -> (RequestId, Vec<Output>) {
+        self.next_request += 1;
+        let request = RequestId(self.next_request);
+        let event = SipEvent::Request {
+            call: self.key(call_id),
+            request,
+            method: method.into(),
+            content_type: content_type.map(str::to_owned),
+            body: body.map(str::to_owned),
+        };
+        (request, self.feed(Input::Sip(event)))
     }
 
     pub fn input(&mut self, input: Input) -> Vec<Output> {
@@ -65,7 +100,10 @@ impl Harness {
         let out = self.core.handle(self.now, input);
         for o in &out {
             match o {
-                Output::Persist(r) => self.rows.push(r.clone()),
+                Output::Persist { record, .. } => self.rows.push(record.clone()),
+                Output::Sip(SipCommand::Invite { call, call_id, .. }) => {
+                    self.placed.insert(call_id.clone(), *call);
+                }
                 Output::SetTimer { key, at } => self.timers.push((*key, *at)),
                 _ => {}
             }
@@ -80,7 +118,7 @@ impl Harness {
         self.feed(Input::Stanza(el))
     }
 
-    pub fn sip(&mut self, input: SipInput) -> Vec<Output> {
+    pub fn sip(&mut self, input: SipEvent) -> Vec<Output> {
         self.feed(Input::Sip(input))
     }
 
@@ -236,12 +274,23 @@ pub const ANSWER_SDP: &str = "v=0\r\no=romeo 456 1 IN IP4 127.0.0.1\r\ns=-\r\nc=
 m=audio 6000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n\
 a=fmtp:101 0-15\r\na=sendrecv\r\n";
 
-pub fn incoming_invite(call_id: &str, request_uri: &str, sdp: Option<&str>) -> SipInput {
-    SipInput::IncomingInvite {
+/// The key the SIP side gives an INVITE with this Call-ID in these tests.
+pub fn incoming_key(call_id: &str) -> CallKey {
+    CallKey(call_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    }))
+}
+
+pub fn incoming_invite(call_id: &str, request_uri: &str, sdp: Option<&str>) -> SipEvent {
+    SipEvent::IncomingInvite {
+        call: incoming_key(call_id),
         call_id: cid(call_id),
         request_uri: request_uri.into(),
         from: "sip:romeo@example.net".into(),
+        to: request_uri.into(),
         sdp: sdp.map(str::to_owned),
+        transport: stox_sipcore::Transport::Udp,
+        source: "127.0.0.1:5060".parse().expect("address"),
         supported: Vec::new(),
     }
 }

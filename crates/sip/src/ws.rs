@@ -1,0 +1,172 @@
+//! SIP over WebSocket (RFC 7118): the handshake must offer the `sip`
+//! subprotocol, and one SIP message travels per WebSocket message.
+
+use crate::IoEvent;
+use crate::conn::Conns;
+use futures::{SinkExt, StreamExt};
+use std::net::SocketAddr;
+use std::time::Duration;
+use stox_sipcore::{ConnId, Transport};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tracing::{debug, warn};
+
+/// A WebSocket handshake must complete within this time.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The largest SIP message (and frame) taken over WebSocket.
+const MAX_MESSAGE: usize = 64 * 1024;
+
+/// Small buffers: an idle connection costs a few KiB, not tungstenite's
+/// default 128 KiB read buffer.
+fn config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(2048)
+        .write_buffer_size(0)
+        .max_write_buffer_size(MAX_MESSAGE * 4)
+        .max_message_size(Some(MAX_MESSAGE))
+        .max_frame_size(Some(MAX_MESSAGE))
+}
+
+pub(crate) async fn accept(listener: TcpListener, conns: Conns) {
+    loop {
+        let accepted = tokio::select! {
+            () = conns.cancel.cancelled() => break,
+            a = listener.accept() => a,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let Some((id, rx)) = conns.admit(peer, Transport::Ws) else {
+                    drop(stream);
+                    continue;
+                };
+                tokio::spawn(handshake(conns.clone(), id, stream, peer, rx));
+            }
+            Err(e) => {
+                warn!(error = %e, "ws accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn handshake(
+    conns: Conns,
+    id: ConnId,
+    stream: TcpStream,
+    peer: SocketAddr,
+    rx: mpsc::Receiver<Vec<u8>>,
+) {
+    let _ = stream.set_nodelay(true);
+    let accepted = tokio_tungstenite::accept_hdr_async_with_config(
+        stream,
+        require_sip_subprotocol,
+        Some(config()),
+    );
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, accepted).await {
+        Ok(Ok(ws)) => run(conns, id, ws, peer, rx).await,
+        Ok(Err(e)) => {
+            debug!(%peer, error = %e, "websocket handshake refused or failed");
+            conns.forget(id);
+        }
+        Err(_) => {
+            debug!(%peer, "websocket handshake timed out");
+            conns.forget(id);
+        }
+    }
+}
+
+/// RFC 7118 §4.1: the client offers `sip` in `Sec-WebSocket-Protocol` and
+/// the server selects it; a handshake without it is refused with 400.
+#[allow(clippy::result_large_err)] // the signature tungstenite's callback requires
+fn require_sip_subprotocol(req: &Request, mut resp: Response) -> Result<Response, ErrorResponse> {
+    let offers_sip = req
+        .headers()
+        .get_all("sec-websocket-protocol")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim().eq_ignore_ascii_case("sip"));
+    if offers_sip {
+        resp.headers_mut()
+            .insert("sec-websocket-protocol", HeaderValue::from_static("sip"));
+        return Ok(resp);
+    }
+    let mut refusal = ErrorResponse::new(Some(
+        "SIP over WebSocket requires the 'sip' subprotocol (RFC 7118)".to_string(),
+    ));
+    *refusal.status_mut() = StatusCode::BAD_REQUEST;
+    Err(refusal)
+}
+
+/// One WebSocket connection: messages both ways, a ping every `keepalive`.
+async fn run(
+    conns: Conns,
+    id: ConnId,
+    ws: tokio_tungstenite::WebSocketStream<TcpStream>,
+    peer: SocketAddr,
+    mut rx: mpsc::Receiver<Vec<u8>>,
+) {
+    if !conns
+        .event(IoEvent::Opened {
+            conn: id,
+            transport: Transport::Ws,
+            peer,
+        })
+        .await
+    {
+        conns.forget(id);
+        return;
+    }
+    let (mut sink, mut stream) = ws.split();
+    let mut keepalive = tokio::time::interval(conns.keepalive);
+    keepalive.tick().await;
+    loop {
+        tokio::select! {
+            () = conns.cancel.cancelled() => break,
+            msg = stream.next() => match msg {
+                Some(Ok(Message::Text(text))) => {
+                    let data = text.as_bytes().to_vec();
+                    if !conns.event(IoEvent::Frame { conn: id, data }).await {
+                        break;
+                    }
+                }
+                Some(Ok(Message::Binary(data))) => {
+                    if !conns.event(IoEvent::Frame { conn: id, data: data.to_vec() }).await {
+                        break;
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None => break,
+                Some(Ok(_)) => {} // ping/pong: answered by tungstenite
+                Some(Err(e)) => {
+                    debug!(conn = id.0, %peer, error = %e, "websocket read failed");
+                    break;
+                }
+            },
+            queued = rx.recv() => match queued {
+                Some(data) => {
+                    let msg = match String::from_utf8(data) {
+                        Ok(text) => Message::text(text),
+                        Err(e) => Message::binary(e.into_bytes()),
+                    };
+                    if sink.send(msg).await.is_err() {
+                        break;
+                    }
+                }
+                None => break,
+            },
+            _ = keepalive.tick() => {
+                if sink.send(Message::Ping(Vec::new().into())).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = sink.close().await;
+    conns.forget(id);
+    let _ = conns.event(IoEvent::Closed { conn: id }).await;
+}
