@@ -168,6 +168,12 @@ fn is_rfc1123_date(s: &str) -> bool {
 /// can be found (RFC 3261 §18.3 "SHOULD generate a 400"). `None` when the
 /// bytes are not a request, are an ACK, or have no Via to answer along.
 pub fn salvage_400(data: &[u8], why: &str) -> Option<Vec<u8>> {
+    salvage(data, 400, why)
+}
+
+/// [`salvage_400`] with another status: 400, or 413 for a body over the
+/// limit (RFC 3261 §21.4.11).
+pub fn salvage(data: &[u8], status: u16, why: &str) -> Option<Vec<u8>> {
     let head_end = find(data, b"\r\n\r\n").unwrap_or(data.len());
     let head = std::str::from_utf8(data.get(..head_end)?).ok()?;
     let mut lines = head.split("\r\n");
@@ -200,7 +206,11 @@ pub fn salvage_400(data: &[u8], why: &str) -> Option<Vec<u8>> {
     };
     let mut out = String::new();
     let reason = why.replace(['\r', '\n'], " ");
-    out.push_str(&format!("SIP/2.0 400 Bad Request ({reason})\r\n"));
+    let phrase = match status {
+        413 => "Request Entity Too Large",
+        _ => "Bad Request",
+    };
+    out.push_str(&format!("SIP/2.0 {status} {phrase} ({reason})\r\n"));
     let mut has_via = false;
     for field in &fields {
         let Some((name, value)) = field.split_once(':') else {

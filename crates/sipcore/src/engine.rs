@@ -11,14 +11,30 @@
 
 use crate::api::{CallKey, KeyGen, RequestId, SipCommand, SipEvent, Transport};
 use crate::dialog::Dialog;
+use crate::framing::Framer;
 use crate::msg::{self, Limits, Message, Request, Response, TxOutput, TxTimer, TxTimers};
-use crate::msg::{Reliability, StreamParser, TransactionKey, TransactionLayer};
+use crate::msg::{Reliability, TransactionKey, TransactionLayer};
 use crate::timers::TimerQueue;
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 use stox_mapping::ids::CallId;
 use stox_mapping::lograte::{LogGate, escaped};
+
+/// Largest header section on a stream (TCP), and largest body on a stream
+/// or in a WebSocket message: a datagram cannot carry more either, and a
+/// connection's buffer stays small (RFC 3261 §18.3; over it: 400 or 413,
+/// then the connection ends).
+const STREAM_MAX_HEAD: usize = 64 * 1024;
+const STREAM_MAX_BODY: usize = 64 * 1024;
+
+fn stream_limits() -> Limits {
+    Limits {
+        max_message_bytes: STREAM_MAX_HEAD + 4 + STREAM_MAX_BODY,
+        max_body_bytes: STREAM_MAX_BODY,
+        ..Limits::datagram()
+    }
+}
 
 /// A stream connection, as numbered by the driver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -185,7 +201,7 @@ pub(crate) struct Conn {
     pub transport: Transport,
     pub peer: SocketAddr,
     /// TCP only; WebSocket messages arrive framed.
-    pub parser: Option<StreamParser>,
+    pub parser: Option<Framer>,
     pub spoke_sip: bool,
     /// Calls whose dialog goes over this connection.
     pub users: u32,
@@ -461,23 +477,28 @@ impl Sip {
             // RFC 5626 §4.4.1: CRLFCRLF ping, CRLF pong.
             self.push_transmit(transport, Dest::Conn(conn), b"\r\n".to_vec(), None);
         }
+        let origin = Origin {
+            transport,
+            source,
+            conn: Some(conn),
+        };
         match result {
-            Ok(messages) => {
-                let origin = Origin {
-                    transport,
-                    source,
-                    conn: Some(conn),
-                };
-                for m in messages {
-                    self.on_message(m, origin);
+            Ok(frames) => {
+                for frame in frames {
+                    match msg::parse_frame(&frame.0, &stream_limits()) {
+                        Ok(m) => self.on_message(m, origin),
+                        Err(e) => self.unparsable(origin, &frame.0, &e),
+                    }
                 }
             }
-            Err(e) => {
-                self.peer_fault(
-                    source,
-                    "stream framing lost; connection closed",
-                    &e.to_string(),
-                );
+            Err(lost) => {
+                self.peer_fault(source, "stream framing lost; connection closed", &lost.why);
+                if let Some(answer) = lost
+                    .head
+                    .and_then(|head| crate::check::salvage(&head, lost.status, &lost.why))
+                {
+                    self.push_transmit(transport, Dest::Conn(conn), answer, None);
+                }
                 self.close(conn, "SIP framing lost (RFC 3261 §18.3)");
             }
         }
@@ -495,7 +516,7 @@ impl Sip {
         if data.iter().all(u8::is_ascii_whitespace) {
             return;
         }
-        match msg::parse_frame(data, &Limits::stream()) {
+        match msg::parse_frame(data, &stream_limits()) {
             Ok(m) => self.on_message(m, origin),
             Err(e) => self.unparsable(origin, data, &e),
         }
@@ -525,7 +546,8 @@ impl Sip {
     }
 
     fn on_opened(&mut self, conn: ConnId, transport: Transport, peer: SocketAddr) {
-        let parser = (transport == Transport::Tcp).then(|| StreamParser::new(Limits::stream()));
+        let parser =
+            (transport == Transport::Tcp).then(|| Framer::new(STREAM_MAX_HEAD, STREAM_MAX_BODY));
         self.conns.insert(
             conn,
             Conn {

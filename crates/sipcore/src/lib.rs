@@ -22,6 +22,7 @@ pub mod api;
 mod check;
 pub mod dialog;
 mod engine;
+mod framing;
 mod msg;
 mod pending;
 mod timers;

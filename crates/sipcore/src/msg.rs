@@ -7,8 +7,8 @@ use bytes::Bytes;
 pub use sipx_sip::headers::{CSeq, Via};
 pub use sipx_sip::transaction::TuEvent;
 pub use sipx_sip::{
-    Header, HeaderName, Limits, Message, Method, Request, Response, StatusCode, StreamParser,
-    TransactionKey, TransactionLayer, Uri,
+    Header, HeaderName, Limits, Message, Method, Request, Response, StatusCode, TransactionKey,
+    TransactionLayer, Uri,
 };
 pub use sipx_sip::{Output as TxOutput, Reliability, Timer as TxTimer, Timers as TxTimers};
 
