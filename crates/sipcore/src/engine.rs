@@ -724,10 +724,8 @@ impl Sip {
             if self.by_call_id.get(&c.call_id) == Some(&call) {
                 self.by_call_id.remove(&c.call_id);
             }
-            if let Some(conn) = c.flow
-                && let Some(conn) = self.conns.get_mut(&conn)
-            {
-                conn.users = conn.users.saturating_sub(1);
+            if let Some(conn) = c.flow {
+                self.release_conn(conn);
             }
             if let Some(p) = &c.awaiting_ack {
                 self.timers.clear(&TimerId::Retransmit2xx(call, p.cseq));
@@ -747,14 +745,25 @@ impl Sip {
         if c.flow == Some(conn) {
             return;
         }
-        if let Some(old) = c.flow
-            && let Some(old) = self.conns.get_mut(&old)
-        {
-            old.users = old.users.saturating_sub(1);
-        }
-        c.flow = Some(conn);
+        let old = c.flow.replace(conn);
         if let Some(k) = self.conns.get_mut(&conn) {
             k.users += 1;
+        }
+        if let Some(old) = old {
+            self.release_conn(old);
+        }
+    }
+
+    /// A call no longer uses `conn`: when none does, the idle timer runs
+    /// again from now (a connection that carried a long call is not closed
+    /// the moment it ends, nor kept for ever).
+    fn release_conn(&mut self, conn: ConnId) {
+        if let Some(k) = self.conns.get_mut(&conn) {
+            k.users = k.users.saturating_sub(1);
+            if k.users == 0 {
+                let idle = self.now + self.cfg.idle_timeout;
+                self.timers.set(TimerId::ConnIdle(conn), idle);
+            }
         }
     }
 
