@@ -105,3 +105,26 @@ def test_rfc7118_idle_and_silent_connections_are_closed(gateway, juliet):
     talker.close()
     silent.close()
     assert gateway.exit_code() is None
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.gateway_config(extra=TIMERS)
+def test_rfc7118_5_a_closed_websocket_ends_its_call(gateway, juliet):
+    """A browser tab closed mid-call: the flow is gone and the browser has no
+    other address, so the call ends at once (XMPP told, row ended)."""
+    ws = WsSip(gateway.ws_port)
+    call_id = f"{uuid.uuid4().hex}@{HOSTNAME}"
+    ws.send(request("INVITE", "sip:juliet@example.com;gr=balcony", 1, call_id, body=OFFER))
+    init = juliet.expect("session-initiate", 10)
+    accept(juliet, init)
+    ok = ws.expect("SIP/2.0 200")
+    ws.send(request("ACK", header(ok, "Contact").strip("<>"), 1, call_id,
+                    header(ok, "To").split("tag=")[1]))
+    gateway.wait_row(lambda r: r["jingle_sid"] == init.sid and r["state"] == "active")
+    ws.close()
+
+    term = juliet.expect("session-terminate", 10, sid=init.sid)
+    assert jingle.reason(term.xml)[0] == "connectivity-error", term.text()
+    row = gateway.wait_row(lambda r: r["jingle_sid"] == init.sid and r["state"] == "ended")
+    assert row["ended_by"] == "gateway", row
+    assert "WebSocket" in (row["end_detail"] or ""), row

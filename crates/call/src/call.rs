@@ -461,13 +461,15 @@ impl Call {
     }
 
     /// The SIP adapter could not carry out `command` for this call. An INFO
-    /// (trickled candidates) is not worth ending a call for; a BYE or CANCEL
+    /// (trickled candidates) is not worth ending a call for, nor is a PRACK
+    /// (RFC 3262 §3: the INVITE's own transaction ends the call if the peer
+    /// really is gone — it answers 5xx or times out); a BYE or CANCEL
     /// that fails leaves nothing more to do (the call is already ended on
     /// our side); an INVITE or a response that cannot be sent means the SIP
     /// side is unreachable: the XMPP side is told and the row ends.
     fn command_failed(&mut self, ctx: &mut Ctx<'_>, command: &str, reason: &str) {
         match command {
-            "INFO" => {}
+            "INFO" | "PRACK" => {}
             "BYE" | "CANCEL" => {
                 if self.phase == Phase::Cancelling {
                     self.phase = Phase::Finished;

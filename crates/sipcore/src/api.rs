@@ -160,7 +160,7 @@ pub enum SipEvent {
     /// A command could not be carried out.
     CommandFailed {
         call: CallKey,
-        /// `INVITE`, `CANCEL`, `BYE`, `INFO`, `response`, `reply`.
+        /// `INVITE`, `PRACK`, `CANCEL`, `BYE`, `INFO`, `response`, `reply`.
         command: &'static str,
         reason: String,
     },
@@ -224,7 +224,7 @@ pub enum SipCommand {
     Cancel { call: CallKey },
     /// BYE in the call's dialog (either role).
     Bye { call: CallKey },
-    /// INFO in the call's dialog, early or confirmed.
+    /// INFO in the call's confirmed dialog (refused in an early one).
     Info {
         call: CallKey,
         content_type: String,

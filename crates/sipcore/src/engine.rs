@@ -184,6 +184,9 @@ pub(crate) struct TxInfo {
     pub call: Option<CallKey>,
     pub purpose: Purpose,
     pub hop: Hop,
+    /// INVITE: the To tag of the 2xx that confirmed the call (a later 2xx
+    /// with another tag is a fork to end).
+    pub answered: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -541,7 +544,18 @@ impl Sip {
         }
         match m {
             Message::Request(req) => self.on_request(*Box::new(req), origin),
-            Message::Response(resp) => self.on_response(resp),
+            Message::Response(resp) => {
+                // A connection we opened for a call (its INVITE went out on
+                // it) is that call's flow from its first response on.
+                if let Some(conn) = origin.conn
+                    && let Some(call) =
+                        msg::call_id(&resp.headers).and_then(|id| self.by_call_id.get(&id).copied())
+                    && self.calls.get(&call).is_some_and(|c| c.flow.is_none())
+                {
+                    self.bind_flow(call, Some(conn));
+                }
+                self.on_response(resp)
+            }
         }
     }
 
@@ -564,12 +578,32 @@ impl Sip {
             .set(TimerId::ConnIdle(conn), self.now + self.cfg.idle_timeout);
     }
 
+    /// A connection ended. Calls whose flow it was: over TCP the next
+    /// request opens a new connection to the peer's Contact; over WebSocket
+    /// the peer cannot be reached any more (RFC 7118 §5: its Contact is not
+    /// an address), so the call is over and the core hears `Terminated`.
     fn on_closed(&mut self, conn: ConnId) {
+        let ws = self
+            .conns
+            .get(&conn)
+            .is_some_and(|c| c.transport == Transport::Ws);
         self.forget_conn(conn);
-        for call in self.calls.values_mut() {
+        let mut lost = Vec::new();
+        for (key, call) in &mut self.calls {
             if call.flow == Some(conn) {
                 call.flow = None;
+                if ws {
+                    lost.push(*key);
+                }
             }
+        }
+        lost.sort();
+        for call in lost {
+            self.drop_call(call);
+            self.event(SipEvent::Terminated {
+                call,
+                reason: "the SIP WebSocket connection closed".into(),
+            });
         }
     }
 
@@ -673,7 +707,15 @@ impl Sip {
     ) -> Option<TransactionKey> {
         let reliability = reliability(hop.transport);
         let key = msg::TransactionKey::from_sent_request(&req)?;
-        self.txs.insert(key.clone(), TxInfo { call, purpose, hop });
+        self.txs.insert(
+            key.clone(),
+            TxInfo {
+                call,
+                purpose,
+                hop,
+                answered: None,
+            },
+        );
         let (key2, outputs) = self.tl.send_request(req, reliability)?;
         debug_assert_eq!(key, key2);
         self.run_tx(&key2, outputs);

@@ -122,6 +122,7 @@ impl Sip {
                     transport,
                     dest: reply_dest(origin, Some(&via)),
                 },
+                answered: None,
             },
         );
         // Its first output hands the request up: not news to anyone here.

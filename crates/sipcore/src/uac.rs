@@ -212,7 +212,7 @@ impl Sip {
     pub(crate) fn on_tx_response(&mut self, key: &TransactionKey, info: &TxInfo, resp: Response) {
         let Some(call) = info.call else { return };
         match info.purpose {
-            Purpose::Invite => self.invite_response(call, resp),
+            Purpose::Invite => self.invite_response(key, call, resp),
             Purpose::Other(what) if resp.status.code() >= 300 && what == "INFO" => {
                 self.event(SipEvent::CommandFailed {
                     call,
@@ -222,7 +222,6 @@ impl Sip {
             }
             _ => {}
         }
-        let _ = key;
     }
 
     /// A client transaction timed out or its transport failed.
@@ -269,11 +268,21 @@ impl Sip {
         let _ = key;
     }
 
-    fn invite_response(&mut self, call: CallKey, resp: Response) {
+    fn invite_response(&mut self, key: &TransactionKey, call: CallKey, resp: Response) {
         let status = resp.status.code();
         let to_tag = msg::to_tag(&resp.headers);
         let Some(c) = self.calls.get_mut(&call) else {
-            // Answered or ended already: a fork's 2xx still gets ACK and BYE.
+            // The call ended already (our BYE went out) while the INVITE's
+            // transaction still listens (timer M, RFC 6026 §7.2): a 2xx of
+            // the answered dialog is ACKed again; another fork's 2xx gets
+            // ACK and BYE (RFC 3261 §13.2.2.4).
+            if resp.status.is_success()
+                && let Some(request) = self.tl.client_request(key).cloned()
+            {
+                let answered = self.txs.get(key).and_then(|i| i.answered.clone());
+                let bye = answered.is_none() || answered != to_tag;
+                self.end_fork(call, &request, &resp, bye);
+            }
             return;
         };
         let Some(Invite::Uac(u)) = c.invite.as_mut() else {
@@ -321,7 +330,7 @@ impl Sip {
                     // RFC 3261 §13.2.2.4: another fork answered too: ACK it
                     // and end that dialog with BYE.
                     let request = u.request.clone();
-                    self.end_fork(call, &request, &resp);
+                    self.end_fork(call, &request, &resp, true);
                 } else if let Some((_, data)) = u.ack.clone() {
                     let dialog = dialog.clone();
                     if let Ok(hop) = self.dialog_hop(call, &dialog) {
@@ -339,6 +348,9 @@ impl Sip {
             dialog.local_cseq = dialog.local_cseq.max(c.prack_cseq);
             c.dialog = Some(dialog.clone());
             let cancelled = u.cancelled;
+            if let Some(info) = self.txs.get_mut(key) {
+                info.answered = Some(dialog.remote_tag.clone());
+            }
             let ack = self.ack_for(&dialog, &request);
             match ack {
                 Ok(ack) => {
@@ -437,7 +449,9 @@ impl Sip {
     }
 
     /// ACK and BYE for a 2xx from a fork other than the answered one.
-    fn end_fork(&mut self, call: CallKey, request: &Request, resp: &Response) {
+    /// ACKs a 2xx outside the call's live dialog and, with `bye`, ends the
+    /// dialog it made.
+    fn end_fork(&mut self, call: CallKey, request: &Request, resp: &Response, bye: bool) {
         let contact = msg::value(&request.headers, &HeaderName::Contact)
             .map(|c| strip_angles(&c))
             .unwrap_or_default();
@@ -452,6 +466,9 @@ impl Sip {
                 msg::to_bytes(&Message::Request(ack)),
                 None,
             );
+        }
+        if !bye {
+            return;
         }
         if let Ok(bye) = self.in_dialog_request(&mut fork, Method::Bye) {
             tracing::info!(%call, tag = %fork.remote_tag, "second 2xx from another fork: ACKed and ended with BYE");

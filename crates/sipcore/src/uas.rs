@@ -52,6 +52,7 @@ impl Sip {
                             transport: origin.transport,
                             dest: reply_dest(origin, via.as_ref()),
                         },
+                        answered: None,
                     },
                 );
                 // The transaction's own outputs (its 100 Trying timer, and

@@ -7,6 +7,9 @@
 //!   (RFC 5626 §3.5.1: the flow is what the peer reaches us on; keep-alives
 //!   keep it, no idle timer ends it), and its idle time counts from the
 //!   moment the last call on it ended;
+//! - a connection the gateway opened for its INVITE is that call's flow too;
+//! - a WebSocket flow that closes ends its calls (the browser cannot be
+//!   reached any more); a TCP one does not (a new connection is opened);
 //! - RFC 5626 §4.4.1: a CRLFCRLF ping gets a CRLF pong.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -228,4 +231,95 @@ fn rfc5626_4_4_1_a_crlfcrlf_ping_gets_a_crlf_pong() {
     assert_eq!(gw.sent, vec!["\r\n".to_owned()]);
     gw.send(Transport::Tcp, "\r\n");
     assert_eq!(gw.sent.len(), 1, "a pong is not answered");
+}
+
+#[test]
+fn rfc5626_3_5_1_a_connection_opened_for_our_invite_carries_the_call() {
+    let mut net = Net::new();
+    let (a, _b) = net.establish("outbound@test", Transport::Tcp);
+    net.run(secs(3600));
+    assert!(
+        net.closed.iter().all(|(on_a, ..)| !on_a),
+        "the gateway kept the connection of its call: {:?}",
+        net.closed
+    );
+    net.command(true, SipCommand::Bye { call: a });
+    net.settle();
+    assert_eq!(net.count("BYE"), 1);
+    net.run(secs(121));
+    assert!(
+        net.closed.iter().any(|(on_a, ..)| *on_a),
+        "idle once the call ended: {:?}",
+        net.closed
+    );
+}
+
+#[test]
+fn rfc7118_5_a_websocket_flow_that_closes_ends_its_call() {
+    let mut gw = Gw::open(Transport::Ws);
+    gw.send(
+        Transport::Ws,
+        &request("INVITE", 1, Transport::Ws, None, OFFER),
+    );
+    let Some(SipEvent::IncomingInvite { call, .. }) = gw.events.first().cloned() else {
+        panic!("no IncomingInvite: {:?}", gw.events);
+    };
+    gw.command(SipCommand::Respond {
+        call,
+        status: 200,
+        reason: None,
+        sdp: Some(ANSWER.into()),
+        retry_after: None,
+    });
+    let tag = to_tag(gw.sent.last().expect("200"));
+    gw.send(
+        Transport::Ws,
+        &request("ACK", 1, Transport::Ws, Some(&tag), ""),
+    );
+    gw.events.clear();
+    gw.sip.handle_input(gw.now, Input::Closed { conn: CONN });
+    gw.drain();
+    assert!(
+        matches!(&gw.events[..], [SipEvent::Terminated { call: c, .. }] if *c == call),
+        "{:?}",
+        gw.events
+    );
+    assert_eq!(gw.sip.live_calls(), 0);
+}
+
+#[test]
+fn a_tcp_flow_that_closes_does_not_end_its_call() {
+    let mut gw = Gw::open(Transport::Tcp);
+    gw.send(
+        Transport::Tcp,
+        &request("INVITE", 1, Transport::Tcp, None, OFFER),
+    );
+    let Some(SipEvent::IncomingInvite { call, .. }) = gw.events.first().cloned() else {
+        panic!("no IncomingInvite: {:?}", gw.events);
+    };
+    gw.command(SipCommand::Respond {
+        call,
+        status: 200,
+        reason: None,
+        sdp: Some(ANSWER.into()),
+        retry_after: None,
+    });
+    let tag = to_tag(gw.sent.last().expect("200"));
+    gw.send(
+        Transport::Tcp,
+        &request("ACK", 1, Transport::Tcp, Some(&tag), ""),
+    );
+    gw.events.clear();
+    gw.sip.handle_input(gw.now, Input::Closed { conn: CONN });
+    gw.drain();
+    assert!(gw.events.is_empty(), "{:?}", gw.events);
+    assert_eq!(gw.sip.live_calls(), 1);
+    // The BYE goes to the Contact, on a new connection.
+    gw.sip
+        .handle_input(gw.now, Input::Command(SipCommand::Bye { call }));
+    let out = gw.sip.poll_output();
+    assert!(
+        matches!(&out, Some(Output::Transmit(t)) if t.dest == Dest::Addr(addr("127.0.0.2:40000")) && t.transport == Transport::Tcp),
+        "{out:?}"
+    );
 }

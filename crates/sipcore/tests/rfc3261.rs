@@ -356,6 +356,53 @@ fn rfc3261_13_2_2_4_a_second_2xx_from_another_fork_gets_ack_and_bye() {
     assert!(net.a.events.is_empty(), "the core hears one answer");
 }
 
+/// The same after the call ended: A answered, hung up (BYE), and while the
+/// INVITE transaction still listens (timer M, RFC 6026 §7.2) a second fork
+/// answers: it gets ACK and BYE all the same; a retransmission of the
+/// answered dialog's 2xx gets its ACK again and no second BYE.
+#[test]
+fn rfc3261_13_2_2_4_a_fork_answering_after_the_call_ended_gets_ack_and_bye() {
+    let mut net = Net::new();
+    let (a, b) = net.call("latefork@test", Transport::Udp);
+    net.respond(b, 200, Some(ANSWER));
+    net.settle();
+    assert!(matches!(net.event_a(), SipEvent::Answered { .. }));
+    net.command(true, SipCommand::Bye { call: a });
+    net.settle();
+    assert_eq!(net.a.sip.live_calls(), 0);
+    let first = net.sent("SIP/2.0 200")[0].text.clone();
+    let tag = header(&first, "To")
+        .and_then(|t| t.split("tag=").nth(1).map(str::to_owned))
+        .expect("tag");
+
+    let (acks, byes) = (net.count("ACK"), net.count("BYE"));
+    net.inject(net.b.addr, &first);
+    assert_eq!(net.count("ACK"), acks + 1, "the retransmitted 2xx is ACKed");
+    assert_eq!(
+        net.count("BYE"),
+        byes,
+        "no second BYE for the answered dialog"
+    );
+
+    net.inject(
+        net.b.addr,
+        &first.replace(&format!("tag={tag}"), "tag=latefork"),
+    );
+    assert!(
+        net.sent("ACK")
+            .iter()
+            .any(|w| w.text.contains("tag=latefork")),
+        "the late fork is ACKed"
+    );
+    assert!(
+        net.sent("BYE")
+            .iter()
+            .any(|w| w.text.contains("tag=latefork")),
+        "and ended"
+    );
+    assert!(net.a.events.is_empty(), "the core hears nothing of it");
+}
+
 /// RFC 3261 §12.2.2: a BYE or an ACK for no dialog: BYE gets 481, an ACK
 /// is never answered.
 #[test]

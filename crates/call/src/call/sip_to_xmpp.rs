@@ -373,6 +373,7 @@ impl Call {
                 } else {
                     ReasonCondition::ConnectivityError
                 };
+                self.rec.end_detail = Some(reason.clone());
                 self.terminate_xmpp(ctx, condition, None, Some(reason));
                 self.end(ctx, condition, EndedBy::Gateway, None, Phase::Finished);
             }

@@ -343,6 +343,7 @@ impl Call {
                     Phase::Inviting | Phase::Alerting | Phase::Active
                 ) {
                     let condition = ReasonCondition::ConnectivityError;
+                    self.rec.end_detail = Some(reason.clone());
                     self.terminate_xmpp(ctx, condition, None, Some(reason));
                     self.end(ctx, condition, EndedBy::Gateway, None, Phase::Finished);
                 } else {

@@ -93,6 +93,8 @@ pub struct Net {
     next_conn: u64,
     /// Drop the datagram? (from_a, text) → true to lose it.
     pub lose: Loss,
+    /// Connections a node closed: (on A?, its id, when).
+    pub closed: Vec<(bool, ConnId, Duration)>,
 }
 
 impl Net {
@@ -122,6 +124,7 @@ impl Net {
             links: Vec::new(),
             next_conn: 0,
             lose: Box::new(|_, _| false),
+            closed: Vec::new(),
         }
     }
 
@@ -184,7 +187,9 @@ impl Net {
                         self.queue.push_back((from_a, t));
                     }
                     Output::Event(e) => node.events.push_back(e),
-                    Output::Close { .. } => {}
+                    Output::Close { conn, .. } => {
+                        self.closed.push((from_a, conn, self.now - self.t0));
+                    }
                 }
             }
         }
