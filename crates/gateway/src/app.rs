@@ -27,11 +27,31 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::time::DelayQueue;
 use tracing::{debug, error, info, warn};
 
-pub fn now() -> Millis {
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    Millis(ms)
+/// The gateway's clock: the wall time read once at start, then moved on by
+/// the monotonic clock. Row timestamps stay UTC wall time, yet time as the
+/// core sees it never steps back or jumps with an NTP correction, so its
+/// timers (ring timeout, answer timeout …) run for what they say.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    wall: Millis,
+    start: Instant,
+}
+
+impl Clock {
+    pub fn start() -> Clock {
+        let ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        Clock {
+            wall: Millis(ms),
+            start: Instant::now(),
+        }
+    }
+
+    pub fn now(&self) -> Millis {
+        let elapsed = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.wall.plus_ms(elapsed)
+    }
 }
 
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
@@ -130,10 +150,11 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         xmpp,
         store: store_queue,
         timers: DelayQueue::new(),
+        clock: Clock::start(),
     };
     let restored = gw.core.restore(resumed);
     let ended = unfinished.len();
-    let t = now();
+    let t = gw.clock.now();
     let outputs = gw.core.recover(t, unfinished);
     gw.execute(t, outputs);
     gw.pump();
@@ -292,11 +313,12 @@ struct Gateway {
     xmpp: XmppHandle,
     store: StoreQueue,
     timers: DelayQueue<stox_call::TimerKey>,
+    clock: Clock,
 }
 
 impl Gateway {
     fn core_input(&mut self, input: Input) {
-        let t = now();
+        let t = self.clock.now();
         let outputs = self.core.handle(t, input);
         self.execute(t, outputs);
     }
