@@ -2,7 +2,9 @@
 # The whole test suite, on a fresh Debian machine or a developer's:
 #   tests/run.sh [extra pytest arguments, e.g. -k cancel]
 # Installs the real peers the end-to-end tests need (Prosody, SIPp, slixmpp,
-# pytest) when missing, then: fmt, clippy, build, unit tests, e2e tests.
+# pytest) when missing, then: fmt, clippy, the gates of tests/gates.sh
+# (rust-version, cargo-deny, docs, fuzz targets, pure crates), build, unit
+# tests, e2e tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,6 +42,7 @@ install_missing
 
 run "cargo fmt --check" cargo fmt --all --check
 run "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
+run "gates (tests/gates.sh)" tests/gates.sh
 run "cargo build -p stox-gateway" cargo build -p stox-gateway
 run "cargo test" cargo test --workspace
 step "end-to-end tests (Prosody + slixmpp + SIPp)"
