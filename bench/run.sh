@@ -9,7 +9,9 @@
 # also prosody, lua-unbound, python3-slixmpp), builds the gateway and stox-bench in
 # release mode, then runs, at the same rate and call shape:
 #   sipp-direct   SIPp UAC -> SIPp UAS, nothing between (SIPp's own floor)
-#   kamailio      SIPp UAC -> Kamailio (tm + rr, stateful) -> SIPp UAS: the anchor
+#   kamailio      SIPp UAC -> Kamailio (tm + rr, stateful) -> SIPp UAS: the anchor,
+#                 tuned as operators run it (-x tlsf -X tlsf -m 2048 -M 8)
+#   kamailio-qm   the same with Debian's default memory manager (qm, -m 512 -M 16)
 #   xmpp-to-sip   stox-bench (XMPP server + caller) -> gateway -> SIPp UAS
 #   sip-to-xmpp   SIPp UAC -> gateway -> stox-bench (XMPP server + callee)
 #   latency       both gateway directions again at min(rate, 1000)/s for 10 s,
@@ -39,7 +41,7 @@ TRANSPORT=udp
 HELD=5000
 ROUNDS=2
 KILL9=0
-ONLY="sipp-direct,kamailio,xmpp-to-sip,sip-to-xmpp,latency,held"
+ONLY="sipp-direct,kamailio,kamailio-qm,xmpp-to-sip,sip-to-xmpp,latency,held"
 OUT=""
 THROUGH_PROSODY=0
 PROSODY_RATE=""
@@ -130,7 +132,8 @@ COMMON=(--rate "$RATE" --duration "$DURATION" --hold-ms "$HOLD_MS" --transport "
 } | tee "$OUT/machine.txt"
 
 want sipp-direct && bench anchor --direct "${COMMON[@]}" --name "sipp-direct" --out "$OUT/1-sipp-direct.kv"
-want kamailio && bench anchor "${COMMON[@]}" --name "kamailio" --out "$OUT/2-kamailio.kv"
+want kamailio && bench anchor "${COMMON[@]}" --mem tlsf --name "kamailio" --out "$OUT/2-kamailio.kv"
+want kamailio-qm && bench anchor "${COMMON[@]}" --mem qm --name "kamailio-qm" --out "$OUT/2-kamailio-qm.kv"
 want xmpp-to-sip && bench xmpp-to-sip "${COMMON[@]}" --name "gateway-xmpp-to-sip" --out "$OUT/3-gateway-xmpp-to-sip.kv"
 want sip-to-xmpp && bench sip-to-xmpp "${COMMON[@]}" --name "gateway-sip-to-xmpp" --out "$OUT/4-gateway-sip-to-xmpp.kv"
 if want latency; then

@@ -15,7 +15,10 @@ use std::time::Duration;
 use tokio::process::Command;
 use tokio::time::Instant;
 
-pub async fn run(s: &Settings, name: &str, with_kamailio: bool) -> anyhow::Result<Report> {
+/// `kamailio`: `None` for SIPp → SIPp, else Kamailio's memory manager
+/// (`tlsf`, tuned as operators run it, or `qm`, Debian's default).
+pub async fn run(s: &Settings, name: &str, kamailio_mem: Option<&str>) -> anyhow::Result<Report> {
+    let with_kamailio = kamailio_mem.is_some();
     let dir = s.work_dir.join(name);
     std::fs::create_dir_all(&dir)?;
     let calls = s.calls();
@@ -46,7 +49,12 @@ pub async fn run(s: &Settings, name: &str, with_kamailio: bool) -> anyhow::Resul
         let child = Command::new("kamailio")
             .arg("-f")
             .arg(&cfg_path)
-            .args(["-DD", "-E", "-m", "512", "-M", "16", "-P"])
+            .args(["-DD", "-E"])
+            .args(match kamailio_mem {
+                Some("qm") => ["-m", "512", "-M", "16"].as_slice(),
+                _ => ["-x", "tlsf", "-X", "tlsf", "-m", "2048", "-M", "8"].as_slice(),
+            })
+            .arg("-P")
             .arg(dir.join("kamailio.pid"))
             .args(["-Y", &dir.join("run").display().to_string()])
             .stdin(Stdio::null())

@@ -71,6 +71,11 @@ enum Cmd {
         /// No proxy: the UAC calls the UAS directly (SIPp's own floor).
         #[arg(long)]
         direct: bool,
+        /// Kamailio's memory manager: `tlsf` with 2 GiB shared / 8 MiB
+        /// private memory, as operators run it under load, or `qm`
+        /// (Debian's default manager, 512 MiB / 16 MiB).
+        #[arg(long, default_value = "tlsf")]
+        mem: String,
     },
     /// Prints the `*.kv` results in DIR side by side with the CPU ratio.
     Summary { dir: PathBuf },
@@ -180,9 +185,14 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
                 c.out,
             )
         }
-        Cmd::Anchor { common: c, direct } => {
+        Cmd::Anchor {
+            common: c,
+            direct,
+            mem,
+        } => {
             let name = c.name(if direct { "sipp-direct" } else { "kamailio" });
-            (anchor::run(&c.settings(), &name, !direct).await?, c.out)
+            let kamailio = (!direct).then_some(mem.as_str());
+            (anchor::run(&c.settings(), &name, kamailio).await?, c.out)
         }
     };
     report.print();

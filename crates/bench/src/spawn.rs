@@ -111,9 +111,8 @@ impl Gateway {
         Ok((config, db))
     }
 
-    /// Starts the gateway with its production log filter (`info`, with
-    /// rsipstack's per-datagram lines at `warn`) unless `RUST_LOG` is set,
-    /// its log in `dir`.
+    /// Starts the gateway with its production log filter (`info`) unless
+    /// `RUST_LOG` is set, its log in `dir`.
     pub fn spawn(
         bin: &Path,
         dir: &Path,

@@ -3,7 +3,7 @@
 //! a Call-ID with a line break or a terminal escape in it stays on one line
 //! and shows as text. Call sites also cut long peer text
 //! (`stox_mapping::lograte::escaped`); this is the net under everything,
-//! rsipstack's own lines included.
+//! dependencies' own lines included.
 //!
 //! Lines about peer faults are rate-limited per source where they are
 //! written (`stox_mapping::lograte::LogGate`).
