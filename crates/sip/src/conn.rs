@@ -202,8 +202,17 @@ impl Conns {
     }
 }
 
-/// Accepts TCP connections within the limits.
-pub(crate) async fn accept_tcp(listener: TcpListener, conns: Conns) {
+/// Accepts stream connections on `listener` within the limits (refused
+/// ones are closed at once) and hands each admitted one to `serve`.
+pub(crate) async fn accept<F, Fut>(
+    listener: TcpListener,
+    conns: Conns,
+    transport: Transport,
+    serve: F,
+) where
+    F: Fn(Conns, ConnId, TcpStream, SocketAddr, mpsc::Receiver<Vec<u8>>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     loop {
         let accepted = tokio::select! {
             () = conns.cancel.cancelled() => break,
@@ -211,18 +220,29 @@ pub(crate) async fn accept_tcp(listener: TcpListener, conns: Conns) {
         };
         match accepted {
             Ok((stream, peer)) => {
-                let Some((id, rx)) = conns.admit(peer, Transport::Tcp) else {
+                let Some((id, rx)) = conns.admit(peer, transport) else {
                     drop(stream);
                     continue;
                 };
-                tokio::spawn(run_tcp(conns.clone(), id, stream, peer, rx, false));
+                tokio::spawn(serve(conns.clone(), id, stream, peer, rx));
             }
             Err(e) => {
-                warn!(error = %e, "tcp accept failed");
+                warn!(error = %e, %transport, "accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
     }
+}
+
+/// Accepts TCP connections within the limits.
+pub(crate) async fn accept_tcp(listener: TcpListener, conns: Conns) {
+    accept(
+        listener,
+        conns,
+        Transport::Tcp,
+        |conns, id, stream, peer, rx| run_tcp(conns, id, stream, peer, rx, false),
+    )
+    .await;
 }
 
 /// One TCP connection: bytes read go to the SIP layer, queued messages are

@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tracing::{debug, warn};
+use tracing::debug;
 
 /// A WebSocket handshake must complete within this time.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -33,25 +33,7 @@ fn config() -> WebSocketConfig {
 }
 
 pub(crate) async fn accept(listener: TcpListener, conns: Conns) {
-    loop {
-        let accepted = tokio::select! {
-            () = conns.cancel.cancelled() => break,
-            a = listener.accept() => a,
-        };
-        match accepted {
-            Ok((stream, peer)) => {
-                let Some((id, rx)) = conns.admit(peer, Transport::Ws) else {
-                    drop(stream);
-                    continue;
-                };
-                tokio::spawn(handshake(conns.clone(), id, stream, peer, rx));
-            }
-            Err(e) => {
-                warn!(error = %e, "ws accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
+    crate::conn::accept(listener, conns, Transport::Ws, handshake).await;
 }
 
 async fn handshake(

@@ -75,6 +75,27 @@ impl Gw {
         self.drain();
     }
 
+    /// A call from the peer over the connection, answered 200 and ACKed.
+    fn answered_call(&mut self, transport: Transport) -> stox_sipcore::CallKey {
+        self.send(transport, &request("INVITE", 1, transport, None, OFFER));
+        let Some(SipEvent::IncomingInvite { call, .. }) = self.events.first().cloned() else {
+            panic!("{transport}: no IncomingInvite: {:?}", self.events);
+        };
+        self.command(SipCommand::Respond {
+            call,
+            status: 200,
+            reason: None,
+            sdp: Some(ANSWER.into()),
+            retry_after: None,
+        });
+        let ok = self.sent.last().cloned().expect("200");
+        assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
+        let tag = to_tag(&ok);
+        self.send(transport, &request("ACK", 1, transport, Some(&tag), ""));
+        self.events.clear();
+        call
+    }
+
     /// Moves the clock to `t0 + at`, firing every timer on the way.
     fn run_to(&mut self, at: Duration) {
         let end = self.t0 + at;
@@ -187,21 +208,7 @@ fn a_connection_without_a_call_is_closed_idle_timeout_after_its_last_message() {
 fn rfc5626_3_5_1_a_connection_carrying_a_dialog_outlives_the_idle_timer() {
     for transport in [Transport::Tcp, Transport::Ws] {
         let mut gw = Gw::open(transport);
-        gw.send(transport, &request("INVITE", 1, transport, None, OFFER));
-        let Some(SipEvent::IncomingInvite { call, .. }) = gw.events.first().cloned() else {
-            panic!("{transport}: no IncomingInvite: {:?}", gw.events);
-        };
-        gw.command(SipCommand::Respond {
-            call,
-            status: 200,
-            reason: None,
-            sdp: Some(ANSWER.into()),
-            retry_after: None,
-        });
-        let ok = gw.sent.last().cloned().expect("200");
-        assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
-        let tag = to_tag(&ok);
-        gw.send(transport, &request("ACK", 1, transport, Some(&tag), ""));
+        let call = gw.answered_call(transport);
 
         // An hour-long call, longer than any idle timer: the connection stays.
         gw.run_to(secs(3600));
@@ -257,26 +264,7 @@ fn rfc5626_3_5_1_a_connection_opened_for_our_invite_carries_the_call() {
 #[test]
 fn rfc7118_5_a_websocket_flow_that_closes_ends_its_call() {
     let mut gw = Gw::open(Transport::Ws);
-    gw.send(
-        Transport::Ws,
-        &request("INVITE", 1, Transport::Ws, None, OFFER),
-    );
-    let Some(SipEvent::IncomingInvite { call, .. }) = gw.events.first().cloned() else {
-        panic!("no IncomingInvite: {:?}", gw.events);
-    };
-    gw.command(SipCommand::Respond {
-        call,
-        status: 200,
-        reason: None,
-        sdp: Some(ANSWER.into()),
-        retry_after: None,
-    });
-    let tag = to_tag(gw.sent.last().expect("200"));
-    gw.send(
-        Transport::Ws,
-        &request("ACK", 1, Transport::Ws, Some(&tag), ""),
-    );
-    gw.events.clear();
+    let call = gw.answered_call(Transport::Ws);
     gw.sip.handle_input(gw.now, Input::Closed { conn: CONN });
     gw.drain();
     assert!(
@@ -290,26 +278,7 @@ fn rfc7118_5_a_websocket_flow_that_closes_ends_its_call() {
 #[test]
 fn a_tcp_flow_that_closes_does_not_end_its_call() {
     let mut gw = Gw::open(Transport::Tcp);
-    gw.send(
-        Transport::Tcp,
-        &request("INVITE", 1, Transport::Tcp, None, OFFER),
-    );
-    let Some(SipEvent::IncomingInvite { call, .. }) = gw.events.first().cloned() else {
-        panic!("no IncomingInvite: {:?}", gw.events);
-    };
-    gw.command(SipCommand::Respond {
-        call,
-        status: 200,
-        reason: None,
-        sdp: Some(ANSWER.into()),
-        retry_after: None,
-    });
-    let tag = to_tag(gw.sent.last().expect("200"));
-    gw.send(
-        Transport::Tcp,
-        &request("ACK", 1, Transport::Tcp, Some(&tag), ""),
-    );
-    gw.events.clear();
+    let call = gw.answered_call(Transport::Tcp);
     gw.sip.handle_input(gw.now, Input::Closed { conn: CONN });
     gw.drain();
     assert!(gw.events.is_empty(), "{:?}", gw.events);
