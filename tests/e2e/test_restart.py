@@ -66,3 +66,26 @@ def test_unanswered_call_is_closed_and_new_calls_work(gateway, juliet, sipp, pro
     uas.kill()                      # its INVITE transaction died with the old process
     new = quick_call_to_sip(gateway, juliet, sipp)
     assert new["id"] > ringing["id"], (new, ringing)
+
+
+def test_resumed_call_answers_a_session_refresh_with_its_stored_sdp(gateway, juliet, sipp, probe):
+    """RFC 4028 after kill -9: the media session is in the row (local_sdp,
+    remote_sdp_digest), so the resumed call answers the callee's re-INVITE
+    with the same SDP (RFC 3264 §8: same o= version) and its UPDATE 200."""
+    sid, uas = call_sip(gateway, juliet, sipp, "uas_answer_refresh_send_bye", ring_ms=100,
+                        refresh_after_ms=6000, hold_ms=300)
+    juliet.expect("session-accept", 10, sid=sid)
+    gateway.wait_row(lambda r: r["jingle_sid"] == sid and r["state"] == "active"
+                     and r["sip_dialog"] and r["local_sdp"] and r["remote_sdp_digest"])
+
+    kill_and_restart(gateway, probe)
+    term = juliet.expect("session-terminate", 20, sid=sid)
+    assert jingle.reason(term.xml)[0] == "success", term.text()
+    trace = uas.wait()
+    trace.assert_ok()
+    offer = trace.one("received", method="INVITE")
+    refresh = trace.one("received", status=200, cseq="INVITE")
+    assert refresh.sdp == offer.sdp, f"the resumed call's answer changed:\n{offer}\n{refresh}"
+    assert trace.one("received", status=200, cseq="UPDATE")
+    row = gateway.wait_row(lambda r: r["jingle_sid"] == sid and r["state"] == "ended")
+    assert (row["end_reason"], row["ended_by"]) == ("success", "sip"), row

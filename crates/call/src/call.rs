@@ -144,12 +144,6 @@ pub(crate) struct Call {
     sent_iqs: Vec<String>,
     /// The call on the SIP side.
     key: CallKey,
-    /// The SDP the gateway last sent to SIP (offer or answer): what a
-    /// session refresh is answered with.
-    local_sdp: Option<String>,
-    /// A digest of the SDP the SIP peer last sent (its `o=` line left out):
-    /// a re-INVITE or UPDATE whose SDP has the same digest changes nothing.
-    remote_sdp: Option<u64>,
 }
 
 impl Call {
@@ -206,6 +200,8 @@ impl Call {
                 sip_status: None,
                 ended_by: None,
                 end_detail: None,
+                local_sdp: None,
+                remote_sdp_digest: None,
                 updated_at: now,
             },
             phase,
@@ -224,8 +220,6 @@ impl Call {
             ringing_devices: Vec::new(),
             sent_iqs: Vec::new(),
             key,
-            local_sdp: None,
-            remote_sdp: None,
         }
     }
 

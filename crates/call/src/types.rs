@@ -84,6 +84,12 @@ pub struct SessionRecord {
     /// (a SIP command that failed, what a restart told each side).
     pub end_detail: Option<String>,
     pub updated_at: Millis,
+    /// The media session: the SDP the gateway last sent to the SIP side
+    /// (what a session refresh is answered with, `o=` version unchanged)…
+    pub local_sdp: Option<String>,
+    /// … and a digest of the SDP the SIP peer last sent, its `o=` line left
+    /// out (a re-INVITE or UPDATE with the same digest changes nothing).
+    pub remote_sdp_digest: Option<u64>,
 }
 
 pub use stox_sipcore::api::{CallKey, RequestId, SipCommand, SipEvent};

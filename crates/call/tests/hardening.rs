@@ -303,6 +303,8 @@ fn leftover(
         sip_status: None,
         ended_by: None,
         end_detail: None,
+        local_sdp: None,
+        remote_sdp_digest: None,
         updated_at: stox_call::Millis(1_795_296_000_000),
     }
 }

@@ -288,4 +288,19 @@ fn rfc4028_session_refreshes_get_200_with_the_current_sdp_and_changes_488() {
         CallState::Active,
         "nothing changed the call"
     );
+
+    // The media session is in the stored row: a call resumed after a
+    // restart answers a refresh the same way, and still refuses a change.
+    let row = h.last_row().clone();
+    assert_eq!(row.local_sdp.as_deref(), Some(answer.as_str()));
+    let mut h2 = Harness::new();
+    assert_eq!(h2.core.restore(vec![(h.key(&cid), row)]), 1);
+    let (_, out) = h2.request(&cid, "INVITE", Some("application/sdp"), Some(&same));
+    assert_eq!(
+        (reply(&out).0, reply(&out).1.as_deref()),
+        (200, Some(answer.as_str())),
+        "resumed: the same answer"
+    );
+    let (_, out) = h2.request(&cid, "INVITE", Some("application/sdp"), Some(&changed));
+    assert_eq!(reply(&out).0, 488);
 }

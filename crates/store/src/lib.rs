@@ -42,8 +42,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
 
 const COLUMNS: &str = "id, jingle_sid, sip_call_id, direction, xmpp_jid, sip_uri, gateway_jid, \
      state, created_at, answered_at, ended_at, end_reason, sip_status, ended_by, end_detail, \
-     updated_at, sip_dialog, sip_pending";
-const ROW_PARAMS: usize = 18;
+     updated_at, sip_dialog, sip_pending, local_sdp, remote_sdp_digest";
+const ROW_PARAMS: usize = 20;
 /// A row already in the table is overwritten whole, except its stored SIP
 /// state (dialog, pending INVITE), which a row without one (NULL) leaves as
 /// it is.
@@ -53,10 +53,11 @@ const ON_CONFLICT: &str = " ON CONFLICT(id) DO UPDATE SET jingle_sid = excluded.
      ended_at = excluded.ended_at, end_reason = excluded.end_reason, sip_status = excluded.sip_status, \
      ended_by = excluded.ended_by, end_detail = excluded.end_detail, updated_at = excluded.updated_at, \
      sip_dialog = COALESCE(excluded.sip_dialog, sessions.sip_dialog), \
-     sip_pending = COALESCE(excluded.sip_pending, sessions.sip_pending)";
+     sip_pending = COALESCE(excluded.sip_pending, sessions.sip_pending), \
+     local_sdp = excluded.local_sdp, remote_sdp_digest = excluded.remote_sdp_digest";
 /// Rows per statement are powers of two up to this, so a batch of any size
 /// is written by at most `log2(MAX_ROWS) + 1` statements drawn from as many
-/// cached prepared statements (18 × 512 parameters is well under SQLite's
+/// cached prepared statements (20 × 512 parameters is well under SQLite's
 /// limit of 32,766).
 const MAX_ROWS: usize = 512;
 
@@ -345,7 +346,9 @@ pub(crate) async fn apply_on(
                 )
                 .bind(iso8601(r.updated_at))
                 .bind(*dialog)
-                .bind(*pending);
+                .bind(*pending)
+                .bind(r.local_sdp.as_deref())
+                .bind(r.remote_sdp_digest.map(|d| format!("{d:016x}")));
         }
         query.execute(&mut *tx).await?;
     }
@@ -411,6 +414,14 @@ fn record_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<SessionRecord, Store
             Some(other) => return Err(corrupt(format!("ended_by = {other:?}"))),
         },
         updated_at: time("updated_at")?.ok_or_else(|| corrupt("updated_at is NULL".into()))?,
+        local_sdp: row.try_get("local_sdp")?,
+        remote_sdp_digest: row
+            .try_get::<Option<String>, _>("remote_sdp_digest")?
+            .map(|h| {
+                u64::from_str_radix(&h, 16)
+                    .map_err(|_| corrupt(format!("remote_sdp_digest = {h:?}")))
+            })
+            .transpose()?,
     })
 }
 

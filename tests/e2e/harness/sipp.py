@@ -21,6 +21,7 @@ DEFAULTS = {
     "ring_ms": 1000,           # UAS: 180 -> final response
     "hold_ms": 1500,           # time in a call (or ringing) before hanging up
     "wait_ms": 10000,          # how long to wait for a peer's BYE/CANCEL
+    "refresh_after_ms": 200,   # UAS refresh scenario: ACK -> its re-INVITE
     "code": 486,
     "reason": "Busy Here",
 }

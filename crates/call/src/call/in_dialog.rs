@@ -67,13 +67,13 @@ impl Call {
         }
         match (method, offer) {
             ("UPDATE", None) => (200, None, None),
-            (_, None) => match &self.local_sdp {
+            (_, None) => match &self.rec.local_sdp {
                 Some(sdp) => (200, None, Some(sdp.clone())),
                 None => refused("no SDP to offer: the call was resumed after a restart"),
             },
             (_, Some(offer)) => {
-                let unchanged = self.remote_sdp == Some(sdp_digest(offer));
-                match (&self.local_sdp, unchanged) {
+                let unchanged = self.rec.remote_sdp_digest == Some(sdp_digest(offer));
+                match (&self.rec.local_sdp, unchanged) {
                     (Some(sdp), true) => (200, None, Some(sdp.clone())),
                     (None, _) => {
                         refused("the call was resumed after a restart; its media cannot change")
@@ -86,7 +86,7 @@ impl Call {
 
     /// Notes the SDP the SIP peer sent (offer or answer).
     pub(super) fn set_remote_sdp(&mut self, sdp: &str) {
-        self.remote_sdp = Some(sdp_digest(sdp));
+        self.rec.remote_sdp_digest = Some(sdp_digest(sdp));
     }
 }
 

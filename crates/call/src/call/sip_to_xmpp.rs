@@ -305,7 +305,7 @@ impl Call {
                 // Answered: the offer is not needed again (held calls are
                 // kept small); the answer is, for session refreshes.
                 self.sip_offer = None;
-                self.local_sdp = Some(answer.clone());
+                self.rec.local_sdp = Some(answer.clone());
                 ctx.result(req);
                 ctx.sip(SipCommand::Respond {
                     call: self.key,

@@ -93,7 +93,7 @@ impl Call {
                 ctx.result(req);
                 call.offered = jingle.contents;
                 call.offered_groups = jingle.groups;
-                call.local_sdp = Some(offer.clone());
+                call.rec.local_sdp = Some(offer.clone());
                 ctx.sip(SipCommand::Invite {
                     call: key,
                     call_id,
@@ -150,7 +150,7 @@ impl Call {
                 self.phase = Phase::Inviting;
                 // The XMPP side trickles: say so, so a trickle-capable SIP
                 // peer takes later candidates by INFO (RFC 8840).
-                self.local_sdp = Some(offer.clone());
+                self.rec.local_sdp = Some(offer.clone());
                 ctx.sip(SipCommand::Invite {
                     call: self.key,
                     call_id: self.rec.sip_call_id.clone(),

@@ -198,6 +198,8 @@ impl Core {
                 sip_status: None,
                 ended_by: Some(by),
                 end_detail: None,
+                local_sdp: None,
+                remote_sdp_digest: None,
                 updated_at: now,
             },
         });
