@@ -273,6 +273,10 @@ pub struct LiveRow {
 
 /// What the writer task writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// Rows are the common case and move once into the writer's queue, where
+// they are folded per id: boxing them would add an allocation per write
+// for nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum StoreOp {
     /// A session row, written whole.
     Session(SessionRecord),
