@@ -110,17 +110,14 @@ async fn writer_drains_the_queue_in_order() {
     );
 }
 
-/// Another process holds the write lock (as `sqlite3` with an open
-/// transaction would): every commit fails meanwhile. Nothing is lost: the
-/// rows wait, the run loop is told to refuse new calls once they are over
-/// the limit, and everything lands when the lock goes.
-#[tokio::test]
-async fn rows_wait_while_the_database_is_locked_and_all_land_afterwards() {
-    let path = temp_db("locked");
+/// A store on a fresh file whose write lock a second connection holds (as
+/// `sqlite3` with an open transaction would), with a short busy timeout.
+async fn locked_store(name: &str, busy_ms: u64) -> (Store, sqlx::SqliteConnection) {
+    let path = temp_db(name);
     let store = Store::open_with(
         &path,
         StoreOptions {
-            busy_timeout: Duration::from_millis(20),
+            busy_timeout: Duration::from_millis(busy_ms),
         },
     )
     .await
@@ -130,6 +127,16 @@ async fn rows_wait_while_the_database_is_locked_and_all_land_afterwards() {
         .execute(&mut blocker)
         .await
         .expect("take the write lock");
+    (store, blocker)
+}
+
+/// Another process holds the write lock (as `sqlite3` with an open
+/// transaction would): every commit fails meanwhile. Nothing is lost: the
+/// rows wait, the run loop is told to refuse new calls once they are over
+/// the limit, and everything lands when the lock goes.
+#[tokio::test]
+async fn rows_wait_while_the_database_is_locked_and_all_land_afterwards() {
+    let (store, mut blocker) = locked_store("locked", 20).await;
     let cfg = WriterConfig {
         max_backlog: 5,
         first_retry: Duration::from_millis(10),
@@ -193,20 +200,8 @@ async fn rows_wait_while_the_database_is_locked_and_all_land_afterwards() {
 /// stays unwritable through the shutdown grace reports what it lost.
 #[tokio::test]
 async fn the_backlog_is_bounded_and_losses_are_counted() {
-    let path = temp_db("cap");
-    let store = Store::open_with(
-        &path,
-        StoreOptions {
-            busy_timeout: Duration::from_millis(10),
-        },
-    )
-    .await
-    .expect("open");
-    let mut blocker = store.connect().await.expect("second connection");
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut blocker)
-        .await
-        .expect("lock");
+    // The lock is held to the end: nothing of this test is ever written.
+    let (store, _blocker) = locked_store("cap", 10).await;
     let cfg = WriterConfig {
         max_backlog: 2,
         first_retry: Duration::from_millis(10),

@@ -404,20 +404,29 @@ impl StanzaFilter {
         }
     }
 
+    /// A byte inside an entity or character reference (`&amp;`, `&#x41;`):
+    /// counted, ended by `;`, and a violation past `MAX_REFERENCE_BYTES`.
+    /// False when no reference is open.
+    fn reference_byte(&mut self, b: u8) -> bool {
+        let Some(n) = self.reference.as_mut() else {
+            return false;
+        };
+        *n += 1;
+        if b == b';' {
+            self.reference = None;
+        } else if *n > MAX_REFERENCE_BYTES {
+            self.reference = None;
+            self.violate(Violation::Reference);
+        }
+        true
+    }
+
     /// One byte inside a stanza (or the stream's end tag).
     fn step(&mut self, b: u8) {
         let l = self.limits;
         match self.lex {
             Lex::Text => {
-                if let Some(n) = self.reference.as_mut() {
-                    *n += 1;
-                    if b == b';' {
-                        self.reference = None;
-                    } else if *n > MAX_REFERENCE_BYTES {
-                        self.reference = None;
-                        self.violate(Violation::Reference);
-                    }
-                }
+                self.reference_byte(b);
                 match b {
                     b'<' => {
                         self.reference = None;
@@ -517,15 +526,7 @@ impl StanzaFilter {
                     l.max_attribute_bytes,
                     Violation::AttributeBytes,
                 );
-                if let Some(n) = self.reference.as_mut() {
-                    *n += 1;
-                    if b == b';' {
-                        self.reference = None;
-                    } else if *n > MAX_REFERENCE_BYTES {
-                        self.reference = None;
-                        self.violate(Violation::Reference);
-                    }
-                } else if b == b'&' {
+                if !self.reference_byte(b) && b == b'&' {
                     self.reference = Some(0);
                 }
                 if self.routing.is_some() {

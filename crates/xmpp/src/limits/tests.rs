@@ -212,6 +212,11 @@ fn an_overlong_reference_is_dropped_before_the_parser_sees_it() {
     let (out, rejected) = run(StanzaLimits::default(), &format!("{HEADER}{stanza}"));
     assert_eq!(out, HEADER);
     assert_eq!(rejected[0].violation, Violation::Reference);
+    // The same in character data.
+    let stanza = format!("<message><body>&{};</body></message>", "b".repeat(40));
+    let (out, rejected) = run(StanzaLimits::default(), &format!("{HEADER}{stanza}"));
+    assert_eq!(out, HEADER);
+    assert_eq!(rejected[0].violation, Violation::Reference);
 }
 
 #[test]
