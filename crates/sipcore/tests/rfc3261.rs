@@ -9,7 +9,7 @@ mod common;
 use common::*;
 use std::time::Duration;
 use stox_mapping::ids::CallId;
-use stox_sipcore::{CallKey, SipCommand, SipEvent, Transport};
+use stox_sipcore::{CallKey, Input, SipCommand, SipEvent, Transport};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -602,4 +602,65 @@ fn rfc3262_4_reliable_provisionals_are_pracked_once() {
             ..
         })
     ));
+}
+
+/// RFC 3261 §8.1.3.1 / §17.1.4: a send the driver could not make is a
+/// transport error. An INVITE in flight fails at once with 503 (the core
+/// ends the call); a confirmed call with nothing in flight is `Terminated`
+/// (the peer cannot be reached for its requests). Either way the call's
+/// SIP state is gone.
+#[test]
+fn rfc3261_8_1_3_1_a_failed_send_fails_the_invite_or_ends_the_call() {
+    let mut net = Net::new();
+    net.lose = Box::new(|from_a, _| from_a);
+    net.command(
+        true,
+        SipCommand::Invite {
+            call: CallKey(1),
+            call_id: CallId::new("sendfail@test"),
+            request_uri: "sip:bob@127.0.0.2:5060;transport=tcp".into(),
+            from: "sip:alice@example.com".into(),
+            sdp: OFFER.into(),
+            supported: Vec::new(),
+        },
+    );
+    let now = net.now;
+    net.a.sip.handle_input(
+        now,
+        Input::SendFailed {
+            call: Some(CallKey(1)),
+            reason: "connection refused".into(),
+        },
+    );
+    net.settle();
+    assert!(
+        matches!(
+            net.event_a(),
+            SipEvent::Rejected {
+                call: CallKey(1),
+                status: 503,
+                ..
+            }
+        ),
+        "the INVITE fails with 503"
+    );
+    assert_eq!(net.a.sip.live_calls(), 0);
+
+    let mut net = Net::new();
+    let (a, _b) = net.establish("sendfail2@test", Transport::Udp);
+    net.run(Duration::from_secs(40)); // the INVITE transaction is over
+    let now = net.now;
+    net.a.sip.handle_input(
+        now,
+        Input::SendFailed {
+            call: Some(a),
+            reason: "no route".into(),
+        },
+    );
+    net.settle();
+    assert!(
+        matches!(net.event_a(), SipEvent::Terminated { call, .. } if call == a),
+        "an idle confirmed call ends"
+    );
+    assert_eq!(net.a.sip.live_calls(), 0);
 }
