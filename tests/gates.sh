@@ -4,7 +4,8 @@
 #   2. cargo-deny: licences, banned crates, duplicate versions, sources;
 #   3. cargo doc with -D warnings;
 #   4. the fuzz targets build;
-#   5. the pure crates depend on no runtime, database or socket crate.
+#   5. the pure crates depend on no runtime, database or socket crate;
+#   6. the SIP message crate is named in one module only (replaceable).
 # Each installs what it needs (a toolchain, cargo-deny) when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,4 +49,10 @@ for crate in stox-mapping stox-call stox-sipcore; do
     [ -z "$found" ] || die "$crate depends on IO crates: $(echo "$found" | tr '\n' ' ')"
     echo "$crate: pure"
 done
+# 6. sipx-sip stays behind crates/sipcore/src/msg.rs (decision 0008).
+step "sipx-sip is named only in crates/sipcore/src/msg.rs"
+outside=$(grep -rln 'sipx_sip' crates/*/src | grep -v '^crates/sipcore/src/msg.rs$' || true)
+[ -z "$outside" ] || die "sipx_sip named outside msg.rs: $(echo "$outside" | tr '\n' ' ')"
+echo "one module"
+
 step "gates passed"

@@ -1,17 +1,25 @@
-//! The per-call state machine, shared parts. The two directions live in
-//! `xmpp_to_sip.rs` and `sip_to_xmpp.rs`.
+//! The per-call state machine, shared parts. A call is a [`Phase`]: one
+//! enum per direction and phase, each holding only what that phase needs.
+//! The two directions live in `xmpp_to_sip.rs` and `sip_to_xmpp.rs`.
+//!
+//! Every handler takes the phase out of the call, matches it together with
+//! the input, and puts back the phase that follows. An input the phase does
+//! not expect gets the wire answer that is due (an IQ error for a Jingle
+//! request, a SIP reply for a request) or, when nothing is due on the wire
+//! (a late response, an event for the other direction), becomes a
+//! [`Fault`] output that the adapter logs and counts.
 
 use crate::core::CoreConfig;
 use crate::stanza::{self, AppError, IqHeader};
 use crate::time::Millis;
 use crate::types::{
-    CallKey, CallState, Direction, EndedBy, IqOutcome, Output, SessionRecord, SipCommand, SipEvent,
-    TimerKey,
+    CallKey, CallState, Command, Direction, EndedBy, Fault, IqOutcome, Output, SessionRecord,
+    SipCommand, SipEvent,
 };
 use minidom::Element;
 use std::collections::HashMap;
 use stox_mapping::ids::{CallId, Sid};
-use stox_mapping::jingle::{Action, Content, Jingle, Reason};
+use stox_mapping::jingle::{Action, Content, Group, Jingle, Reason};
 use stox_mapping::status::{ErrorCondition, ReasonCondition};
 
 mod in_dialog;
@@ -33,34 +41,153 @@ pub(crate) enum IqPurpose {
     Terminate,
 }
 
-/// Where a call is. The operator-visible [`CallState`] is derived from it.
+/// A timer of one call (the core routes the others itself).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CallTimer {
+    /// SIP → XMPP: the XMPP callee has not answered in time.
+    Ring,
+    /// XMPP → SIP: the SIP callee has not answered in time.
+    Answer,
+    /// XMPP → SIP: the trickled candidates are gathered; INVITE now.
+    CandidateWindow,
+}
+
+/// A Jingle offer: its contents and XEP-0338 groups.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Offer {
+    contents: Vec<Content>,
+    groups: Vec<Group>,
+}
+
+/// Where a call is. The operator-visible [`CallState`] is written with it.
+#[derive(Debug)]
 pub(crate) enum Phase {
-    // XMPP → SIP
-    /// session-initiate acknowledged; trickled candidates are being gathered
-    /// before the INVITE goes out.
-    Gathering,
-    /// INVITE sent, no provisional response yet.
-    Inviting,
-    /// A 180/183 arrived and `<ringing/>` went to the caller.
-    Alerting,
-    /// The XMPP caller hung up before the answer; CANCEL sent, waiting for
-    /// the INVITE's final response (a 2xx is then ended with BYE).
-    Cancelling,
-    // SIP → XMPP
-    /// XEP-0353 `<propose/>` sent to a bare JID; waiting for a device to
-    /// proceed (or reject).
-    Proposing,
-    /// session-initiate sent, its IQ not answered yet.
-    Initiating,
-    /// The XMPP callee acknowledged the session-initiate.
-    Offered,
-    /// 200 OK sent, waiting for the ACK.
-    AwaitingAck,
-    // Both
-    Active,
+    /// XMPP → SIP, before the answer.
+    Out(Out),
+    /// SIP → XMPP, before the answer.
+    In(In),
+    /// Answered and confirmed, either direction.
+    Active(Session),
     /// Nothing left to wait for: the core drops the call.
     Finished,
+}
+
+/// XMPP → SIP, before the answer.
+#[derive(Debug)]
+pub(crate) enum Out {
+    /// session-initiate acknowledged; trickled candidates are being gathered
+    /// before the INVITE goes out.
+    Gathering {
+        offer: Offer,
+        /// The From URI the INVITE will carry.
+        caller_uri: String,
+    },
+    /// INVITE sent, no provisional response yet.
+    Inviting(Inviting),
+    /// A 180/183 arrived and `<ringing/>` went to the caller.
+    Alerting(Inviting),
+    /// The XMPP caller hung up (or nobody answered) before the answer;
+    /// CANCEL sent, waiting for the INVITE's final response (a 2xx is then
+    /// ended with BYE).
+    Cancelling,
+}
+
+/// XMPP → SIP with the INVITE out.
+#[derive(Debug)]
+pub(crate) struct Inviting {
+    /// The Jingle offer's contents, to map the SDP answer against.
+    contents: Vec<Content>,
+    /// The SDP of the last provisional response (early media), used when
+    /// the 2xx carries none (RFC 3262 reliable provisional).
+    early_sdp: Option<String>,
+    /// Candidates the XMPP caller trickled after the INVITE went out.
+    held: Vec<Content>,
+}
+
+/// SIP → XMPP, before the answer.
+#[derive(Debug)]
+pub(crate) enum In {
+    /// XEP-0353 `<propose/>` sent to a bare JID; waiting for a device to
+    /// proceed (or reject).
+    Proposing {
+        incoming: Incoming,
+        /// The devices that reported `<ringing/>`.
+        ringing: Vec<String>,
+    },
+    /// session-initiate sent, its IQ not answered yet.
+    Initiating(Incoming),
+    /// The XMPP callee acknowledged the session-initiate.
+    Offered(Incoming),
+    /// 200 OK sent, waiting for the ACK.
+    AwaitingAck(Session),
+}
+
+/// SIP → XMPP, not answered yet.
+#[derive(Debug)]
+pub(crate) struct Incoming {
+    /// The SIP offer mapped to Jingle.
+    offer: Offer,
+    /// The SDP offer, for writing the answer against it.
+    sip_offer: String,
+    /// 180 already sent.
+    alerted: bool,
+    /// Candidates the XMPP callee trickled before the dialog is confirmed.
+    held: Vec<Content>,
+}
+
+/// An answered call, either direction.
+#[derive(Debug, Default)]
+pub(crate) struct Session {
+    /// The offer's contents (content names for trickled candidates; empty
+    /// for a call resumed after a restart).
+    contents: Vec<Content>,
+    /// Trickled candidates held for a SIP peer that does not do trickle
+    /// ICE (for the next offer/answer).
+    held: Vec<Content>,
+}
+
+impl Phase {
+    /// The phase's name, for error texts and faults.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Phase::Out(Out::Gathering { .. }) => "gathering",
+            Phase::Out(Out::Inviting(_)) => "inviting",
+            Phase::Out(Out::Alerting(_)) => "alerting",
+            Phase::Out(Out::Cancelling) => "cancelling",
+            Phase::In(In::Proposing { .. }) => "proposing",
+            Phase::In(In::Initiating(_)) => "initiating",
+            Phase::In(In::Offered(_)) => "offered",
+            Phase::In(In::AwaitingAck(_)) => "awaiting-ack",
+            Phase::Active(_) => "active",
+            Phase::Finished => "finished",
+        }
+    }
+
+    /// The contents trickled candidates are named against, where the phase
+    /// takes trickled candidates from the SIP side.
+    fn trickle_names(&self) -> Option<&[Content]> {
+        match self {
+            Phase::Out(Out::Inviting(i) | Out::Alerting(i)) => Some(&i.contents),
+            Phase::In(In::Initiating(i) | In::Offered(i)) => Some(&i.offer.contents),
+            Phase::In(In::AwaitingAck(s)) | Phase::Active(s) => Some(&s.contents),
+            Phase::Out(Out::Gathering { .. } | Out::Cancelling)
+            | Phase::In(In::Proposing { .. })
+            | Phase::Finished => None,
+        }
+    }
+
+    /// Where candidates trickled by the XMPP side wait, in phases that hold
+    /// them.
+    fn held_mut(&mut self) -> Option<&mut Vec<Content>> {
+        match self {
+            Phase::Out(Out::Inviting(i) | Out::Alerting(i)) => Some(&mut i.held),
+            Phase::In(In::Initiating(i) | In::Offered(i)) => Some(&mut i.held),
+            Phase::In(In::AwaitingAck(s)) | Phase::Active(s) => Some(&mut s.held),
+            Phase::Out(Out::Gathering { .. } | Out::Cancelling)
+            | Phase::In(In::Proposing { .. })
+            | Phase::Finished => None,
+        }
+    }
 }
 
 /// Everything a call may use from the core while it handles one input.
@@ -89,6 +216,10 @@ impl Ctx<'_> {
         self.send(stanza::iq_result(req));
     }
 
+    fn fault(&mut self, call: i64, fault: Fault) {
+        self.out.push(Output::Fault { call, fault });
+    }
+
     /// Sends a Jingle IQ set and remembers what it was for.
     fn jingle(
         &mut self,
@@ -106,44 +237,27 @@ impl Ctx<'_> {
     }
 }
 
+/// How many trickled candidate contents a call holds for a SIP peer that
+/// takes none yet; a transport-info beyond it gets `resource-constraint`.
+pub(crate) const MAX_HELD_CANDIDATES: usize = 64;
+
 pub(crate) struct Call {
     rec: SessionRecord,
-    phase: Phase,
+    /// The call on the SIP side.
+    key: CallKey,
     /// The XMPP user's full JID (the one end of the Jingle session).
     xmpp_peer: String,
     /// The JID the gateway speaks as (the SIP user on the component domain).
     gateway_jid: String,
-    /// Jingle roles: the XMPP→SIP caller, or the gateway JID.
-    initiator: String,
-    /// The contents of the session-initiate (or of the SIP offer, mapped).
-    offered: Vec<Content>,
-    /// XEP-0338 groups of the offer (SDP `a=group` ⇄ Jingle `<group/>`).
-    offered_groups: Vec<stox_mapping::jingle::Group>,
-    /// XMPP → SIP: the From URI of the INVITE (kept while gathering).
-    caller_uri: String,
     /// The SIP peer said `Supported: trickle-ice` (RFC 8840): candidates
     /// trickled by the XMPP side go to it in INFO.
     peer_trickle: bool,
-    /// Trickled candidates (transport-info contents) waiting for the dialog
-    /// to be confirmed, or for the next offer/answer when the SIP peer does
-    /// not do trickle ICE.
-    held_trickle: Vec<stox_mapping::jingle::Content>,
-    /// XMPP → SIP: the SDP of the last provisional response (early media),
-    /// used when the 2xx carries none (RFC 3262 reliable provisional).
-    early_sdp: Option<String>,
-    /// SIP → XMPP: the SDP offer, for writing the answer against it.
-    sip_offer: Option<String>,
-    /// SIP → XMPP: 180 already sent.
-    alerted: bool,
     /// XEP-0353: the session was set up with JMI, so `<finish/>` goes to the
     /// XMPP user when it ends.
     jmi_finish: bool,
-    /// SIP → XMPP with JMI: the devices that reported `<ringing/>`.
-    ringing_devices: Vec<String>,
     /// Ids of the IQs this call sent (the core forgets them with the call).
     sent_iqs: Vec<String>,
-    /// The call on the SIP side.
-    key: CallKey,
+    phase: Phase,
 }
 
 impl Call {
@@ -163,7 +277,7 @@ impl Call {
         &self.xmpp_peer
     }
     pub fn is_finished(&self) -> bool {
-        self.phase == Phase::Finished
+        matches!(self.phase, Phase::Finished)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -177,12 +291,7 @@ impl Call {
         xmpp_peer: String,
         gateway_jid: String,
         sip_uri: String,
-        phase: Phase,
     ) -> Call {
-        let initiator = match direction {
-            Direction::XmppToSip => xmpp_peer.clone(),
-            Direction::SipToXmpp => gateway_jid.clone(),
-        };
         Call {
             rec: SessionRecord {
                 id,
@@ -204,72 +313,120 @@ impl Call {
                 remote_sdp_digest: None,
                 updated_at: now,
             },
-            phase,
+            key,
             xmpp_peer,
             gateway_jid,
-            initiator,
-            offered: Vec::new(),
-            offered_groups: Vec::new(),
-            caller_uri: String::new(),
             peer_trickle: false,
-            held_trickle: Vec::new(),
-            early_sdp: None,
-            sip_offer: None,
-            alerted: false,
             jmi_finish: false,
-            ringing_devices: Vec::new(),
             sent_iqs: Vec::new(),
-            key,
+            phase: Phase::Finished,
         }
+    }
+
+    /// Takes the phase out for a handler, which puts back the next one.
+    fn take_phase(&mut self) -> Phase {
+        std::mem::replace(&mut self.phase, Phase::Finished)
     }
 
     pub fn on_jingle(&mut self, ctx: &mut Ctx<'_>, req: &IqHeader, jingle: Jingle) {
-        match self.rec.direction {
-            Direction::XmppToSip => self.xmpp_caller_jingle(ctx, req, jingle),
-            Direction::SipToXmpp => self.xmpp_callee_jingle(ctx, req, jingle),
-        }
+        let phase = self.take_phase();
+        self.phase = match phase {
+            Phase::Out(out) => self.xmpp_caller_jingle(ctx, out, req, jingle),
+            Phase::In(phase) => self.xmpp_callee_jingle(ctx, phase, req, jingle),
+            Phase::Active(session) => self.active_jingle(ctx, session, req, jingle),
+            // A finished call is dropped before anything else reaches it.
+            Phase::Finished => {
+                Self::out_of_order(ctx, req, jingle.action, &Phase::Finished);
+                Phase::Finished
+            }
+        };
     }
 
     pub fn on_sip(&mut self, ctx: &mut Ctx<'_>, sip: SipEvent) {
-        let sip = match sip {
+        let phase = self.take_phase();
+        self.phase = match sip {
             SipEvent::CommandFailed {
                 command, reason, ..
-            } => {
-                self.command_failed(ctx, command, &reason);
-                return;
-            }
+            } => self.command_failed(ctx, phase, command, &reason),
             SipEvent::Request {
                 request,
                 method,
                 content_type,
                 body,
                 ..
-            } => {
-                self.sip_request(ctx, request, &method, content_type, body);
-                return;
-            }
-            other => other,
+            } => self.sip_request(ctx, phase, request, &method, content_type, body),
+            other => match phase {
+                Phase::Out(out) => self.sip_callee_event(ctx, out, other),
+                Phase::In(phase) => self.sip_caller_event(ctx, phase, other),
+                Phase::Active(session) => self.active_sip_event(ctx, session, other),
+                Phase::Finished => self.unexpected_sip(ctx, Phase::Finished, &other),
+            },
         };
-        match self.rec.direction {
-            Direction::XmppToSip => self.sip_callee_event(ctx, sip),
-            Direction::SipToXmpp => self.sip_caller_event(ctx, sip),
-        }
     }
 
     pub fn on_iq_response(&mut self, ctx: &mut Ctx<'_>, purpose: IqPurpose, outcome: IqOutcome) {
-        match self.rec.direction {
-            Direction::XmppToSip => self.xmpp_caller_iq_response(ctx, purpose, outcome),
-            Direction::SipToXmpp => self.xmpp_callee_iq_response(ctx, purpose, outcome),
-        }
+        let phase = self.take_phase();
+        self.phase = match (outcome, phase) {
+            // Acknowledged: nothing to do but for a session-initiate
+            // (SIP → XMPP: the callee has it).
+            (IqOutcome::Result, Phase::In(In::Initiating(incoming)))
+                if purpose == IqPurpose::Initiate =>
+            {
+                Phase::In(In::Offered(incoming))
+            }
+            (IqOutcome::Result, phase) => phase,
+            (failed, Phase::In(In::Initiating(_))) if purpose == IqPurpose::Initiate => {
+                self.initiate_failed(ctx, failed)
+            }
+            // Losing the XMPP caller after the answer (its session-accept
+            // bounced): hang up the SIP side.
+            (_, Phase::Active(_))
+                if purpose == IqPurpose::Accept && self.rec.direction == Direction::XmppToSip =>
+            {
+                ctx.sip(SipCommand::Bye { call: self.key });
+                self.end(
+                    ctx,
+                    ReasonCondition::ConnectivityError,
+                    EndedBy::Gateway,
+                    None,
+                )
+            }
+            // An info or terminate that bounced, or an answer that comes
+            // after the call moved on: XEP-0166 asks nothing more of us.
+            (failed, phase) => {
+                ctx.fault(
+                    self.rec.id,
+                    Fault::IqFailed {
+                        purpose: purpose.as_str(),
+                        outcome: failed,
+                        phase: phase.name(),
+                    },
+                );
+                phase
+            }
+        };
     }
 
-    pub fn on_timer(&mut self, ctx: &mut Ctx<'_>, key: TimerKey) {
-        match key {
-            TimerKey::RingTimeout { .. } => self.ring_timeout(ctx),
-            TimerKey::AnswerTimeout { .. } => self.answer_timeout(ctx),
-            TimerKey::CandidateWindow { .. } => self.candidates_gathered(ctx),
-            TimerKey::ProposalTimeout { .. } => {}
-        }
+    pub fn on_timer(&mut self, ctx: &mut Ctx<'_>, timer: CallTimer) {
+        let phase = self.take_phase();
+        self.phase = match (timer, phase) {
+            (
+                CallTimer::Ring,
+                Phase::In(phase @ (In::Proposing { .. } | In::Initiating(_) | In::Offered(_))),
+            ) => self.ring_timeout(ctx, &phase),
+            (CallTimer::Answer, Phase::Out(Out::Inviting(_) | Out::Alerting(_))) => {
+                self.answer_timeout(ctx)
+            }
+            (CallTimer::CandidateWindow, Phase::Out(Out::Gathering { offer, caller_uri })) => {
+                self.candidates_gathered(ctx, offer, caller_uri)
+            }
+            // Timers are never cancelled: one for a phase the call has left
+            // is stale, which is how it is meant to end.
+            (
+                CallTimer::Ring | CallTimer::Answer | CallTimer::CandidateWindow,
+                phase @ (Phase::Out(_) | Phase::In(_) | Phase::Active(_) | Phase::Finished),
+            ) => phase,
+        };
     }
 
     /// A call answered before a restart, resumed from its row: it can be
@@ -285,9 +442,9 @@ impl Call {
             rec.xmpp_jid.clone(),
             rec.gateway_jid.clone(),
             rec.sip_uri.clone(),
-            Phase::Active,
         );
         call.rec = rec;
+        call.phase = Phase::Active(Session::default());
         call
     }
 
@@ -339,7 +496,7 @@ impl Call {
             told.push("session-terminate to the XMPP user");
         }
         call.rec.end_detail = Some(format!("{text}: {}", told.join(", ")));
-        call.end(ctx, condition, EndedBy::Gateway, status, Phase::Finished);
+        call.phase = call.end(ctx, condition, EndedBy::Gateway, status);
         call
     }
 
@@ -350,7 +507,7 @@ impl Call {
 
     /// Is a SIP → XMPP call still ringing devices with XEP-0353?
     pub fn is_proposing(&self) -> bool {
-        self.phase == Phase::Proposing
+        matches!(self.phase, Phase::In(In::Proposing { .. }))
     }
 
     /// The XMPP user's bare JID.
@@ -381,16 +538,16 @@ impl Call {
         self.persist(ctx);
     }
 
-    /// Ends the call in the store. `phase` is normally `Finished`;
-    /// `Cancelling` keeps the call until the INVITE's final response.
+    /// Ends the call in the store; returns [`Phase::Finished`], the phase
+    /// that normally follows (XMPP → SIP before the answer goes on to
+    /// [`Out::Cancelling`] instead, until the INVITE's final response).
     fn end(
         &mut self,
         ctx: &mut Ctx<'_>,
         reason: ReasonCondition,
         by: EndedBy,
         sip_status: Option<u16>,
-        phase: Phase,
-    ) {
+    ) -> Phase {
         if self.jmi_finish {
             self.jmi_finish = false;
             let msg = crate::jmi::message(
@@ -410,13 +567,21 @@ impl Call {
         if sip_status.is_some() {
             self.rec.sip_status = sip_status;
         }
-        self.phase = phase;
         self.persist(ctx);
+        Phase::Finished
+    }
+
+    /// The Jingle initiator: the XMPP caller, or the gateway JID.
+    fn initiator(&self) -> &str {
+        match self.rec.direction {
+            Direction::XmppToSip => &self.xmpp_peer,
+            Direction::SipToXmpp => &self.gateway_jid,
+        }
     }
 
     fn new_jingle(&self, action: Action) -> Jingle {
         let mut j = Jingle::new(action, self.rec.jingle_sid.clone());
-        j.initiator = Some(self.initiator.clone());
+        j.initiator = Some(self.initiator().to_owned());
         j
     }
 
@@ -454,60 +619,104 @@ impl Call {
         self.send_jingle(ctx, IqPurpose::Terminate, &j);
     }
 
-    /// The SIP adapter could not carry out `command` for this call. An INFO
+    /// The SIP layer could not carry out `command` for this call. An INFO
     /// (trickled candidates) is not worth ending a call for, nor is a PRACK
     /// (RFC 3262 §3: the INVITE's own transaction ends the call if the peer
-    /// really is gone — it answers 5xx or times out); a BYE or CANCEL
-    /// that fails leaves nothing more to do (the call is already ended on
-    /// our side); an INVITE or a response that cannot be sent means the SIP
-    /// side is unreachable: the XMPP side is told and the row ends.
-    fn command_failed(&mut self, ctx: &mut Ctx<'_>, command: &str, reason: &str) {
-        match command {
-            "INFO" | "PRACK" => {}
-            "BYE" | "CANCEL" => {
-                if self.phase == Phase::Cancelling {
-                    self.phase = Phase::Finished;
-                }
+    /// really is gone — it answers 5xx or times out), nor a reply to an
+    /// in-dialog request (the peer retransmits or gives up on its own); a
+    /// BYE or CANCEL that fails leaves nothing more to do (the call is
+    /// already ended on our side); an INVITE or a response that cannot be
+    /// sent means the SIP side is unreachable: the XMPP side is told and
+    /// the row ends.
+    fn command_failed(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        phase: Phase,
+        command: Command,
+        reason: &str,
+    ) -> Phase {
+        let fault = |phase: &Phase| Fault::CommandFailed {
+            command,
+            reason: reason.to_owned(),
+            phase: phase.name(),
+        };
+        match (command, phase) {
+            (Command::Info | Command::Prack | Command::Reply, phase) => {
+                ctx.fault(self.rec.id, fault(&phase));
+                phase
             }
-            _ if self.phase == Phase::Finished => {}
-            _ => {
+            (Command::Bye | Command::Cancel, Phase::Out(Out::Cancelling)) => Phase::Finished,
+            (Command::Bye | Command::Cancel, phase)
+            | (Command::Invite | Command::Response, phase @ Phase::Finished) => {
+                ctx.fault(self.rec.id, fault(&phase));
+                phase
+            }
+            (Command::Invite | Command::Response, phase) => {
                 let condition = ReasonCondition::ConnectivityError;
                 let text = format!("SIP {command} failed: {reason}");
-                if self.phase == Phase::Proposing {
-                    self.retract(ctx, condition, &text);
-                } else if self.phase != Phase::Gathering {
-                    self.terminate_xmpp(ctx, condition, None, Some(text));
+                match &phase {
+                    Phase::In(In::Proposing { .. }) => self.retract(ctx, condition, &text),
+                    // Nothing reached the XMPP caller's peer yet; its
+                    // session-initiate was acknowledged, so it is told.
+                    Phase::Out(Out::Gathering { .. }) => {}
+                    _ => self.terminate_xmpp(ctx, condition, None, Some(text.clone())),
                 }
-                let phase = self.phase;
-                self.rec.end_detail = Some(format!("SIP {command} failed: {reason}"));
-                self.end(ctx, condition, EndedBy::Gateway, None, Phase::Finished);
-                if phase == Phase::Cancelling {
-                    self.phase = Phase::Finished;
-                }
+                self.rec.end_detail = Some(text);
+                self.end(ctx, condition, EndedBy::Gateway, None)
+            }
+        }
+    }
+
+    /// A SIP event the phase has no use for: nothing is due on the wire
+    /// (the SIP layer answered what needed answering), so it is a fault.
+    fn unexpected_sip(&mut self, ctx: &mut Ctx<'_>, phase: Phase, event: &SipEvent) -> Phase {
+        ctx.fault(
+            self.rec.id,
+            Fault::UnexpectedSip {
+                event: event.name(),
+                phase: phase.name(),
+            },
+        );
+        phase
+    }
+
+    /// SIP events of an answered call, either direction.
+    fn active_sip_event(&mut self, ctx: &mut Ctx<'_>, session: Session, sip: SipEvent) -> Phase {
+        match sip {
+            SipEvent::Bye { .. } => self.sip_hung_up(ctx),
+            SipEvent::Terminated { reason, .. } => {
+                let condition = ReasonCondition::ConnectivityError;
+                self.rec.end_detail = Some(reason.clone());
+                self.terminate_xmpp(ctx, condition, None, Some(reason));
+                self.end(ctx, condition, EndedBy::Gateway, None)
+            }
+            other @ (SipEvent::IncomingInvite { .. }
+            | SipEvent::Provisional { .. }
+            | SipEvent::Answered { .. }
+            | SipEvent::Rejected { .. }
+            | SipEvent::Acked { .. }
+            | SipEvent::Cancelled { .. }
+            | SipEvent::Request { .. }
+            | SipEvent::CommandFailed { .. }) => {
+                self.unexpected_sip(ctx, Phase::Active(session), &other)
             }
         }
     }
 
     /// The SIP side sent BYE in an established call: `<success/>` to XMPP.
-    fn sip_hung_up(&mut self, ctx: &mut Ctx<'_>) {
+    fn sip_hung_up(&mut self, ctx: &mut Ctx<'_>) -> Phase {
         self.terminate_xmpp(ctx, ReasonCondition::Success, None, None);
-        self.end(
-            ctx,
-            ReasonCondition::Success,
-            EndedBy::Sip,
-            None,
-            Phase::Finished,
-        );
+        self.end(ctx, ReasonCondition::Success, EndedBy::Sip, None)
     }
 
-    fn out_of_order(ctx: &mut Ctx<'_>, req: &IqHeader, action: Action, phase: Phase) {
+    fn out_of_order(ctx: &mut Ctx<'_>, req: &IqHeader, action: Action, phase: &Phase) {
         ctx.error(
             req,
             ErrorCondition::UnexpectedRequest,
             &format!(
-                "{} is not allowed now (call is {:?})",
+                "{} is not allowed now (call is {})",
                 action.as_str(),
-                phase
+                phase.name()
             ),
             Some(AppError::OutOfOrder),
         );
@@ -541,6 +750,17 @@ impl Call {
         }
         ctx.result(req);
         true
+    }
+}
+
+impl IqPurpose {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            IqPurpose::Initiate => "session-initiate",
+            IqPurpose::Accept => "session-accept",
+            IqPurpose::Info => "session-info",
+            IqPurpose::Terminate => "session-terminate",
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 
 mod messages;
 
-use crate::call::{Call, Ctx, IqPurpose};
+use crate::call::{Call, CallTimer, Ctx, IqPurpose};
 use crate::stanza::{self, AppError, IqHeader};
 use crate::time::Millis;
 use crate::types::{
@@ -391,10 +391,10 @@ impl Core {
     }
 
     fn on_timer(&mut self, now: Millis, key: TimerKey, out: &mut Vec<Output>) {
-        let id = match key {
-            TimerKey::RingTimeout { call }
-            | TimerKey::CandidateWindow { call }
-            | TimerKey::AnswerTimeout { call } => call,
+        let (id, timer) = match key {
+            TimerKey::RingTimeout { call } => (call, CallTimer::Ring),
+            TimerKey::CandidateWindow { call } => (call, CallTimer::CandidateWindow),
+            TimerKey::AnswerTimeout { call } => (call, CallTimer::Answer),
             TimerKey::ProposalTimeout { proposal } => {
                 self.proposal_timeout(now, proposal, out);
                 return;
@@ -402,7 +402,7 @@ impl Core {
         };
         if let Some(call) = self.calls.get_mut(&id) {
             let mut ctx = Self::ctx(&self.cfg, &mut self.iqs, &mut self.iq_seq, now, out);
-            call.on_timer(&mut ctx, key);
+            call.on_timer(&mut ctx, timer);
         }
         self.reap(id);
     }

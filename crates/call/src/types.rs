@@ -92,7 +92,7 @@ pub struct SessionRecord {
     pub remote_sdp_digest: Option<u64>,
 }
 
-pub use stox_sipcore::api::{CallKey, RequestId, SipCommand, SipEvent};
+pub use stox_sipcore::api::{CallKey, Command, RequestId, SipCommand, SipEvent};
 
 /// How an IQ the gateway sent was answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,4 +178,75 @@ pub enum Output {
         key: TimerKey,
         at: Millis,
     },
+    /// An input the call's phase did not expect, when nothing is due on the
+    /// wire for it (what was due, an IQ error or a SIP reply, has been
+    /// sent). The adapter logs it (rate-limited) and counts it.
+    Fault {
+        call: i64,
+        fault: Fault,
+    },
+}
+
+/// What a call did not expect (see [`Output::Fault`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// A SIP event the phase has no use for (a response for the other
+    /// direction, a provisional after the answer, …).
+    UnexpectedSip {
+        event: &'static str,
+        phase: &'static str,
+    },
+    /// A XEP-0353 message the phase has no use for (a device's `<ringing/>`
+    /// after another one proceeded, a `<proceed/>` from a bare JID, …).
+    UnexpectedJmi {
+        kind: &'static str,
+        from: String,
+        phase: &'static str,
+    },
+    /// An IQ the call sent was answered with an error (or not at all) where
+    /// XEP-0166 asks nothing more of the gateway.
+    IqFailed {
+        purpose: &'static str,
+        outcome: IqOutcome,
+        phase: &'static str,
+    },
+    /// A SIP command failed where the call goes on (INFO, PRACK, a reply)
+    /// or had already ended.
+    CommandFailed {
+        command: Command,
+        reason: String,
+        phase: &'static str,
+    },
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fault::UnexpectedSip { event, phase } => {
+                write!(f, "SIP {event} not expected while {phase}; ignored")
+            }
+            Fault::UnexpectedJmi { kind, from, phase } => {
+                write!(
+                    f,
+                    "JMI <{kind}/> from {from} not expected while {phase}; ignored"
+                )
+            }
+            Fault::IqFailed {
+                purpose,
+                outcome,
+                phase,
+            } => write!(
+                f,
+                "{purpose} answered {outcome:?} while {phase}; the call goes on"
+            ),
+            Fault::CommandFailed {
+                command,
+                reason,
+                phase,
+            } => write!(
+                f,
+                "SIP {command} failed ({reason}) while {phase}; the call goes on"
+            ),
+        }
+    }
 }

@@ -223,7 +223,7 @@ fn an_invite_that_cannot_be_sent_ends_the_call_at_once() {
     h.stanza(&session_initiate("s1"));
     let out = h.sip(SipEvent::CommandFailed {
         call: h.key(&cid("s1@sip.example.com")),
-        command: "INVITE",
+        command: stox_call::Command::Invite,
         reason: "request of 70000 bytes is too large for UDP".into(),
     });
     let term = jingle_set(&out);
@@ -252,7 +252,7 @@ fn a_response_that_cannot_be_sent_ends_a_sip_to_xmpp_call() {
     ));
     let out = h.sip(SipEvent::CommandFailed {
         call: h.key(&cid("c1")),
-        command: "response",
+        command: stox_call::Command::Response,
         reason: "transport closed".into(),
     });
     assert_eq!(reason_of(jingle_set(&out)), "connectivity-error");
@@ -263,10 +263,22 @@ fn a_response_that_cannot_be_sent_ends_a_sip_to_xmpp_call() {
     h.stanza(&session_initiate("s2"));
     let out = h.sip(SipEvent::CommandFailed {
         call: h.key(&cid("s2@sip.example.com")),
-        command: "INFO",
+        command: stox_call::Command::Info,
         reason: "x".into(),
     });
-    assert!(out.is_empty());
+    assert!(
+        matches!(
+            out.as_slice(),
+            [Output::Fault {
+                fault: stox_call::Fault::CommandFailed {
+                    command: stox_call::Command::Info,
+                    ..
+                },
+                ..
+            }]
+        ),
+        "only noted: {out:?}"
+    );
     assert_eq!(h.core.live_calls(), 1);
 }
 

@@ -267,3 +267,34 @@ fn proposals_to_unmappable_addresses_are_rejected_and_stale_ones_expire() {
         (Some("timeout"), Some(EndedBy::Gateway))
     );
 }
+
+#[test]
+fn xep0353_a_device_message_after_another_took_the_call_is_noted_only() {
+    let mut h = Harness::new();
+    ring_bare(&mut h, "j9@h");
+    h.stanza(&jmi_from("juliet@example.com/phone", "proceed", "j9", ""));
+    // The phone's call is now keyed by its full JID; a JMI message about
+    // the same sid reaches the call only while it is proposed, so one that
+    // arrives later is answered by the routing (not a call fault) …
+    let out = h.stanza(&jmi_from("juliet@example.com/laptop", "ringing", "j9", ""));
+    assert!(sip_commands(&out).is_empty(), "no second 180: {out:#?}");
+    // … and a <proceed/> from a bare JID while proposed names no device.
+    let mut h = Harness::new();
+    ring_bare(&mut h, "j10@h");
+    let out = h.stanza(&jmi_from("juliet@example.com", "proceed", "j10", ""));
+    assert!(
+        matches!(
+            out.as_slice(),
+            [Output::Fault {
+                fault: stox_call::Fault::UnexpectedJmi {
+                    kind: "proceed",
+                    phase: "proposing",
+                    ..
+                },
+                ..
+            }]
+        ),
+        "{out:#?}"
+    );
+    assert_eq!(h.core.live_calls(), 1, "still ringing the devices");
+}

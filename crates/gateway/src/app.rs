@@ -18,7 +18,7 @@ use stox_call::{
     CallKey, CallState, Core, CoreConfig, Input, IqOutcome, Millis, Output, RejectedStanza,
     SessionRecord, SipEvent, error_condition,
 };
-use stox_mapping::lograte::escaped;
+use stox_mapping::lograte::{LogGate, escaped};
 use stox_sip::{IoConfig, IoEvent, SipIo};
 use stox_sipcore::{KeyGen, Sip};
 use stox_store::{LiveRow, Store, StoreEvent, StoreOp, StoreOptions, StoreQueue, WriterConfig};
@@ -151,6 +151,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         store: store_queue,
         timers: DelayQueue::new(),
         clock: Clock::start(),
+        faults: LogGate::new(2, 5, 16),
     };
     let restored = gw.core.restore(resumed);
     let ended = unfinished.len();
@@ -314,6 +315,8 @@ struct Gateway {
     store: StoreQueue,
     timers: DelayQueue<stox_call::TimerKey>,
     clock: Clock,
+    /// Lines about inputs a call did not expect, a few a second per kind.
+    faults: LogGate<&'static str>,
 }
 
 impl Gateway {
@@ -418,6 +421,17 @@ impl Gateway {
                 Output::SetTimer { key, at } => {
                     let delay = Duration::from_millis(at.0.saturating_sub(t.0));
                     self.timers.insert(key, delay);
+                }
+                Output::Fault { call, fault } => {
+                    let kind = match &fault {
+                        stox_call::Fault::UnexpectedSip { .. } => "unexpected-sip",
+                        stox_call::Fault::UnexpectedJmi { .. } => "unexpected-jmi",
+                        stox_call::Fault::IqFailed { .. } => "iq-failed",
+                        stox_call::Fault::CommandFailed { .. } => "command-failed",
+                    };
+                    if let Some(held_back) = self.faults.admit(&kind, t.0) {
+                        info!(call, kind, held_back, "{}", escaped(&fault.to_string()));
+                    }
                 }
             }
         }

@@ -93,9 +93,10 @@ impl fmt::Display for Transport {
     }
 }
 
-/// What the SIP layer tells the core.
+/// What the SIP layer tells the core. Not `non_exhaustive` on purpose: the
+/// core matches every event in every phase, so a new one must be handled
+/// there before the workspace builds.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum SipEvent {
     /// A new INVITE outside any dialog; `100 Trying` has been sent. The core
     /// answers it with [`SipCommand::Respond`].
@@ -138,10 +139,13 @@ pub enum SipEvent {
     },
     /// The ACK for our 2xx arrived.
     Acked { call: CallKey },
-    /// The caller cancelled the INVITE we had not answered; 200 to the
-    /// CANCEL and 487 to the INVITE have been sent.
+    /// The caller cancelled the INVITE we had not answered, by CANCEL or by
+    /// a BYE in the early dialog (RFC 3261 §15.1.2); 200 to the CANCEL or
+    /// BYE and 487 to the INVITE have been sent.
     Cancelled { call: CallKey },
-    /// The peer sent BYE; 200 has been sent.
+    /// The peer sent BYE; 200 has been sent. Before our INVITE is answered
+    /// (a callee breaking RFC 3261 §15) the INVITE is still pending: the
+    /// core cancels it.
     Bye { call: CallKey },
     /// An in-dialog request other than ACK, BYE and CANCEL (re-INVITE,
     /// UPDATE, INFO, OPTIONS, PRACK, …). The core answers it with
@@ -160,13 +164,28 @@ pub enum SipEvent {
     /// A command could not be carried out.
     CommandFailed {
         call: CallKey,
-        /// `INVITE`, `PRACK`, `CANCEL`, `BYE`, `INFO`, `response`, `reply`.
-        command: &'static str,
+        command: Command,
         reason: String,
     },
 }
 
 impl SipEvent {
+    /// The event's name, for logs and faults.
+    pub fn name(&self) -> &'static str {
+        match self {
+            SipEvent::IncomingInvite { .. } => "INVITE",
+            SipEvent::Provisional { .. } => "provisional response",
+            SipEvent::Answered { .. } => "2xx",
+            SipEvent::Rejected { .. } => "final non-2xx",
+            SipEvent::Acked { .. } => "ACK",
+            SipEvent::Cancelled { .. } => "CANCEL",
+            SipEvent::Bye { .. } => "BYE",
+            SipEvent::Request { .. } => "in-dialog request",
+            SipEvent::Terminated { .. } => "dialog termination",
+            SipEvent::CommandFailed { .. } => "command failure",
+        }
+    }
+
     /// The call the event is about.
     pub fn call(&self) -> CallKey {
         match self {
@@ -244,15 +263,51 @@ impl SipCommand {
         }
     }
 
-    /// The command's name in a [`SipEvent::CommandFailed`].
-    pub fn name(&self) -> &'static str {
+    /// What failed, in a [`SipEvent::CommandFailed`].
+    pub fn kind(&self) -> Command {
         match self {
-            SipCommand::Invite { .. } => "INVITE",
-            SipCommand::Respond { .. } => "response",
-            SipCommand::Reply { .. } => "reply",
-            SipCommand::Cancel { .. } => "CANCEL",
-            SipCommand::Bye { .. } => "BYE",
-            SipCommand::Info { .. } => "INFO",
+            SipCommand::Invite { .. } => Command::Invite,
+            SipCommand::Respond { .. } => Command::Response,
+            SipCommand::Reply { .. } => Command::Reply,
+            SipCommand::Cancel { .. } => Command::Cancel,
+            SipCommand::Bye { .. } => Command::Bye,
+            SipCommand::Info { .. } => Command::Info,
         }
+    }
+}
+
+/// What the SIP layer sends for the core: a request, or an answer to one.
+/// Named in [`SipEvent::CommandFailed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Command {
+    Invite,
+    /// The PRACK for a reliable provisional (RFC 3262), sent on our own.
+    Prack,
+    Cancel,
+    Bye,
+    Info,
+    /// A response to the INVITE or to an in-dialog request.
+    Response,
+    /// A reply to an in-dialog request ([`SipCommand::Reply`]).
+    Reply,
+}
+
+impl Command {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Command::Invite => "INVITE",
+            Command::Prack => "PRACK",
+            Command::Cancel => "CANCEL",
+            Command::Bye => "BYE",
+            Command::Info => "INFO",
+            Command::Response => "response",
+            Command::Reply => "reply",
+        }
+    }
+}
+
+impl std::fmt::Display for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }

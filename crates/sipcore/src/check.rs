@@ -65,7 +65,7 @@ pub fn request(req: &Request) -> Option<Refusal> {
     for contact in headers.get_all(&HeaderName::Contact) {
         let raw = contact.value();
         let text = String::from_utf8_lossy(&raw);
-        if text.trim() != "*" && sipx_sip::Address::parse_list(&raw, "Contact").is_err() {
+        if text.trim() != "*" && msg::Address::parse_list(&raw, "Contact").is_err() {
             return Some(Refusal::new(400, "Bad Request (malformed Contact)"));
         }
         // RFC 3261 §20: a URI with `?` (headers), `,` or `;` must be in
@@ -83,13 +83,13 @@ pub fn request(req: &Request) -> Option<Refusal> {
     if msg::cseq(headers).is_none() {
         return Some(Refusal::new(400, "Bad Request (malformed CSeq)"));
     }
-    if let Some(Ok(mf)) = headers.typed::<sipx_sip::headers::MaxForwards>()
+    if let Some(Ok(mf)) = headers.typed::<msg::MaxForwards>()
         && mf.0 == 0
         && req.method != Method::Options
     {
         return Some(Refusal::new(483, "Too Many Hops"));
     }
-    if let sipx_sip::Scheme::Other(scheme) = req.uri.scheme() {
+    if let msg::Scheme::Other(scheme) = req.uri.scheme() {
         let scheme = String::from_utf8_lossy(scheme).to_ascii_lowercase();
         return Some(Refusal::new(
             416,

@@ -229,7 +229,7 @@ impl Dialog {
 
 /// The `tag` parameter of an address header value.
 pub(crate) fn tag_in(value: &str) -> Option<String> {
-    let address = sipx_sip::Address::parse(value.as_bytes(), "tag").ok()?;
+    let address = msg::Address::parse(value.as_bytes(), "tag").ok()?;
     address
         .tag()
         .map(|t| String::from_utf8_lossy(t).into_owned())

@@ -9,7 +9,7 @@
 //! timers A–M), and ours on top — dialogs, the UAS and UAC rules of the
 //! gateway (`uas.rs`, `uac.rs`), connection life, and the restart snapshots.
 
-use crate::api::{CallKey, KeyGen, RequestId, SipCommand, SipEvent, Transport};
+use crate::api::{CallKey, Command, KeyGen, RequestId, SipCommand, SipEvent, Transport};
 use crate::dialog::Dialog;
 use crate::framing::Framer;
 use crate::msg::{self, Limits, Message, Request, Response, TxOutput, TxTimer, TxTimers};
@@ -176,7 +176,7 @@ pub(crate) enum Purpose {
     /// Our initial INVITE.
     Invite,
     /// CANCEL, BYE, INFO, PRACK …: answers are logged, failures reported.
-    Other(&'static str),
+    Other(Command),
 }
 
 #[derive(Debug, Clone)]

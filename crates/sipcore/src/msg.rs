@@ -4,11 +4,11 @@
 //! crate underneath can be replaced in one place.
 
 use bytes::Bytes;
-pub use sipx_sip::headers::{CSeq, Via};
-pub use sipx_sip::transaction::TuEvent;
+pub use sipx_sip::headers::{CSeq, MaxForwards, Via};
+pub use sipx_sip::transaction::{Dispatch, TuEvent};
 pub use sipx_sip::{
-    Header, HeaderName, Limits, Message, Method, Request, Response, StatusCode, TransactionKey,
-    TransactionLayer, Uri,
+    Address, Header, HeaderName, Limits, Message, Method, Request, Response, Scheme, StatusCode,
+    TransactionKey, TransactionLayer, Uri,
 };
 pub use sipx_sip::{Output as TxOutput, Reliability, Timer as TxTimer, Timers as TxTimers};
 

@@ -27,7 +27,7 @@
 //! as if the old one had never gone, the final response goes where its Via
 //! says, is retransmitted over UDP until the ACK, and the ACK is absorbed.
 
-use crate::api::{CallKey, Transport};
+use crate::api::{CallKey, Command, Transport};
 use crate::dialog::{Role, strip_angles};
 use crate::engine::{Hop, Invite, Origin, Purpose, Sip, TxInfo, reliability, reply_dest, uri_hop};
 use crate::msg::{self, HeaderName, Message, Method, Request};
@@ -82,7 +82,7 @@ impl Sip {
         }
         let hop = invite_hop(&r.request)?;
         let cancel = cancel_request(&r.request)?;
-        self.send_request(cancel, hop, None, Purpose::Other("CANCEL"))
+        self.send_request(cancel, hop, None, Purpose::Other(Command::Cancel))
             .ok_or("the CANCEL could not start a transaction")?;
         Ok(())
     }
@@ -110,7 +110,7 @@ impl Sip {
         let dispatch = self
             .tl
             .receive(Message::Request(r.request.clone()), reliability(transport));
-        let sipx_sip::transaction::Dispatch::Created { key, outputs } = dispatch else {
+        let msg::Dispatch::Created { key, outputs } = dispatch else {
             return Err("a transaction for this INVITE exists already".into());
         };
         self.txs.insert(

@@ -1,7 +1,7 @@
 //! Requests we send: the INVITE (UAC) and what comes back to it — forks,
 //! reliable provisionals, the ACK for 2xx — and CANCEL, BYE and INFO.
 
-use crate::api::{CallKey, SipCommand, SipEvent, Transport};
+use crate::api::{CallKey, Command, SipCommand, SipEvent, Transport};
 use crate::dialog::{Dialog, Role, strip_angles};
 use crate::engine::{Call, Hop, Invite, Purpose, Sip, TxInfo, UacInvite};
 use crate::msg::{self, HeaderName, Message, Method, Request, Response, TransactionKey};
@@ -14,7 +14,7 @@ pub const UDP_MAX: usize = 65_507;
 impl Sip {
     pub(crate) fn on_command(&mut self, cmd: SipCommand) {
         let call = cmd.call();
-        let name = cmd.name();
+        let name = cmd.kind();
         let result = match cmd {
             SipCommand::Invite {
                 call,
@@ -171,13 +171,13 @@ impl Sip {
             .tl
             .receive(Message::Response(resp), msg::Reliability::Reliable)
         {
-            sipx_sip::transaction::Dispatch::Matched { key, outputs } => self.run_tx(&key, outputs),
-            sipx_sip::transaction::Dispatch::Unmatched(m) => {
+            msg::Dispatch::Matched { key, outputs } => self.run_tx(&key, outputs),
+            msg::Dispatch::Unmatched(m) => {
                 if let Message::Response(resp) = *m {
                     self.stray_response(&resp);
                 }
             }
-            sipx_sip::transaction::Dispatch::Created { .. } => {}
+            msg::Dispatch::Created { .. } => {}
         }
     }
 
@@ -213,10 +213,10 @@ impl Sip {
         let Some(call) = info.call else { return };
         match info.purpose {
             Purpose::Invite => self.invite_response(key, call, resp),
-            Purpose::Other(what) if resp.status.code() >= 300 && what == "INFO" => {
+            Purpose::Other(Command::Info) if resp.status.code() >= 300 => {
                 self.event(SipEvent::CommandFailed {
                     call,
-                    command: "INFO",
+                    command: Command::Info,
                     reason: format!("{} {}", resp.status, String::from_utf8_lossy(&resp.reason)),
                 });
             }
@@ -250,13 +250,14 @@ impl Sip {
                 if self.calls.contains_key(&call) && status == 503 {
                     self.event(SipEvent::CommandFailed {
                         call,
-                        command: "response",
+                        command: Command::Response,
                         reason: phrase.to_owned(),
                     });
                 }
             }
             Purpose::Other(what) => {
-                if what != "BYE" && what != "CANCEL" || self.calls.contains_key(&call) {
+                if !matches!(what, Command::Bye | Command::Cancel) || self.calls.contains_key(&call)
+                {
                     self.event(SipEvent::CommandFailed {
                         call,
                         command: what,
@@ -444,7 +445,7 @@ impl Sip {
         let Ok(hop) = self.hop_for_uri(&early.next_hop_uri(), None) else {
             return false;
         };
-        self.send_request(prack, hop, Some(call), Purpose::Other("PRACK"))
+        self.send_request(prack, hop, Some(call), Purpose::Other(Command::Prack))
             .is_some()
     }
 
@@ -472,7 +473,7 @@ impl Sip {
         }
         if let Ok(bye) = self.in_dialog_request(&mut fork, Method::Bye) {
             tracing::info!(%call, tag = %fork.remote_tag, "second 2xx from another fork: ACKed and ended with BYE");
-            self.send_request(bye, hop, None, Purpose::Other("BYE"));
+            self.send_request(bye, hop, None, Purpose::Other(Command::Bye));
         }
     }
 
@@ -557,7 +558,7 @@ impl Sip {
             _ => return Err("no pending INVITE".into()),
         };
         let cancel = crate::pending::cancel_request(&request)?;
-        self.send_request(cancel, hop, Some(call), Purpose::Other("CANCEL"))
+        self.send_request(cancel, hop, Some(call), Purpose::Other(Command::Cancel))
             .ok_or("the CANCEL could not start a transaction")?;
         Ok(())
     }
@@ -573,7 +574,7 @@ impl Sip {
         let hop = self.dialog_hop(call, &dialog);
         self.drop_call(call);
         let (bye, hop) = (bye?, hop?);
-        self.send_request(bye, hop, Some(call), Purpose::Other("BYE"))
+        self.send_request(bye, hop, Some(call), Purpose::Other(Command::Bye))
             .ok_or("the BYE could not start a transaction")?;
         Ok(())
     }
@@ -612,7 +613,7 @@ impl Sip {
         msg::fix_content_length(&mut req.headers, body.len())?;
         req.set_body(Bytes::from(body));
         let hop = self.dialog_hop(call, &dialog)?;
-        self.send_request(req, hop, Some(call), Purpose::Other("INFO"))
+        self.send_request(req, hop, Some(call), Purpose::Other(Command::Info))
             .ok_or("the INFO could not start a transaction")?;
         Ok(())
     }

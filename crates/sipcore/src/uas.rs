@@ -41,7 +41,7 @@ impl Sip {
             .tl
             .receive(Message::Request(req.clone()), reliability(origin.transport));
         match dispatch {
-            sipx_sip::transaction::Dispatch::Created { key, outputs } => {
+            msg::Dispatch::Created { key, outputs } => {
                 let via = msg::top_via(&req.headers);
                 self.txs.insert(
                     key.clone(),
@@ -60,8 +60,8 @@ impl Sip {
                 self.run_tx(&key, outputs);
                 self.new_request(key, req, origin);
             }
-            sipx_sip::transaction::Dispatch::Matched { key, outputs } => self.run_tx(&key, outputs),
-            sipx_sip::transaction::Dispatch::Unmatched(m) => {
+            msg::Dispatch::Matched { key, outputs } => self.run_tx(&key, outputs),
+            msg::Dispatch::Unmatched(m) => {
                 if let Message::Request(ack) = *m
                     && ack.method == Method::Ack
                 {
@@ -289,8 +289,29 @@ impl Sip {
         if req.method == Method::Bye {
             let resp = self.answer(&req, 200, "OK", None);
             self.send_response(&key, resp);
-            self.event(SipEvent::Bye { call });
-            self.drop_call(call);
+            match self.calls.get(&call).and_then(|c| c.invite.as_ref()) {
+                // RFC 3261 §15.1.2: a BYE in the early dialog of the INVITE
+                // we have not answered ends it as a CANCEL would: 487.
+                Some(Invite::Uas(u)) if !u.answered => {
+                    let (tx, invite, tag) = (u.tx.clone(), u.request.clone(), u.local_tag.clone());
+                    let terminated = self.answer(&invite, 487, "Request Terminated", Some(&tag));
+                    self.send_response(&tx, terminated);
+                    self.event(SipEvent::Cancelled { call });
+                    self.drop_call(call);
+                }
+                // §15: the callee must not send BYE in an early dialog. Our
+                // INVITE is still pending: the core cancels it, and its
+                // final response ends the call's SIP state.
+                Some(Invite::Uac(_))
+                    if self.calls.get(&call).is_some_and(|c| c.dialog.is_none()) =>
+                {
+                    self.event(SipEvent::Bye { call });
+                }
+                _ => {
+                    self.event(SipEvent::Bye { call });
+                    self.drop_call(call);
+                }
+            }
             return;
         }
         if req.method == Method::Invite
@@ -570,7 +591,7 @@ pub(crate) fn uas_dialog(request: &Request, local_tag: &str, local_contact: Stri
 
 /// Splits a comma-joined address list (`<a>, <b>`), keeping each value.
 pub(crate) fn split_list(value: &str) -> Vec<String> {
-    match sipx_sip::Address::parse_list(value.as_bytes(), "Record-Route") {
+    match msg::Address::parse_list(value.as_bytes(), "Record-Route") {
         Ok(list) => {
             let mut out = Vec::new();
             let mut rest = value;

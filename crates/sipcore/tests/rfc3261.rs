@@ -300,6 +300,90 @@ fn rfc3261_9_2_cancel_of_a_pending_invite() {
     assert!(net.count("ACK") >= 1, "the 487 is ACKed by the transaction");
 }
 
+/// RFC 3261 §15.1.2: the caller may end an early dialog with BYE; the UAS
+/// answers the BYE 200 and the pending INVITE 487, and the core hears the
+/// call cancelled (it tells the XMPP side as for a CANCEL).
+#[test]
+fn rfc3261_15_1_2_bye_in_an_early_dialog_gets_200_and_the_invite_487() {
+    let mut net = Net::new();
+    let (_, b) = net.call("early-bye@test", Transport::Udp);
+    net.respond(b, 180, None);
+    net.settle();
+    assert!(matches!(
+        net.event_a(),
+        SipEvent::Provisional { status: 180, .. }
+    ));
+    let invite = net.sent("INVITE")[0].text.clone();
+    let ringing = net.sent("SIP/2.0 180")[0].text.clone();
+    let uri = invite
+        .lines()
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .expect("Request-URI")
+        .to_owned();
+    let field = |text: &str, name: &str| header(text, name).expect(name);
+    let bye = format!(
+        "BYE {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {a};branch=z9hG4bKearlybye\r\nMax-Forwards: 70\r\n\
+         From: {from}\r\nTo: {to}\r\nCall-ID: {cid}\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
+        a = net.a.addr,
+        from = field(&invite, "From"),
+        to = field(&ringing, "To"),
+        cid = field(&invite, "Call-ID"),
+    );
+    net.inject_b(&bye);
+    assert_eq!(net.event_b(), SipEvent::Cancelled { call: b });
+    let ok: Vec<_> = net
+        .sent("SIP/2.0 200")
+        .iter()
+        .filter_map(|w| w.header("CSeq"))
+        .collect();
+    assert_eq!(ok, ["2 BYE"]);
+    assert_eq!(net.count("SIP/2.0 487"), 1);
+    match net.event_a() {
+        SipEvent::Rejected { status, .. } => assert_eq!(status, 487),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// RFC 3261 §15: a callee must not send BYE in an early dialog. One that
+/// does gets 200; our INVITE stays pending so the core can CANCEL it.
+#[test]
+fn rfc3261_15_a_callee_bye_in_an_early_dialog_leaves_the_invite_to_cancel() {
+    let mut net = Net::new();
+    let (a, b) = net.call("callee-bye@test", Transport::Udp);
+    net.respond(b, 180, None);
+    net.settle();
+    net.event_a();
+    let invite = net.sent("INVITE")[0].text.clone();
+    let ringing = net.sent("SIP/2.0 180")[0].text.clone();
+    let field = |text: &str, name: &str| header(text, name).expect(name);
+    // B's BYE, written by hand (B's engine would refuse to send it).
+    let bye = format!(
+        "BYE sip:alice@{a_addr} SIP/2.0\r\nVia: SIP/2.0/UDP {b_addr};branch=z9hG4bKcalleebye\r\n\
+         Max-Forwards: 70\r\nFrom: {from}\r\nTo: {to}\r\nCall-ID: {cid}\r\nCSeq: 1 BYE\r\n\
+         Content-Length: 0\r\n\r\n",
+        a_addr = net.a.addr,
+        b_addr = net.b.addr,
+        from = field(&ringing, "To"),
+        to = field(&invite, "From"),
+        cid = field(&invite, "Call-ID"),
+    );
+    net.inject(net.b.addr, &bye);
+    assert_eq!(net.event_a(), SipEvent::Bye { call: a });
+    net.command(true, SipCommand::Cancel { call: a });
+    net.settle();
+    assert_eq!(
+        net.count("CANCEL"),
+        1,
+        "the INVITE is still there to cancel"
+    );
+    assert_eq!(net.event_b(), SipEvent::Cancelled { call: b });
+    match net.event_a() {
+        SipEvent::Rejected { status, .. } => assert_eq!(status, 487),
+        other => panic!("{other:?}"),
+    }
+}
+
 /// RFC 3261 §9.1: a CANCEL asked before any provisional waits for one.
 #[test]
 fn rfc3261_9_1_cancel_waits_for_a_provisional() {

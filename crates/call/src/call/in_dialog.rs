@@ -5,6 +5,7 @@
 //! none — is answered 200 with the current SDP, and anything else with a
 //! refusal that says why.
 
+use super::trickle::is_sdpfrag;
 use super::{Call, Ctx, Phase};
 use crate::types::{RequestId, SipCommand};
 
@@ -15,18 +16,24 @@ impl Call {
     pub(super) fn sip_request(
         &mut self,
         ctx: &mut Ctx<'_>,
+        phase: Phase,
         request: RequestId,
         method: &str,
         content_type: Option<String>,
         body: Option<String>,
-    ) {
+    ) -> Phase {
         let (status, reason, sdp) = match method {
-            "INFO" => {
-                if let (Some(ct), Some(b)) = (&content_type, &body) {
-                    self.trickle_in(ctx, ct, b);
+            "INFO" => match (content_type.as_deref(), body.as_deref()) {
+                (Some(ct), Some(body)) if is_sdpfrag(ct) => {
+                    match self.trickle_in(ctx, &phase, body) {
+                        Ok(()) => (200, None, None),
+                        Err((status, why)) => (status, Some(refusal_phrase(status, &why)), None),
+                    }
                 }
-                (200, None, None)
-            }
+                // RFC 6086 §2, legacy INFO (no Info-Package): accepted and
+                // not mapped; XMPP has no counterpart for its bodies.
+                _ => (200, None, None),
+            },
             "OPTIONS" => (200, None, None),
             "PRACK" => (
                 481,
@@ -38,7 +45,7 @@ impl Call {
                     .as_deref()
                     .filter(|ct| is_sdp(ct))
                     .and(body.as_deref());
-                self.session_refresh(method, sdp)
+                self.session_refresh(&phase, method, sdp)
             }
             other => (
                 501,
@@ -53,13 +60,14 @@ impl Call {
             reason,
             sdp,
         });
+        phase
     }
 
     /// RFC 4028 / RFC 3264 §8: a refresh keeps the session as it is; the
     /// answer is the SDP we sent last, unchanged (same `o=` version).
-    fn session_refresh(&self, method: &str, offer: Option<&str>) -> Answer {
+    fn session_refresh(&self, phase: &Phase, method: &str, offer: Option<&str>) -> Answer {
         let refused = |why: &str| (488, Some(format!("Not Acceptable Here ({why})")), None);
-        if self.phase != Phase::Active {
+        if !matches!(phase, Phase::Active(_)) {
             return match (method, offer) {
                 ("UPDATE", None) => (200, None, None),
                 _ => refused("session changes before the call is set up are not supported"),
@@ -88,6 +96,15 @@ impl Call {
     pub(super) fn set_remote_sdp(&mut self, sdp: &str) {
         self.rec.remote_sdp_digest = Some(sdp_digest(sdp));
     }
+}
+
+/// The reason phrase of a refusal: the standard phrase and why.
+fn refusal_phrase(status: u16, why: &str) -> String {
+    let phrase = match status {
+        400 => "Bad Request",
+        _ => "Not Acceptable Here",
+    };
+    format!("{phrase} ({why})")
 }
 
 fn is_sdp(content_type: &str) -> bool {

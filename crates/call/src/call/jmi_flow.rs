@@ -1,17 +1,18 @@
 //! SIP → XMPP calls to a bare JID: XEP-0353 (0.8.0) rings every device of the
 //! user; the session-initiate goes to the device that proceeds.
 
-use super::{Call, Ctx, IqPurpose, Phase};
+use super::{Call, Ctx, In, Offer, Phase};
 use crate::jmi::{self, Jmi, JmiKind};
-use stox_mapping::jingle::{Action, Description};
+use crate::types::Fault;
+use stox_mapping::jingle::Description;
 use stox_mapping::status::ReasonCondition;
 
 impl Call {
     /// Sends `<propose/>` (one `<description/>` per offered medium) to the
     /// user's bare JID.
-    pub(super) fn propose(&mut self, ctx: &mut Ctx<'_>) {
-        let media: Vec<String> = self
-            .offered
+    pub(super) fn propose(&mut self, ctx: &mut Ctx<'_>, offer: &Offer) {
+        let media: Vec<String> = offer
+            .contents
             .iter()
             .filter_map(|c| match &c.description {
                 Some(Description::Rtp(rtp)) => Some(rtp.media.clone()),
@@ -56,29 +57,30 @@ impl Call {
 
     /// A JMI message from one of the callee's devices about our proposal.
     pub(crate) fn on_jmi(&mut self, ctx: &mut Ctx<'_>, msg: &Jmi) {
-        if self.phase != Phase::Proposing {
-            return;
-        }
-        match msg.kind {
-            JmiKind::Ringing => {
-                if !self.ringing_devices.contains(&msg.from) {
-                    self.ringing_devices.push(msg.from.clone());
+        let phase = self.take_phase();
+        self.phase = match (msg.kind, phase) {
+            (
+                JmiKind::Ringing,
+                Phase::In(In::Proposing {
+                    mut incoming,
+                    mut ringing,
+                }),
+            ) => {
+                if !ringing.contains(&msg.from) {
+                    ringing.push(msg.from.clone());
                 }
-                self.alert_sip_caller(ctx);
+                self.alert_sip_caller(ctx, &mut incoming);
+                Phase::In(In::Proposing { incoming, ringing })
             }
-            JmiKind::Proceed if msg.from.contains('/') => {
+            (JmiKind::Proceed, Phase::In(In::Proposing { incoming, ringing }))
+                if msg.from.contains('/') =>
+            {
                 // This device takes the call; the others stop ringing.
-                let others: Vec<String> = self
-                    .ringing_devices
-                    .iter()
-                    .filter(|d| **d != msg.from)
-                    .cloned()
-                    .collect();
-                for device in others {
+                for device in ringing.iter().filter(|d| **d != msg.from) {
                     self.send_jmi(
                         ctx,
                         JmiKind::Retract,
-                        &device,
+                        device,
                         ReasonCondition::Cancel,
                         "answered on another device",
                     );
@@ -86,18 +88,29 @@ impl Call {
                 self.xmpp_peer = msg.from.clone();
                 self.rec.xmpp_jid = msg.from.clone();
                 self.jmi_finish = true;
-                self.phase = Phase::Initiating;
-                let mut j = self.new_jingle(Action::SessionInitiate);
-                j.contents = self.offered.clone();
-                j.groups = self.offered_groups.clone();
-                self.send_jingle(ctx, IqPurpose::Initiate, &j);
+                self.initiate(ctx, &incoming.offer);
                 self.persist(ctx);
+                Phase::In(In::Initiating(incoming))
             }
-            JmiKind::Reject => {
+            (JmiKind::Reject, Phase::In(In::Proposing { .. })) => {
                 self.rec.xmpp_jid = msg.from.clone();
-                self.callee_declined(ctx, msg.reason.unwrap_or(ReasonCondition::Decline));
+                self.callee_declined(ctx, msg.reason.unwrap_or(ReasonCondition::Decline))
             }
-            _ => {}
-        }
+            // A `<proceed/>` from a bare JID (no device to start a session
+            // with), a device's message after another one took the call,
+            // or a kind only the caller sends: XEP-0353 has no error to
+            // answer a message with.
+            (kind, phase) => {
+                ctx.fault(
+                    self.rec.id,
+                    Fault::UnexpectedJmi {
+                        kind: kind.as_str(),
+                        from: msg.from.clone(),
+                        phase: phase.name(),
+                    },
+                );
+                phase
+            }
+        };
     }
 }

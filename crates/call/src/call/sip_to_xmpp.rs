@@ -1,7 +1,7 @@
 //! SIP → XMPP: the SIP caller is represented by the gateway JID, which is the
 //! Jingle initiator; the XMPP user is the responder.
 
-use super::{Call, Ctx, IqPurpose, Phase, is_ringing, local_part};
+use super::{Call, Ctx, In, Incoming, IqPurpose, Offer, Phase, Session, is_ringing, local_part};
 use crate::stanza::IqHeader;
 use crate::types::{
     CallKey, CallState, Direction, EndedBy, IqOutcome, SipCommand, SipEvent, TimerKey,
@@ -64,7 +64,6 @@ impl Call {
             caller
                 .as_ref()
                 .map_or_else(|| from.to_owned(), |uri| uri.to_string()),
-            Phase::Initiating,
         );
 
         let checked =
@@ -80,31 +79,32 @@ impl Call {
                     retry_after: None,
                 });
                 let condition = reason_for_sip_status(refusal.status);
-                call.end(
-                    ctx,
-                    condition,
-                    EndedBy::Gateway,
-                    Some(refusal.status),
-                    Phase::Finished,
-                );
+                call.phase = call.end(ctx, condition, EndedBy::Gateway, Some(refusal.status));
                 return call;
             }
         };
         call.set_remote_sdp(&sip_offer);
-        call.sip_offer = Some(sip_offer);
-        call.offered = mapped.contents;
-        call.offered_groups = mapped.groups;
-        if call.xmpp_peer.contains('/') {
-            let mut j = call.new_jingle(Action::SessionInitiate);
-            j.contents = call.offered.clone();
-            j.groups = call.offered_groups.clone();
-            call.send_jingle(ctx, IqPurpose::Initiate, &j);
+        let incoming = Incoming {
+            offer: Offer {
+                contents: mapped.contents,
+                groups: mapped.groups,
+            },
+            sip_offer,
+            alerted: false,
+            held: Vec::new(),
+        };
+        call.phase = if call.xmpp_peer.contains('/') {
+            call.initiate(ctx, &incoming.offer);
+            Phase::In(In::Initiating(incoming))
         } else {
             // A bare JID: ring every device of the user with XEP-0353 and
             // send the session-initiate to the one that proceeds.
-            call.phase = Phase::Proposing;
-            call.propose(ctx);
-        }
+            call.propose(ctx, &incoming.offer);
+            Phase::In(In::Proposing {
+                incoming,
+                ringing: Vec::new(),
+            })
+        };
         call.persist(ctx);
         ctx.out.push(crate::types::Output::SetTimer {
             key: TimerKey::RingTimeout { call: id },
@@ -147,7 +147,6 @@ impl Call {
             xmpp_peer,
             gateway_jid,
             caller.map_or_else(|| from.to_owned(), |uri| uri.to_string()),
-            Phase::Initiating,
         );
         ctx.sip(SipCommand::Respond {
             call: key,
@@ -157,14 +156,21 @@ impl Call {
             retry_after: Some(ctx.cfg.retry_after_secs),
         });
         call.rec.end_detail = Some(phrase.to_owned());
-        call.end(
+        call.phase = call.end(
             ctx,
             ReasonCondition::ConnectivityError,
             EndedBy::Gateway,
             Some(503),
-            Phase::Finished,
         );
         call
+    }
+
+    /// Sends the session-initiate with the SIP offer mapped to Jingle.
+    pub(super) fn initiate(&mut self, ctx: &mut Ctx<'_>, offer: &Offer) {
+        let mut j = self.new_jingle(Action::SessionInitiate);
+        j.contents = offer.contents.clone();
+        j.groups = offer.groups.clone();
+        self.send_jingle(ctx, IqPurpose::Initiate, &j);
     }
 
     fn check_invite(
@@ -207,7 +213,11 @@ impl Call {
 
     /// The XMPP callee ended the call before answering (session-terminate or
     /// JMI `<reject/>`): the final response its reason maps to.
-    pub(super) fn callee_declined(&mut self, ctx: &mut Ctx<'_>, condition: ReasonCondition) {
+    pub(super) fn callee_declined(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        condition: ReasonCondition,
+    ) -> Phase {
         let status = sip_status_for_reason(condition);
         ctx.sip(SipCommand::Respond {
             call: self.key,
@@ -216,15 +226,15 @@ impl Call {
             sdp: None,
             retry_after: None,
         });
-        self.end(ctx, condition, EndedBy::Xmpp, Some(status), Phase::Finished);
+        self.end(ctx, condition, EndedBy::Xmpp, Some(status))
     }
 
     /// The first sign of ringing on the XMPP side: 180 to the SIP caller.
-    pub(super) fn alert_sip_caller(&mut self, ctx: &mut Ctx<'_>) {
-        if self.alerted {
+    pub(super) fn alert_sip_caller(&mut self, ctx: &mut Ctx<'_>, incoming: &mut Incoming) {
+        if incoming.alerted {
             return;
         }
-        self.alerted = true;
+        incoming.alerted = true;
         ctx.sip(SipCommand::Respond {
             call: self.key,
             status: 180,
@@ -235,59 +245,120 @@ impl Call {
         self.set_state(ctx, CallState::Ringing);
     }
 
-    /// A Jingle action from the XMPP callee.
-    pub(super) fn xmpp_callee_jingle(&mut self, ctx: &mut Ctx<'_>, req: &IqHeader, jingle: Jingle) {
-        let before_answer = matches!(self.phase, Phase::Initiating | Phase::Offered);
-        match jingle.action {
-            Action::SessionInfo => {
-                if Self::session_info_known(ctx, req, &jingle)
-                    && is_ringing(&jingle)
-                    && before_answer
-                {
-                    self.alert_sip_caller(ctx);
+    /// A Jingle action from the XMPP callee before the ACK.
+    pub(super) fn xmpp_callee_jingle(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        phase: In,
+        req: &IqHeader,
+        jingle: Jingle,
+    ) -> Phase {
+        match (jingle.action, phase) {
+            (Action::SessionInfo, In::Initiating(mut incoming)) => {
+                if Self::session_info_known(ctx, req, &jingle) && is_ringing(&jingle) {
+                    self.alert_sip_caller(ctx, &mut incoming);
                 }
+                Phase::In(In::Initiating(incoming))
             }
-            Action::SessionAccept if before_answer => self.xmpp_accepted(ctx, req, &jingle),
-            Action::SessionTerminate => {
+            (Action::SessionInfo, In::Offered(mut incoming)) => {
+                if Self::session_info_known(ctx, req, &jingle) && is_ringing(&jingle) {
+                    self.alert_sip_caller(ctx, &mut incoming);
+                }
+                Phase::In(In::Offered(incoming))
+            }
+            (Action::SessionInfo, phase) => {
+                Self::session_info_known(ctx, req, &jingle);
+                Phase::In(phase)
+            }
+            (Action::SessionAccept, In::Initiating(incoming) | In::Offered(incoming)) => {
+                self.xmpp_accepted(ctx, incoming, req, &jingle)
+            }
+            (Action::SessionTerminate, In::Initiating(_) | In::Offered(_)) => {
                 ctx.result(req);
-                let condition =
-                    jingle
-                        .reason
-                        .as_ref()
-                        .map(|r| r.condition)
-                        .unwrap_or(if before_answer {
-                            ReasonCondition::Decline
-                        } else {
-                            ReasonCondition::Success
-                        });
-                if before_answer {
-                    self.callee_declined(ctx, condition);
-                } else if matches!(self.phase, Phase::AwaitingAck | Phase::Active) {
-                    ctx.sip(SipCommand::Bye { call: self.key });
-                    self.end(ctx, condition, EndedBy::Xmpp, None, Phase::Finished);
-                }
+                let condition = jingle
+                    .reason
+                    .as_ref()
+                    .map_or(ReasonCondition::Decline, |r| r.condition);
+                self.callee_declined(ctx, condition)
             }
-            Action::TransportInfo => {
+            (Action::SessionTerminate, In::AwaitingAck(_)) => {
                 ctx.result(req);
-                for content in jingle.contents {
-                    self.trickle_out(ctx, content);
-                }
+                let condition = jingle
+                    .reason
+                    .as_ref()
+                    .map_or(ReasonCondition::Success, |r| r.condition);
+                ctx.sip(SipCommand::Bye { call: self.key });
+                self.end(ctx, condition, EndedBy::Xmpp, None)
             }
-            Action::SessionInitiate | Action::SessionAccept => {
-                Self::out_of_order(ctx, req, jingle.action, self.phase);
+            (Action::TransportInfo, phase) => {
+                self.transport_info(ctx, Phase::In(phase), req, jingle)
             }
-            other => Self::not_implemented(ctx, req, other),
+            (
+                action @ (Action::SessionInitiate
+                | Action::SessionAccept
+                | Action::SessionTerminate),
+                phase,
+            ) => {
+                let phase = Phase::In(phase);
+                Self::out_of_order(ctx, req, action, &phase);
+                phase
+            }
+            (other, phase) => {
+                Self::not_implemented(ctx, req, other);
+                Phase::In(phase)
+            }
         }
     }
 
-    fn xmpp_accepted(&mut self, ctx: &mut Ctx<'_>, req: &IqHeader, jingle: &Jingle) {
+    /// A Jingle action from the XMPP user in an answered call (either
+    /// direction).
+    pub(super) fn active_jingle(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        session: Session,
+        req: &IqHeader,
+        jingle: Jingle,
+    ) -> Phase {
+        match jingle.action {
+            Action::SessionTerminate => {
+                ctx.result(req);
+                let condition = jingle
+                    .reason
+                    .as_ref()
+                    .map_or(ReasonCondition::Success, |r| r.condition);
+                ctx.sip(SipCommand::Bye { call: self.key });
+                self.end(ctx, condition, EndedBy::Xmpp, None)
+            }
+            Action::SessionInfo => {
+                Self::session_info_known(ctx, req, &jingle);
+                Phase::Active(session)
+            }
+            Action::TransportInfo => self.transport_info(ctx, Phase::Active(session), req, jingle),
+            Action::SessionInitiate | Action::SessionAccept => {
+                let phase = Phase::Active(session);
+                Self::out_of_order(ctx, req, jingle.action, &phase);
+                phase
+            }
+            other => {
+                Self::not_implemented(ctx, req, other);
+                Phase::Active(session)
+            }
+        }
+    }
+
+    fn xmpp_accepted(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        incoming: Incoming,
+        req: &IqHeader,
+        jingle: &Jingle,
+    ) -> Phase {
         let responder = jingle.responder.clone().unwrap_or_else(|| req.from.clone());
         let origin = SdpOrigin {
             username: local_part(&responder),
             session_id: ctx.now.0,
             session_version: 1,
         };
-        let offer = self.sip_offer.clone().unwrap_or_default();
         let answer = if jingle.contents.is_empty() {
             Err("session-accept without any <content/>".to_owned())
         } else {
@@ -296,15 +367,14 @@ impl Call {
                 &jingle.groups,
                 SdpAuthor::Responder,
                 &origin,
-                &offer,
+                &incoming.sip_offer,
             )
             .map_err(|e| e.to_string())
         };
         match answer {
             Ok(answer) => {
-                // Answered: the offer is not needed again (held calls are
-                // kept small); the answer is, for session refreshes.
-                self.sip_offer = None;
+                // Answered: the SIP offer is not needed again (held calls
+                // are kept small); the answer is, for session refreshes.
                 self.rec.local_sdp = Some(answer.clone());
                 ctx.result(req);
                 ctx.sip(SipCommand::Respond {
@@ -314,9 +384,12 @@ impl Call {
                     sdp: Some(answer),
                     retry_after: None,
                 });
-                self.phase = Phase::AwaitingAck;
                 self.rec.sip_status = Some(200);
                 self.set_state(ctx, CallState::Active);
+                Phase::In(In::AwaitingAck(Session {
+                    contents: incoming.offer.contents,
+                    held: incoming.held,
+                }))
             }
             Err(text) => {
                 ctx.error(req, ErrorCondition::NotAcceptable, &text, None);
@@ -329,77 +402,77 @@ impl Call {
                     sdp: None,
                     retry_after: None,
                 });
-                self.end(ctx, condition, EndedBy::Gateway, Some(488), Phase::Finished);
+                self.end(ctx, condition, EndedBy::Gateway, Some(488))
             }
         }
     }
 
-    /// A SIP event from the caller's side.
-    pub(super) fn sip_caller_event(&mut self, ctx: &mut Ctx<'_>, sip: SipEvent) {
-        match sip {
-            SipEvent::Cancelled { .. } => {
-                if self.phase == Phase::Proposing {
-                    self.retract(ctx, ReasonCondition::Cancel, "the SIP caller hung up");
-                }
-                if matches!(
-                    self.phase,
-                    Phase::Proposing | Phase::Initiating | Phase::Offered
-                ) {
-                    if self.phase != Phase::Proposing {
-                        self.terminate_xmpp(ctx, ReasonCondition::Cancel, Some(487), None);
-                    }
-                    self.end(
-                        ctx,
-                        ReasonCondition::Cancel,
-                        EndedBy::Sip,
-                        Some(487),
-                        Phase::Finished,
-                    );
-                }
+    /// A SIP event from the caller's side before the ACK.
+    pub(super) fn sip_caller_event(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        phase: In,
+        sip: SipEvent,
+    ) -> Phase {
+        match (sip, phase) {
+            // A CANCEL, or a BYE in the early dialog (RFC 3261 §15.1.2): the
+            // SIP layer answered the INVITE 487.
+            (SipEvent::Cancelled { .. }, In::Proposing { .. }) => {
+                self.retract(ctx, ReasonCondition::Cancel, "the SIP caller hung up");
+                self.end(ctx, ReasonCondition::Cancel, EndedBy::Sip, Some(487))
             }
-            SipEvent::Acked { .. } if self.phase == Phase::AwaitingAck => {
-                self.phase = Phase::Active;
+            (SipEvent::Cancelled { .. }, In::Initiating(_) | In::Offered(_)) => {
+                self.terminate_xmpp(ctx, ReasonCondition::Cancel, Some(487), None);
+                self.end(ctx, ReasonCondition::Cancel, EndedBy::Sip, Some(487))
+            }
+            (SipEvent::Acked { .. }, In::AwaitingAck(mut session)) => {
                 // Written again now that the dialog is confirmed, so that the
                 // gateway stores it (calls survive a restart from here on).
                 self.persist(ctx);
-                self.flush_trickle(ctx);
+                self.flush_trickle(ctx, &mut session.held);
+                Phase::Active(session)
             }
-            SipEvent::Bye { .. } if matches!(self.phase, Phase::AwaitingAck | Phase::Active) => {
-                self.sip_hung_up(ctx);
-            }
-            SipEvent::Terminated { reason, .. } if self.phase != Phase::Finished => {
-                let condition = if self.phase == Phase::AwaitingAck {
-                    ReasonCondition::Timeout
-                } else {
-                    ReasonCondition::ConnectivityError
+            (SipEvent::Bye { .. }, In::AwaitingAck(_)) => self.sip_hung_up(ctx),
+            (SipEvent::Terminated { reason, .. }, phase) => {
+                // No ACK for our 2xx (RFC 3261 §13.3.1.4) is a timeout; the
+                // rest is the SIP side gone.
+                let condition = match phase {
+                    In::AwaitingAck(_) => ReasonCondition::Timeout,
+                    _ => ReasonCondition::ConnectivityError,
                 };
                 self.rec.end_detail = Some(reason.clone());
-                self.terminate_xmpp(ctx, condition, None, Some(reason));
-                self.end(ctx, condition, EndedBy::Gateway, None, Phase::Finished);
+                match phase {
+                    In::Proposing { .. } => self.retract(ctx, condition, &reason),
+                    _ => self.terminate_xmpp(ctx, condition, None, Some(reason)),
+                }
+                self.end(ctx, condition, EndedBy::Gateway, None)
             }
-            _ => {}
+            (
+                other @ (SipEvent::IncomingInvite { .. }
+                | SipEvent::Provisional { .. }
+                | SipEvent::Answered { .. }
+                | SipEvent::Rejected { .. }
+                | SipEvent::Acked { .. }
+                | SipEvent::Cancelled { .. }
+                | SipEvent::Bye { .. }
+                | SipEvent::Request { .. }
+                | SipEvent::CommandFailed { .. }),
+                phase,
+            ) => self.unexpected_sip(ctx, Phase::In(phase), &other),
         }
     }
 
-    pub(super) fn xmpp_callee_iq_response(
-        &mut self,
-        ctx: &mut Ctx<'_>,
-        purpose: IqPurpose,
-        outcome: IqOutcome,
-    ) {
-        if purpose != IqPurpose::Initiate || self.phase != Phase::Initiating {
-            return;
-        }
+    /// The session-initiate was refused or not delivered: the SIP caller
+    /// gets the final response that matches.
+    pub(super) fn initiate_failed(&mut self, ctx: &mut Ctx<'_>, outcome: IqOutcome) -> Phase {
         let (status, condition, by) = match outcome {
-            IqOutcome::Result => {
-                self.phase = Phase::Offered;
-                return;
-            }
             IqOutcome::Error(cond) => {
                 let status = sip_status_for_error(cond, true);
                 (status, reason_for_sip_status(status), EndedBy::Xmpp)
             }
-            IqOutcome::Timeout => (408, ReasonCondition::Timeout, EndedBy::Gateway),
+            IqOutcome::Timeout | IqOutcome::Result => {
+                (408, ReasonCondition::Timeout, EndedBy::Gateway)
+            }
             // The component went offline before the session-initiate could
             // be delivered: the gateway cannot take the call now.
             IqOutcome::Undelivered => (503, ReasonCondition::ConnectivityError, EndedBy::Gateway),
@@ -412,18 +485,14 @@ impl Call {
             sdp: None,
             retry_after: (status == 503).then_some(ctx.cfg.retry_after_secs),
         });
-        self.end(ctx, condition, by, Some(status), Phase::Finished);
+        self.end(ctx, condition, by, Some(status))
     }
 
-    pub(super) fn ring_timeout(&mut self, ctx: &mut Ctx<'_>) {
-        if !matches!(
-            self.phase,
-            Phase::Proposing | Phase::Initiating | Phase::Offered
-        ) {
-            return;
-        }
+    /// Nobody answered in time: 480 to the SIP caller, and the XMPP side
+    /// stops ringing.
+    pub(super) fn ring_timeout(&mut self, ctx: &mut Ctx<'_>, phase: &In) -> Phase {
         let condition = ReasonCondition::Timeout;
-        if self.phase == Phase::Proposing {
+        if let In::Proposing { .. } = phase {
             self.retract(ctx, condition, "no answer");
         } else {
             self.terminate_xmpp(ctx, condition, Some(480), Some("no answer".into()));
@@ -435,6 +504,6 @@ impl Call {
             sdp: None,
             retry_after: None,
         });
-        self.end(ctx, condition, EndedBy::Gateway, Some(480), Phase::Finished);
+        self.end(ctx, condition, EndedBy::Gateway, Some(480))
     }
 }

@@ -347,6 +347,21 @@ impl Net {
         (a, b)
     }
 
+    /// Delivers raw text to B as a UDP datagram from A (a request A's
+    /// engine would not write), then lets the answers flow.
+    pub fn inject_b(&mut self, text: &str) {
+        let now = self.now;
+        let source = self.a.addr;
+        self.b.sip.handle_input(
+            now,
+            Input::Datagram {
+                source,
+                data: text.as_bytes(),
+            },
+        );
+        self.settle();
+    }
+
     /// Injects raw text into A as a UDP datagram from `from`.
     pub fn inject(&mut self, from: SocketAddr, text: &str) {
         let now = self.now;
