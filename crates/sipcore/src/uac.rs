@@ -220,7 +220,19 @@ impl Sip {
                     reason: format!("{} {}", resp.status, String::from_utf8_lossy(&resp.reason)),
                 });
             }
-            _ => {}
+            // Answers to BYE and CANCEL need nothing more (the call ended on
+            // our side already), nor do those to a PRACK or an accepted INFO
+            // (the INVITE's own transaction decides the call, RFC 3262 §3).
+            Purpose::Other(
+                Command::Info
+                | Command::Bye
+                | Command::Cancel
+                | Command::Prack
+                | Command::Invite
+                | Command::Response
+                | Command::Reply,
+            )
+            | Purpose::Server => {}
         }
     }
 
