@@ -70,13 +70,13 @@ def test_unanswered_call_is_closed_and_new_calls_work(gateway, juliet, sipp, pro
 
 def test_resumed_call_answers_a_session_refresh_with_its_stored_sdp(gateway, juliet, sipp, probe):
     """RFC 4028 after kill -9: the media session is in the row (local_sdp,
-    remote_sdp_digest), so the resumed call answers the callee's re-INVITE
+    remote_sdp), so the resumed call answers the callee's re-INVITE
     with the same SDP (RFC 3264 §8: same o= version) and its UPDATE 200."""
     sid, uas = call_sip(gateway, juliet, sipp, "uas_answer_refresh_send_bye", ring_ms=100,
                         refresh_after_ms=6000, hold_ms=300)
     juliet.expect("session-accept", 10, sid=sid)
     gateway.wait_row(lambda r: r["jingle_sid"] == sid and r["state"] == "active"
-                     and r["sip_dialog"] and r["local_sdp"] and r["remote_sdp_digest"])
+                     and r["sip_dialog"] and r["local_sdp"] and r["remote_sdp"])
 
     kill_and_restart(gateway, probe)
     term = juliet.expect("session-terminate", 20, sid=sid)

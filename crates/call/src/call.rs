@@ -13,7 +13,7 @@ use crate::core::CoreConfig;
 use crate::stanza::{self, AppError, IqHeader};
 use crate::time::Millis;
 use crate::types::{
-    CallKey, CallState, Command, Direction, EndedBy, Fault, IqOutcome, Output, SessionRecord,
+    CallKey, CallState, Command, Direction, EndedBy, Fault, Hold, IqOutcome, Output, SessionRecord,
     SipCommand, SipEvent,
 };
 use minidom::Element;
@@ -22,6 +22,7 @@ use stox_mapping::ids::{CallId, Sid};
 use stox_mapping::jingle::{Action, Content, Group, Jingle, Reason};
 use stox_mapping::status::{ErrorCondition, ReasonCondition};
 
+mod hold;
 mod in_dialog;
 mod jmi_flow;
 mod sip_to_xmpp;
@@ -50,6 +51,8 @@ pub(crate) enum CallTimer {
     Answer,
     /// XMPP → SIP: the trickled candidates are gathered; INVITE now.
     CandidateWindow,
+    /// The wait after a 491 (RFC 3261 §14.1) is over: offer again.
+    Reoffer,
 }
 
 /// A Jingle offer: its contents and XEP-0338 groups.
@@ -144,6 +147,20 @@ pub(crate) struct Session {
     /// Trickled candidates held for a SIP peer that does not do trickle
     /// ICE (for the next offer/answer).
     held: Vec<Content>,
+    /// Our new offer toward SIP in flight (one at a time, RFC 3264 §4).
+    offering: Option<Reoffer>,
+    /// The hold state the XMPP user asked for while an offer was in flight
+    /// or refused with 491: offered when the SIP side is ready.
+    next_hold: Option<bool>,
+}
+
+/// A re-INVITE of ours in flight.
+#[derive(Debug)]
+pub(crate) struct Reoffer {
+    /// The SDP offered (our local SDP once answered).
+    sdp: String,
+    /// Whether it puts the SIP side on hold for the XMPP user.
+    hold: bool,
 }
 
 impl Phase {
@@ -310,7 +327,8 @@ impl Call {
                 ended_by: None,
                 end_detail: None,
                 local_sdp: None,
-                remote_sdp_digest: None,
+                remote_sdp: None,
+                hold: Hold::default(),
                 updated_at: now,
             },
             key,
@@ -420,10 +438,14 @@ impl Call {
             (CallTimer::CandidateWindow, Phase::Out(Out::Gathering { offer, caller_uri })) => {
                 self.candidates_gathered(ctx, offer, caller_uri)
             }
+            (CallTimer::Reoffer, Phase::Active(session)) => self.retry_reoffer(ctx, session),
             // Timers are never cancelled: one for a phase the call has left
             // is stale, which is how it is meant to end.
             (
-                CallTimer::Ring | CallTimer::Answer | CallTimer::CandidateWindow,
+                CallTimer::Ring
+                | CallTimer::Answer
+                | CallTimer::CandidateWindow
+                | CallTimer::Reoffer,
                 phase @ (Phase::Out(_) | Phase::In(_) | Phase::Active(_) | Phase::Finished),
             ) => phase,
         };
@@ -645,6 +667,18 @@ impl Call {
                 ctx.fault(self.rec.id, fault(&phase));
                 phase
             }
+            // Our re-offer could not go out: the session stays as it was.
+            (Command::Reoffer, Phase::Active(mut session)) => {
+                session.offering = None;
+                session.next_hold = None;
+                let phase = Phase::Active(session);
+                ctx.fault(self.rec.id, fault(&phase));
+                phase
+            }
+            (Command::Reoffer, phase) => {
+                ctx.fault(self.rec.id, fault(&phase));
+                phase
+            }
             (Command::Bye | Command::Cancel, Phase::Out(Out::Cancelling)) => Phase::Finished,
             (Command::Bye | Command::Cancel, phase)
             | (Command::Invite | Command::Response, phase @ Phase::Finished) => {
@@ -684,6 +718,12 @@ impl Call {
     fn active_sip_event(&mut self, ctx: &mut Ctx<'_>, session: Session, sip: SipEvent) -> Phase {
         match sip {
             SipEvent::Bye { .. } => self.sip_hung_up(ctx),
+            SipEvent::ReofferAnswered { sdp, .. } if session.offering.is_some() => {
+                self.reoffer_answered(ctx, session, sdp)
+            }
+            SipEvent::ReofferRefused { status, reason, .. } if session.offering.is_some() => {
+                self.reoffer_refused(ctx, session, status, reason)
+            }
             SipEvent::Terminated { reason, .. } => {
                 let condition = ReasonCondition::ConnectivityError;
                 self.rec.end_detail = Some(reason.clone());
@@ -697,6 +737,8 @@ impl Call {
             | SipEvent::Acked { .. }
             | SipEvent::Cancelled { .. }
             | SipEvent::Request { .. }
+            | SipEvent::ReofferAnswered { .. }
+            | SipEvent::ReofferRefused { .. }
             | SipEvent::CommandFailed { .. }) => {
                 self.unexpected_sip(ctx, Phase::Active(session), &other)
             }

@@ -395,6 +395,7 @@ impl Core {
             TimerKey::RingTimeout { call } => (call, CallTimer::Ring),
             TimerKey::CandidateWindow { call } => (call, CallTimer::CandidateWindow),
             TimerKey::AnswerTimeout { call } => (call, CallTimer::Answer),
+            TimerKey::ReofferRetry { call } => (call, CallTimer::Reoffer),
             TimerKey::ProposalTimeout { proposal } => {
                 self.proposal_timeout(now, proposal, out);
                 return;

@@ -29,6 +29,6 @@ pub use crate::core::{Core, CoreConfig};
 pub use crate::stanza::error_condition;
 pub use crate::time::{Millis, iso8601};
 pub use crate::types::{
-    CallKey, CallState, Command, Direction, EndedBy, Fault, Input, IqOutcome, Output,
-    RejectedStanza, RequestId, SessionRecord, SipCommand, SipEvent, TimerKey,
+    CallKey, CallState, Command, Direction, EndedBy, Fault, Hold, Input, IqOutcome, OfferMethod,
+    Output, RejectedStanza, RequestId, SessionRecord, SipCommand, SipEvent, TimerKey,
 };

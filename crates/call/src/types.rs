@@ -87,12 +87,55 @@ pub struct SessionRecord {
     /// The media session: the SDP the gateway last sent to the SIP side
     /// (what a session refresh is answered with, `o=` version unchanged)…
     pub local_sdp: Option<String>,
-    /// … and a digest of the SDP the SIP peer last sent, its `o=` line left
-    /// out (a re-INVITE or UPDATE with the same digest changes nothing).
-    pub remote_sdp_digest: Option<u64>,
+    /// … and the SDP the SIP peer last sent (offer or answer): a new offer
+    /// is compared with it (a refresh, a hold or resume, or a change).
+    pub remote_sdp: Option<String>,
+    /// Who holds the call now (RFC 3264 §8.4, XEP-0167 §7).
+    pub hold: Hold,
 }
 
-pub use stox_sipcore::api::{CallKey, Command, RequestId, SipCommand, SipEvent};
+/// Who has put the call on hold (`sessions.hold`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Hold {
+    /// The XMPP user (session-info `<hold/>`): the SIP side was offered
+    /// streams we do not receive.
+    pub xmpp: bool,
+    /// The SIP peer (an offer whose streams it does not receive).
+    pub sip: bool,
+}
+
+impl Hold {
+    /// The value stored in `sessions.hold` (NULL when nobody holds).
+    pub fn as_str(self) -> Option<&'static str> {
+        match (self.xmpp, self.sip) {
+            (false, false) => None,
+            (true, false) => Some("xmpp"),
+            (false, true) => Some("sip"),
+            (true, true) => Some("both"),
+        }
+    }
+
+    pub fn parse(s: Option<&str>) -> Option<Hold> {
+        match s {
+            None => Some(Hold::default()),
+            Some("xmpp") => Some(Hold {
+                xmpp: true,
+                sip: false,
+            }),
+            Some("sip") => Some(Hold {
+                xmpp: false,
+                sip: true,
+            }),
+            Some("both") => Some(Hold {
+                xmpp: true,
+                sip: true,
+            }),
+            Some(_) => None,
+        }
+    }
+}
+
+pub use stox_sipcore::api::{CallKey, Command, OfferMethod, RequestId, SipCommand, SipEvent};
 
 /// How an IQ the gateway sent was answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,6 +177,8 @@ pub enum TimerKey {
     CandidateWindow { call: i64 },
     /// An XMPP → SIP call whose SIP callee has not answered in time.
     AnswerTimeout { call: i64 },
+    /// A re-offer refused with 491 may be sent again (RFC 3261 §14.1).
+    ReofferRetry { call: i64 },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -210,6 +255,13 @@ pub enum Fault {
         outcome: IqOutcome,
         phase: &'static str,
     },
+    /// The SIP peer refused a change the XMPP user asked for (hold,
+    /// resume): the session stays as it was (RFC 3264 §8).
+    ChangeRefused {
+        change: &'static str,
+        status: u16,
+        reason: String,
+    },
     /// A SIP command failed where the call goes on (INFO, PRACK, a reply)
     /// or had already ended.
     CommandFailed {
@@ -246,6 +298,14 @@ impl std::fmt::Display for Fault {
             } => write!(
                 f,
                 "SIP {command} failed ({reason}) while {phase}; the call goes on"
+            ),
+            Fault::ChangeRefused {
+                change,
+                status,
+                reason,
+            } => write!(
+                f,
+                "the SIP peer refused the {change}: {status} {reason}; the session is unchanged"
             ),
         }
     }

@@ -316,7 +316,8 @@ fn leftover(
         ended_by: None,
         end_detail: None,
         local_sdp: None,
-        remote_sdp_digest: None,
+        remote_sdp: None,
+        hold: stox_call::Hold::default(),
         updated_at: stox_call::Millis(1_795_296_000_000),
     }
 }

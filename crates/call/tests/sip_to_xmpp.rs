@@ -224,8 +224,9 @@ fn invites_that_cannot_be_routed_are_refused_and_recorded() {
 /// RFC 4028 / RFC 3261 §12.2.2: every in-dialog request reaches the core.
 /// A session refresh — a re-INVITE with the same SDP (its `o=` version
 /// bumped or not), one without SDP, an UPDATE without SDP — is answered 200
-/// with the SDP the gateway sent last; a real change is refused 488 until
-/// mid-call changes are mapped; OPTIONS 200, PRACK 481, others 501.
+/// with the SDP the gateway sent last; a media change other than hold or
+/// resume (here a new port) is refused 488 until it is mapped; OPTIONS 200,
+/// PRACK 481, others 501.
 #[test]
 fn rfc4028_session_refreshes_get_200_with_the_current_sdp_and_changes_488() {
     let mut h = Harness::new();
@@ -272,7 +273,7 @@ fn rfc4028_session_refreshes_get_200_with_the_current_sdp_and_changes_488() {
     }
     let (_, out) = h.request(&cid, "UPDATE", None, None);
     assert_eq!((reply(&out).0, reply(&out).1), (200, None));
-    let changed = OFFER_SDP.replace("a=sendrecv", "a=sendonly");
+    let changed = OFFER_SDP.replace("m=audio 6000", "m=audio 6100");
     let (_, out) = h.request(&cid, "INVITE", Some("application/sdp"), Some(&changed));
     let (status, sdp, reason) = reply(&out);
     assert_eq!((status, sdp), (488, None));

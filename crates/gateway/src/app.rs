@@ -428,6 +428,7 @@ impl Gateway {
                         stox_call::Fault::UnexpectedJmi { .. } => "unexpected-jmi",
                         stox_call::Fault::IqFailed { .. } => "iq-failed",
                         stox_call::Fault::CommandFailed { .. } => "command-failed",
+                        stox_call::Fault::ChangeRefused { .. } => "change-refused",
                     };
                     if let Some(held_back) = self.faults.admit(&kind, t.0) {
                         info!(call, kind, held_back, "{}", escaped(&fault.to_string()));

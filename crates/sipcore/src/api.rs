@@ -157,6 +157,18 @@ pub enum SipEvent {
         content_type: Option<String>,
         body: Option<String>,
     },
+    /// The 2xx to our re-INVITE or UPDATE ([`SipCommand::Reoffer`]), with
+    /// its SDP answer; a re-INVITE's 2xx has been ACKed.
+    ReofferAnswered { call: CallKey, sdp: Option<String> },
+    /// Our re-INVITE or UPDATE got a final 3xx–6xx, or timed out (408), or
+    /// could not be sent (503). The session is as it was before the offer
+    /// (RFC 3264 §8); 491 asks for a retry later (RFC 3261 §14.1), and a
+    /// 481 or 408 means the dialog is gone (RFC 5057).
+    ReofferRefused {
+        call: CallKey,
+        status: u16,
+        reason: String,
+    },
     /// The call's SIP side ended without a message the core must answer:
     /// no ACK for our 2xx (RFC 3261 §13.3.1.4), the peer unreachable for an
     /// in-dialog request, the connection of a WebSocket flow gone.
@@ -181,6 +193,8 @@ impl SipEvent {
             SipEvent::Cancelled { .. } => "CANCEL",
             SipEvent::Bye { .. } => "BYE",
             SipEvent::Request { .. } => "in-dialog request",
+            SipEvent::ReofferAnswered { .. } => "2xx to our re-offer",
+            SipEvent::ReofferRefused { .. } => "refusal of our re-offer",
             SipEvent::Terminated { .. } => "dialog termination",
             SipEvent::CommandFailed { .. } => "command failure",
         }
@@ -197,6 +211,8 @@ impl SipEvent {
             | SipEvent::Cancelled { call }
             | SipEvent::Bye { call }
             | SipEvent::Request { call, .. }
+            | SipEvent::ReofferAnswered { call, .. }
+            | SipEvent::ReofferRefused { call, .. }
             | SipEvent::Terminated { call, .. }
             | SipEvent::CommandFailed { call, .. } => *call,
         }
@@ -249,6 +265,32 @@ pub enum SipCommand {
         content_type: String,
         body: String,
     },
+    /// A new offer in the confirmed dialog (RFC 3264 §8): a re-INVITE or an
+    /// UPDATE (RFC 3311) with `sdp`. One at a time: refused while one is
+    /// pending. Answered by [`SipEvent::ReofferAnswered`] or
+    /// [`SipEvent::ReofferRefused`]; the ACK of a re-INVITE's 2xx is sent
+    /// by the SIP layer.
+    Reoffer {
+        call: CallKey,
+        method: OfferMethod,
+        sdp: String,
+    },
+}
+
+/// How a new offer in a dialog is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OfferMethod {
+    Invite,
+    Update,
+}
+
+impl OfferMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OfferMethod::Invite => "INVITE",
+            OfferMethod::Update => "UPDATE",
+        }
+    }
 }
 
 impl SipCommand {
@@ -259,7 +301,8 @@ impl SipCommand {
             | SipCommand::Reply { call, .. }
             | SipCommand::Cancel { call }
             | SipCommand::Bye { call }
-            | SipCommand::Info { call, .. } => *call,
+            | SipCommand::Info { call, .. }
+            | SipCommand::Reoffer { call, .. } => *call,
         }
     }
 
@@ -272,6 +315,7 @@ impl SipCommand {
             SipCommand::Cancel { .. } => Command::Cancel,
             SipCommand::Bye { .. } => Command::Bye,
             SipCommand::Info { .. } => Command::Info,
+            SipCommand::Reoffer { .. } => Command::Reoffer,
         }
     }
 }
@@ -290,6 +334,8 @@ pub enum Command {
     Response,
     /// A reply to an in-dialog request ([`SipCommand::Reply`]).
     Reply,
+    /// A re-INVITE or UPDATE ([`SipCommand::Reoffer`]).
+    Reoffer,
 }
 
 impl Command {
@@ -300,6 +346,7 @@ impl Command {
             Command::Cancel => "CANCEL",
             Command::Bye => "BYE",
             Command::Info => "INFO",
+            Command::Reoffer => "re-offer",
             Command::Response => "response",
             Command::Reply => "reply",
         }

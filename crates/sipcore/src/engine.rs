@@ -177,6 +177,8 @@ pub(crate) enum Purpose {
     Invite,
     /// CANCEL, BYE, INFO, PRACK …: answers are logged, failures reported.
     Other(Command),
+    /// Our re-INVITE or UPDATE: its answer goes to the core.
+    Reoffer,
 }
 
 #[derive(Debug, Clone)]
@@ -267,6 +269,16 @@ pub(crate) struct Call {
     pub restored: bool,
     /// UAC: the CSeq of the last PRACK sent (RFC 3262).
     pub prack_cseq: u32,
+    /// Our re-INVITE or UPDATE in progress (one offer at a time).
+    pub offering: Option<Offering>,
+    /// The ACK sent for the 2xx of our last re-INVITE (its CSeq and bytes),
+    /// for the 2xx's retransmissions.
+    pub reoffer_ack: Option<(u32, Vec<u8>)>,
+}
+
+/// A re-INVITE or UPDATE of ours in progress.
+pub(crate) struct Offering {
+    pub request: Request,
 }
 
 impl Call {
@@ -280,6 +292,8 @@ impl Call {
             awaiting_ack: None,
             restored: false,
             prack_cseq: 0,
+            offering: None,
+            reoffer_ack: None,
         }
     }
 }

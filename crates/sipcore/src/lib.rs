@@ -29,7 +29,7 @@ mod timers;
 mod uac;
 mod uas;
 
-pub use api::{CallKey, Command, KeyGen, RequestId, SipCommand, SipEvent, Transport};
+pub use api::{CallKey, Command, KeyGen, OfferMethod, RequestId, SipCommand, SipEvent, Transport};
 pub use engine::{Config, ConnId, Dest, Input, Output, Sip, Transmit};
 pub use msg::TxTimers as Timers;
 pub use uac::UDP_MAX;

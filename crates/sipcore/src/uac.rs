@@ -1,9 +1,9 @@
 //! Requests we send: the INVITE (UAC) and what comes back to it — forks,
 //! reliable provisionals, the ACK for 2xx — and CANCEL, BYE and INFO.
 
-use crate::api::{CallKey, Command, SipCommand, SipEvent, Transport};
+use crate::api::{CallKey, Command, OfferMethod, SipCommand, SipEvent, Transport};
 use crate::dialog::{Dialog, Role, strip_angles};
-use crate::engine::{Call, Hop, Invite, Purpose, Sip, TxInfo, UacInvite};
+use crate::engine::{Call, Hop, Invite, Offering, Purpose, Sip, TxInfo, UacInvite};
 use crate::msg::{self, HeaderName, Message, Method, Request, Response, TransactionKey};
 use crate::uas::split_list;
 use bytes::Bytes;
@@ -45,6 +45,7 @@ impl Sip {
                 content_type,
                 body,
             } => self.info(call, &content_type, body),
+            SipCommand::Reoffer { call, method, sdp } => self.reoffer(call, method, sdp),
         };
         if let Err(reason) = result {
             self.event(SipEvent::CommandFailed {
@@ -223,6 +224,7 @@ impl Sip {
             // Answers to BYE and CANCEL need nothing more (the call ended on
             // our side already), nor do those to a PRACK or an accepted INFO
             // (the INVITE's own transaction decides the call, RFC 3262 §3).
+            Purpose::Reoffer => self.reoffer_response(call, resp),
             Purpose::Other(
                 Command::Info
                 | Command::Bye
@@ -230,10 +232,113 @@ impl Sip {
                 | Command::Prack
                 | Command::Invite
                 | Command::Response
-                | Command::Reply,
+                | Command::Reply
+                | Command::Reoffer,
             )
             | Purpose::Server => {}
         }
+    }
+
+    /// `Reoffer`: a re-INVITE or UPDATE with SDP in the confirmed dialog
+    /// (RFC 3264 §8, RFC 3311), one at a time.
+    fn reoffer(&mut self, call: CallKey, method: OfferMethod, sdp: String) -> Result<(), String> {
+        let c = self.calls.get_mut(&call).ok_or("no such call")?;
+        if c.offering.is_some() {
+            return Err("an offer of ours is pending (RFC 3264 §4: one at a time)".into());
+        }
+        let mut dialog = c.dialog.clone().ok_or("the call has no confirmed dialog")?;
+        let method = match method {
+            OfferMethod::Invite => Method::Invite,
+            OfferMethod::Update => Method::Update,
+        };
+        let mut req = self.in_dialog_request(&mut dialog, method)?;
+        req.headers
+            .push(msg::header(HeaderName::Supported, "100rel".to_owned())?);
+        req.headers.push(msg::header(
+            HeaderName::ContentType,
+            "application/sdp".to_owned(),
+        )?);
+        msg::fix_content_length(&mut req.headers, sdp.len())?;
+        req.set_body(Bytes::from(sdp));
+        if let Some(d) = self.calls.get_mut(&call).and_then(|c| c.dialog.as_mut()) {
+            d.local_cseq = dialog.local_cseq;
+        }
+        let hop = self.dialog_hop(call, &dialog)?;
+        self.send_request(req.clone(), hop, Some(call), Purpose::Reoffer)
+            .ok_or("the re-offer could not start a transaction")?;
+        if let Some(c) = self.calls.get_mut(&call) {
+            c.offering = Some(Offering { request: req });
+        }
+        Ok(())
+    }
+
+    /// A response to our re-INVITE or UPDATE.
+    fn reoffer_response(&mut self, call: CallKey, resp: Response) {
+        let status = resp.status.code();
+        if status < 200 {
+            return;
+        }
+        let cseq = msg::cseq(&resp.headers).map_or(0, |c| c.sequence);
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        let offering = match c.offering.take() {
+            Some(o) if msg::cseq(&o.request.headers).map(|c| c.sequence) == Some(cseq) => o,
+            other => {
+                c.offering = other;
+                // A retransmitted 2xx of a re-INVITE answered before: its
+                // ACK again (RFC 3261 §13.2.2.4).
+                if let (true, Some((acked, data)), Some(dialog)) = (
+                    resp.status.is_success(),
+                    c.reoffer_ack.clone(),
+                    c.dialog.clone(),
+                ) && acked == cseq
+                    && let Ok(hop) = self.dialog_hop(call, &dialog)
+                {
+                    self.push_transmit(hop.transport, hop.dest, data, Some(call));
+                }
+                return;
+            }
+        };
+        if !resp.status.is_success() {
+            // A re-INVITE's non-2xx is ACKed by its transaction.
+            self.event(SipEvent::ReofferRefused {
+                call,
+                status,
+                reason: String::from_utf8_lossy(&resp.reason).into_owned(),
+            });
+            return;
+        }
+        // RFC 3261 §12.2.1.2: a 2xx to a target refresh updates the remote
+        // target.
+        if let Some(target) = msg::address_uri(&resp.headers, &HeaderName::Contact)
+            && let Some(d) = c.dialog.as_mut()
+        {
+            d.remote_target = target;
+        }
+        if offering.request.method == Method::Invite
+            && let Some(dialog) = c.dialog.clone()
+        {
+            match self.ack_for(&dialog, &offering.request) {
+                Ok(ack) => {
+                    let data = msg::to_bytes(&Message::Request(ack));
+                    if let Some(c) = self.calls.get_mut(&call) {
+                        c.reoffer_ack = Some((cseq, data.clone()));
+                    }
+                    if let Ok(hop) = self.dialog_hop(call, &dialog) {
+                        self.push_transmit(hop.transport, hop.dest, data, Some(call));
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(%call, error = %e, "cannot build the ACK for a re-INVITE's 2xx")
+                }
+            }
+        }
+        let m = Message::Response(resp);
+        self.event(SipEvent::ReofferAnswered {
+            call,
+            sdp: msg::sdp(&m),
+        });
     }
 
     /// A client transaction timed out or its transport failed.
@@ -263,6 +368,17 @@ impl Sip {
                     self.event(SipEvent::CommandFailed {
                         call,
                         command: Command::Response,
+                        reason: phrase.to_owned(),
+                    });
+                }
+            }
+            Purpose::Reoffer => {
+                if let Some(c) = self.calls.get_mut(&call)
+                    && c.offering.take().is_some()
+                {
+                    self.event(SipEvent::ReofferRefused {
+                        call,
+                        status,
                         reason: phrase.to_owned(),
                     });
                 }

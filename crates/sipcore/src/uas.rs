@@ -314,6 +314,15 @@ impl Sip {
             }
             return;
         }
+        // RFC 3261 §14.2 / RFC 3311 §5.2: an offer that crosses ours (glare)
+        // gets 491; the core retries after the §14.1 wait.
+        let offers = req.method == Method::Invite
+            || (req.method == Method::Update && !req.body().is_empty());
+        if offers && self.calls.get(&call).is_some_and(|c| c.offering.is_some()) {
+            let resp = self.answer(&req, 491, "Request Pending", None);
+            self.send_response(&key, resp);
+            return;
+        }
         if req.method == Method::Invite
             && self
                 .calls

@@ -9,7 +9,7 @@ mod common;
 use common::*;
 use std::time::Duration;
 use stox_mapping::ids::CallId;
-use stox_sipcore::{CallKey, Input, SipCommand, SipEvent, Transport};
+use stox_sipcore::{CallKey, Command, Input, OfferMethod, SipCommand, SipEvent, Transport};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -747,4 +747,171 @@ fn rfc3261_8_1_3_1_a_failed_send_fails_the_invite_or_ends_the_call() {
         "an idle confirmed call ends"
     );
     assert_eq!(net.a.sip.live_calls(), 0);
+}
+
+/// RFC 3261 §14.1 / RFC 3264 §8: our re-INVITE in the confirmed dialog
+/// carries the new offer with the next CSeq; its 2xx is ACKed by us (and a
+/// retransmitted 2xx again), and the core hears the answer.
+#[test]
+fn rfc3261_14_1_a_re_invite_of_ours_is_acked_and_answered_to_the_core() {
+    let mut net = Net::new();
+    let (a, b) = net.establish("reinv@test", Transport::Udp);
+    net.command(
+        true,
+        SipCommand::Reoffer {
+            call: a,
+            method: OfferMethod::Invite,
+            sdp: OFFER.replace("o=a 1 1", "o=a 1 2"),
+        },
+    );
+    net.settle();
+    let SipEvent::Request {
+        request, method, ..
+    } = net.event_b()
+    else {
+        panic!("B hears the re-INVITE")
+    };
+    assert_eq!(method, "INVITE");
+    let reinvite = net.sent("INVITE")[1].text.clone();
+    assert_eq!(header(&reinvite, "CSeq").as_deref(), Some("2 INVITE"));
+    assert!(header(&reinvite, "To").is_some_and(|t| t.contains("tag=")));
+    net.command(
+        false,
+        SipCommand::Reply {
+            call: b,
+            request,
+            status: 200,
+            reason: None,
+            sdp: Some(ANSWER.into()),
+        },
+    );
+    net.settle();
+    assert_eq!(
+        net.event_a(),
+        SipEvent::ReofferAnswered {
+            call: a,
+            sdp: Some(ANSWER.into())
+        }
+    );
+    let acks: Vec<_> = net
+        .sent("ACK")
+        .iter()
+        .filter_map(|w| w.header("CSeq"))
+        .collect();
+    assert_eq!(acks.last().map(String::as_str), Some("2 ACK"));
+    assert!(net.b.events.is_empty(), "a re-INVITE's ACK stops B's 2xx");
+    net.run(Duration::from_secs(40));
+    let retransmitted = net
+        .sent("SIP/2.0 200")
+        .iter()
+        .filter(|w| w.header("CSeq").as_deref() == Some("2 INVITE"))
+        .count();
+    assert_eq!(retransmitted, 1, "the ACK arrived: no retransmission");
+    assert!(net.b.events.is_empty() && net.a.events.is_empty());
+    // A retransmission of that 2xx is ACKed again, and the core hears
+    // nothing more.
+    let ok = net
+        .sent("SIP/2.0 200")
+        .iter()
+        .rev()
+        .find(|w| w.header("CSeq").as_deref() == Some("2 INVITE"))
+        .expect("the 2xx")
+        .text
+        .clone();
+    let before = net.count("ACK");
+    net.inject(net.b.addr, &ok);
+    assert_eq!(net.count("ACK"), before + 1);
+    assert!(net.a.events.is_empty());
+}
+
+/// RFC 3261 §14.1: a non-2xx to our re-INVITE is ACKed by the transaction
+/// and reported; the dialog goes on. An UPDATE (RFC 3311) works the same.
+#[test]
+fn rfc3261_14_1_a_refused_re_offer_is_reported_and_the_dialog_goes_on() {
+    let mut net = Net::new();
+    let (a, b) = net.establish("reoffer-refused@test", Transport::Udp);
+    for method in [OfferMethod::Invite, OfferMethod::Update] {
+        net.command(
+            true,
+            SipCommand::Reoffer {
+                call: a,
+                method,
+                sdp: OFFER.into(),
+            },
+        );
+        net.settle();
+        let SipEvent::Request {
+            request, method: m, ..
+        } = net.event_b()
+        else {
+            panic!("B hears the offer")
+        };
+        assert_eq!(m, method.as_str());
+        net.command(
+            false,
+            SipCommand::Reply {
+                call: b,
+                request,
+                status: 488,
+                reason: None,
+                sdp: None,
+            },
+        );
+        net.settle();
+        assert!(matches!(
+            net.event_a(),
+            SipEvent::ReofferRefused { status: 488, .. }
+        ));
+    }
+    net.command(true, SipCommand::Bye { call: a });
+    net.settle();
+    assert_eq!(net.event_b(), SipEvent::Bye { call: b }, "the dialog lives");
+}
+
+/// RFC 3261 §14.2 / RFC 3311 §5.2 (glare): an offer from the peer that
+/// crosses ours gets 491; a second offer of ours while one is pending is
+/// refused to the core (RFC 3264 §4).
+#[test]
+fn rfc3261_14_2_an_offer_crossing_ours_gets_491() {
+    let mut net = Net::new();
+    let (a, b) = net.establish("glare@test", Transport::Udp);
+    // Hold back A's re-INVITE so that B's crosses it.
+    net.lose = Box::new(|from_a, text| from_a && text.starts_with("INVITE"));
+    net.command(
+        true,
+        SipCommand::Reoffer {
+            call: a,
+            method: OfferMethod::Invite,
+            sdp: OFFER.into(),
+        },
+    );
+    net.command(
+        true,
+        SipCommand::Reoffer {
+            call: a,
+            method: OfferMethod::Invite,
+            sdp: OFFER.into(),
+        },
+    );
+    assert!(matches!(
+        net.event_a(),
+        SipEvent::CommandFailed {
+            command: Command::Reoffer,
+            ..
+        }
+    ));
+    net.command(
+        false,
+        SipCommand::Reoffer {
+            call: b,
+            method: OfferMethod::Invite,
+            sdp: ANSWER.into(),
+        },
+    );
+    net.settle();
+    assert_eq!(net.count("SIP/2.0 491"), 1);
+    assert!(matches!(
+        net.event_b(),
+        SipEvent::ReofferRefused { status: 491, .. }
+    ));
 }

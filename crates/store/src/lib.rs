@@ -14,7 +14,7 @@ use sqlx::{Connection, Row, SqlitePool};
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
-use stox_call::{CallState, Direction, EndedBy, Millis, SessionRecord, iso8601};
+use stox_call::{CallState, Direction, EndedBy, Hold, Millis, SessionRecord, iso8601};
 use stox_mapping::ids::{CallId, Sid};
 use stox_mapping::lograte::escape_controls;
 
@@ -42,8 +42,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
 
 const COLUMNS: &str = "id, jingle_sid, sip_call_id, direction, xmpp_jid, sip_uri, gateway_jid, \
      state, created_at, answered_at, ended_at, end_reason, sip_status, ended_by, end_detail, \
-     updated_at, sip_dialog, sip_pending, local_sdp, remote_sdp_digest";
-const ROW_PARAMS: usize = 20;
+     updated_at, sip_dialog, sip_pending, local_sdp, remote_sdp, hold";
+const ROW_PARAMS: usize = 21;
 /// A row already in the table is overwritten whole, except its stored SIP
 /// state (dialog, pending INVITE), which a row without one (NULL) leaves as
 /// it is.
@@ -54,10 +54,10 @@ const ON_CONFLICT: &str = " ON CONFLICT(id) DO UPDATE SET jingle_sid = excluded.
      ended_by = excluded.ended_by, end_detail = excluded.end_detail, updated_at = excluded.updated_at, \
      sip_dialog = COALESCE(excluded.sip_dialog, sessions.sip_dialog), \
      sip_pending = COALESCE(excluded.sip_pending, sessions.sip_pending), \
-     local_sdp = excluded.local_sdp, remote_sdp_digest = excluded.remote_sdp_digest";
+     local_sdp = excluded.local_sdp, remote_sdp = excluded.remote_sdp, hold = excluded.hold";
 /// Rows per statement are powers of two up to this, so a batch of any size
 /// is written by at most `log2(MAX_ROWS) + 1` statements drawn from as many
-/// cached prepared statements (20 × 512 parameters is well under SQLite's
+/// cached prepared statements (21 × 512 parameters is well under SQLite's
 /// limit of 32,766).
 const MAX_ROWS: usize = 512;
 
@@ -352,7 +352,8 @@ pub(crate) async fn apply_on(
                 .bind(*dialog)
                 .bind(*pending)
                 .bind(r.local_sdp.as_deref())
-                .bind(r.remote_sdp_digest.map(|d| format!("{d:016x}")));
+                .bind(r.remote_sdp.as_deref())
+                .bind(r.hold.as_str());
         }
         query.execute(&mut *tx).await?;
     }
@@ -419,13 +420,11 @@ fn record_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<SessionRecord, Store
         },
         updated_at: time("updated_at")?.ok_or_else(|| corrupt("updated_at is NULL".into()))?,
         local_sdp: row.try_get("local_sdp")?,
-        remote_sdp_digest: row
-            .try_get::<Option<String>, _>("remote_sdp_digest")?
-            .map(|h| {
-                u64::from_str_radix(&h, 16)
-                    .map_err(|_| corrupt(format!("remote_sdp_digest = {h:?}")))
-            })
-            .transpose()?,
+        remote_sdp: row.try_get("remote_sdp")?,
+        hold: {
+            let hold: Option<String> = row.try_get("hold")?;
+            Hold::parse(hold.as_deref()).ok_or_else(|| corrupt(format!("hold = {hold:?}")))?
+        },
     })
 }
 

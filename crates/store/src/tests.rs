@@ -19,7 +19,8 @@ fn record(id: i64, state: CallState) -> SessionRecord {
         ended_by: None,
         end_detail: None,
         local_sdp: None,
-        remote_sdp_digest: None,
+        remote_sdp: None,
+        hold: Hold::default(),
         updated_at: Millis(1_795_296_363_000),
     }
 }
@@ -54,7 +55,11 @@ async fn upserts_rows_and_reads_them_back() {
     r.sip_status = Some(200);
     // The media session: SDP with its line breaks, a digest over 2^63.
     r.local_sdp = Some("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\n".into());
-    r.remote_sdp_digest = Some(0xcbf2_9ce4_8422_2325);
+    r.remote_sdp = Some("v=0\r\no=b 2 2 IN IP4 127.0.0.2\r\ns=-\r\n".into());
+    r.hold = Hold {
+        xmpp: false,
+        sip: true,
+    };
     let other = record(2, CallState::Ringing);
     store
         .save(&[r.clone(), other.clone()])

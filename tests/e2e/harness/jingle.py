@@ -62,6 +62,11 @@ def ringing(sid: str) -> str:
     return jingle("session-info", sid, f"<ringing xmlns='{NS_RTP_INFO}'/>")
 
 
+def session_info(sid: str, name: str) -> str:
+    """A XEP-0167 informational session-info (hold, active, unhold, mute …)."""
+    return jingle("session-info", sid, f"<{name} xmlns='{NS_RTP_INFO}'/>")
+
+
 def session_terminate(sid: str, reason: str = "success", text: str | None = None) -> str:
     extra = f"<text>{text}</text>" if text else ""
     return jingle("session-terminate", sid, f"<reason><{reason}/>{extra}</reason>")
@@ -124,6 +129,11 @@ def reason(el: ET.Element) -> tuple[str | None, int | None, str | None]:
             if sub.tag == f"{{{NS_SIP_STATUS}}}sip-status":
                 code = int(sub.get("code"))
     return cond, code, text
+
+
+def info_names(el: ET.Element) -> list[str]:
+    """The XEP-0167 payloads of a session-info (`hold`, `active` …)."""
+    return [c.tag.split("}")[1] for c in _j(el) if c.tag.startswith(f"{{{NS_RTP_INFO}}}")]
 
 
 def has_ringing(el: ET.Element) -> bool:

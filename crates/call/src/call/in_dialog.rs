@@ -1,13 +1,17 @@
 //! In-dialog requests from the SIP side (RFC 3261 §12.2.2). Every one
-//! reaches the core, which answers it. Until mid-call changes are mapped
-//! (hold, video, ICE restart: the mid-call issue), a re-INVITE or UPDATE
-//! that changes nothing — a session refresh (RFC 4028): the same SDP, or
-//! none — is answered 200 with the current SDP, and anything else with a
-//! refusal that says why.
+//! reaches the core, which answers it. A re-INVITE or UPDATE that changes
+//! nothing — a session refresh (RFC 4028): the same SDP, or none — is
+//! answered 200 with the current SDP; one that holds or resumes (only the
+//! stream directions change) is answered and mapped (hold.rs); other media
+//! changes (video, ICE restart) are refused with a reason until they are
+//! mapped.
 
 use super::trickle::is_sdpfrag;
 use super::{Call, Ctx, Phase};
 use crate::types::{RequestId, SipCommand};
+use stox_mapping::sdp::session::{
+    holds, origin_version, same_media, stream_directions, with_directions,
+};
 
 /// What a request is answered: status, reason phrase, SDP.
 type Answer = (u16, Option<String>, Option<String>);
@@ -45,7 +49,7 @@ impl Call {
                     .as_deref()
                     .filter(|ct| is_sdp(ct))
                     .and(body.as_deref());
-                self.session_refresh(&phase, method, sdp)
+                self.session_offer(ctx, &phase, method, sdp)
             }
             other => (
                 501,
@@ -63,9 +67,19 @@ impl Call {
         phase
     }
 
-    /// RFC 4028 / RFC 3264 §8: a refresh keeps the session as it is; the
-    /// answer is the SDP we sent last, unchanged (same `o=` version).
-    fn session_refresh(&self, phase: &Phase, method: &str, offer: Option<&str>) -> Answer {
+    /// A new offer (or a request for one) from the SIP peer in a dialog.
+    /// RFC 4028 / RFC 3264 §8: a refresh keeps the session as it is and is
+    /// answered with the SDP we sent last, unchanged (same `o=` version); a
+    /// hold or resume (only stream directions change) is answered with the
+    /// answering directions and the version one up, and the XMPP user is
+    /// told (hold.rs). Anything else is refused with a reason.
+    fn session_offer(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        phase: &Phase,
+        method: &str,
+        offer: Option<&str>,
+    ) -> Answer {
         let refused = |why: &str| (488, Some(format!("Not Acceptable Here ({why})")), None);
         if !matches!(phase, Phase::Active(_)) {
             return match (method, offer) {
@@ -73,28 +87,69 @@ impl Call {
                 _ => refused("session changes before the call is set up are not supported"),
             };
         }
-        match (method, offer) {
-            ("UPDATE", None) => (200, None, None),
-            (_, None) => match &self.rec.local_sdp {
-                Some(sdp) => (200, None, Some(sdp.clone())),
-                None => refused("no SDP to offer: the call was resumed after a restart"),
-            },
-            (_, Some(offer)) => {
-                let unchanged = self.rec.remote_sdp_digest == Some(sdp_digest(offer));
-                match (&self.rec.local_sdp, unchanged) {
-                    (Some(sdp), true) => (200, None, Some(sdp.clone())),
-                    (None, _) => {
-                        refused("the call was resumed after a restart; its media cannot change")
-                    }
-                    (_, false) => refused("mid-call media changes are not supported yet"),
-                }
-            }
+        let Some(offer) = offer else {
+            // An UPDATE without SDP refreshes the session; a re-INVITE
+            // without SDP asks for our offer (the ACK carries the answer).
+            return match (method, &self.rec.local_sdp) {
+                ("UPDATE", _) => (200, None, None),
+                (_, Some(sdp)) => (200, None, Some(sdp.clone())),
+                (_, None) => refused("no SDP to offer: the call was resumed after a restart"),
+            };
+        };
+        let (Some(local), Some(remote)) = (self.rec.local_sdp.clone(), &self.rec.remote_sdp) else {
+            return refused("the call was resumed after a restart; its media cannot change");
+        };
+        if !same_media(remote, offer) {
+            return refused(
+                "mid-call media changes other than hold and resume are not supported yet",
+            );
         }
+        let offered = match stream_directions(offer) {
+            Ok(d) => d,
+            Err(e) => return (400, Some(format!("Bad Request (SDP: {e})")), None),
+        };
+        let ours = match stream_directions(&local) {
+            Ok(d) if d.len() == offered.len() => d,
+            _ => return refused("the offer does not match the session's streams"),
+        };
+        let xmpp_holds = self.rec.hold.xmpp;
+        let answering: Vec<_> = offered
+            .iter()
+            .map(|d| {
+                d.map(|d| match xmpp_holds {
+                    true => d.answer().without_receiving(),
+                    false => d.answer(),
+                })
+            })
+            .collect();
+        let answer = if answering == ours {
+            local
+        } else {
+            let version = origin_version(&local).unwrap_or(0) + 1;
+            match with_directions(&local, &answering, version) {
+                Ok(sdp) => sdp,
+                Err(e) => return refused(&format!("our SDP cannot be answered again: {e}")),
+            }
+        };
+        let sip_holds = holds(&offered);
+        let changed = self.rec.local_sdp.as_deref() != Some(answer.as_str())
+            || self.rec.remote_sdp.as_deref() != Some(offer)
+            || sip_holds != self.rec.hold.sip;
+        self.rec.local_sdp = Some(answer.clone());
+        self.rec.remote_sdp = Some(offer.to_owned());
+        if sip_holds != self.rec.hold.sip {
+            self.rec.hold.sip = sip_holds;
+            self.send_session_info(ctx, if sip_holds { "hold" } else { "active" });
+        }
+        if changed {
+            self.persist(ctx);
+        }
+        (200, None, Some(answer))
     }
 
     /// Notes the SDP the SIP peer sent (offer or answer).
     pub(super) fn set_remote_sdp(&mut self, sdp: &str) {
-        self.rec.remote_sdp_digest = Some(sdp_digest(sdp));
+        self.rec.remote_sdp = Some(sdp.to_owned());
     }
 }
 
@@ -112,35 +167,4 @@ fn is_sdp(content_type: &str) -> bool {
         .split(';')
         .next()
         .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/sdp"))
-}
-
-/// FNV-1a over the SDP's lines without the `o=` line (its version may be
-/// bumped by a peer that changes nothing else) and without line-ending
-/// differences.
-pub(crate) fn sdp_digest(sdp: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for line in sdp
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with("o="))
-    {
-        for b in line.bytes().chain(std::iter::once(b'\n')) {
-            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    h
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rfc3264_8_a_refresh_may_bump_the_origin_version_and_change_nothing_else() {
-        let a = "v=0\r\no=x 1 1 IN IP4 1.2.3.4\r\ns=-\r\nm=audio 4000 RTP/AVP 0\r\n";
-        let b = "v=0\no=x 1 2 IN IP4 1.2.3.4\ns=-\nm=audio 4000 RTP/AVP 0\n";
-        let c = "v=0\r\no=x 1 2 IN IP4 1.2.3.4\r\ns=-\r\nm=audio 4002 RTP/AVP 0\r\n";
-        assert_eq!(sdp_digest(a), sdp_digest(b));
-        assert_ne!(sdp_digest(a), sdp_digest(c));
-    }
 }

@@ -330,8 +330,13 @@ impl Call {
                 self.end(ctx, condition, EndedBy::Xmpp, None)
             }
             Action::SessionInfo => {
-                Self::session_info_known(ctx, req, &jingle);
-                Phase::Active(session)
+                match Self::session_info_known(ctx, req, &jingle)
+                    .then(|| super::hold::hold_wish(&jingle))
+                    .flatten()
+                {
+                    Some(hold) => self.xmpp_hold(ctx, session, hold),
+                    None => Phase::Active(session),
+                }
             }
             Action::TransportInfo => self.transport_info(ctx, Phase::Active(session), req, jingle),
             Action::SessionInitiate | Action::SessionAccept => {
@@ -389,6 +394,7 @@ impl Call {
                 Phase::In(In::AwaitingAck(Session {
                     contents: incoming.offer.contents,
                     held: incoming.held,
+                    ..Session::default()
                 }))
             }
             Err(text) => {
@@ -456,6 +462,8 @@ impl Call {
                 | SipEvent::Cancelled { .. }
                 | SipEvent::Bye { .. }
                 | SipEvent::Request { .. }
+                | SipEvent::ReofferAnswered { .. }
+                | SipEvent::ReofferRefused { .. }
                 | SipEvent::CommandFailed { .. }),
                 phase,
             ) => self.unexpected_sip(ctx, Phase::In(phase), &other),

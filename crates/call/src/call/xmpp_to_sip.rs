@@ -366,6 +366,8 @@ impl Call {
                 | SipEvent::Cancelled { .. }
                 | SipEvent::Bye { .. }
                 | SipEvent::Request { .. }
+                | SipEvent::ReofferAnswered { .. }
+                | SipEvent::ReofferRefused { .. }
                 | SipEvent::Terminated { .. }
                 | SipEvent::CommandFailed { .. }),
                 phase,
@@ -412,6 +414,7 @@ impl Call {
                 let mut session = Session {
                     contents: inviting.contents,
                     held: inviting.held,
+                    ..Session::default()
                 };
                 self.flush_trickle(ctx, &mut session.held);
                 Phase::Active(session)

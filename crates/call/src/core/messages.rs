@@ -199,7 +199,8 @@ impl Core {
                 ended_by: Some(by),
                 end_detail: None,
                 local_sdp: None,
-                remote_sdp_digest: None,
+                remote_sdp: None,
+                hold: crate::types::Hold::default(),
                 updated_at: now,
             },
         });

@@ -67,6 +67,7 @@ mod groups;
 mod hdrext;
 mod raw;
 mod read;
+pub mod session;
 mod sources;
 #[cfg(test)]
 mod tests;

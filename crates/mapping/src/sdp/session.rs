@@ -1,0 +1,275 @@
+//! Mid-call SDP (RFC 3264 §8): the direction of each stream (hold and
+//! resume, §8.4), a new version of an SDP we sent (§8: the `o=` version goes
+//! up by one), and whether a new offer changes anything but directions.
+//!
+//! Our SDP is edited as text, line by line, so that every attribute we do
+//! not touch stays as it was sent.
+
+use super::SdpError;
+use super::raw::{RawSdp, attributes, first};
+
+/// A stream's direction (RFC 3264 §5.1, §6.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaDirection {
+    SendRecv,
+    SendOnly,
+    RecvOnly,
+    Inactive,
+}
+
+impl MediaDirection {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MediaDirection::SendRecv => "sendrecv",
+            MediaDirection::SendOnly => "sendonly",
+            MediaDirection::RecvOnly => "recvonly",
+            MediaDirection::Inactive => "inactive",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<MediaDirection> {
+        match s {
+            "sendrecv" => Some(MediaDirection::SendRecv),
+            "sendonly" => Some(MediaDirection::SendOnly),
+            "recvonly" => Some(MediaDirection::RecvOnly),
+            "inactive" => Some(MediaDirection::Inactive),
+            _ => None,
+        }
+    }
+
+    /// The direction an answer takes to an offered one (RFC 3264 §6.1).
+    pub fn answer(self) -> MediaDirection {
+        match self {
+            MediaDirection::SendOnly => MediaDirection::RecvOnly,
+            MediaDirection::RecvOnly => MediaDirection::SendOnly,
+            other => other,
+        }
+    }
+
+    /// Does the stream's author want to receive?
+    pub fn receives(self) -> bool {
+        matches!(self, MediaDirection::SendRecv | MediaDirection::RecvOnly)
+    }
+
+    /// The same without receiving (what a party on hold offers or answers).
+    pub fn without_receiving(self) -> MediaDirection {
+        match self {
+            MediaDirection::SendRecv => MediaDirection::SendOnly,
+            MediaDirection::RecvOnly => MediaDirection::Inactive,
+            other => other,
+        }
+    }
+}
+
+/// The direction of each stream of `sdp` in m= order, `None` for a declined
+/// one (port 0). The old way to hold (RFC 2543, RFC 3264 §8.4), a `c=`
+/// address of `0.0.0.0`, counts as not receiving.
+pub fn stream_directions(sdp: &str) -> Result<Vec<Option<MediaDirection>>, SdpError> {
+    let raw = RawSdp::parse(sdp)?;
+    let direction_of = |lines: &[super::raw::Line]| {
+        attributes(lines)
+            .filter(|(_, v)| v.is_none())
+            .find_map(|(n, _)| MediaDirection::parse(n))
+    };
+    let session_dir = direction_of(&raw.session);
+    let session_null = first(&raw.session, 'c').is_some_and(is_null_connection);
+    Ok(raw
+        .media
+        .iter()
+        .map(|m| {
+            if m.mline.port == 0 {
+                return None;
+            }
+            let dir = direction_of(&m.lines)
+                .or(session_dir)
+                .unwrap_or(MediaDirection::SendRecv);
+            let null = match first(&m.lines, 'c') {
+                Some(c) => is_null_connection(c),
+                None => session_null,
+            };
+            Some(if null { dir.without_receiving() } else { dir })
+        })
+        .collect())
+}
+
+/// Is every stream that is not declined one whose author does not want to
+/// receive (the author holds the other party)? `false` when none is live.
+pub fn holds(directions: &[Option<MediaDirection>]) -> bool {
+    let live: Vec<MediaDirection> = directions.iter().flatten().copied().collect();
+    !live.is_empty() && live.iter().all(|d| !d.receives())
+}
+
+/// The `o=` session version of `sdp`.
+pub fn origin_version(sdp: &str) -> Option<u64> {
+    sdp.lines()
+        .map(str::trim)
+        .find_map(|l| l.strip_prefix("o="))
+        .and_then(|o| o.split_whitespace().nth(2))
+        .and_then(|v| v.parse().ok())
+}
+
+/// `sdp` (one we sent) with each live stream's direction set to
+/// `directions` (m= order; `None` leaves a stream as it is), no session-level
+/// direction, and `o=` version `version`. Every other line is kept as it was.
+pub fn with_directions(
+    sdp: &str,
+    directions: &[Option<MediaDirection>],
+    version: u64,
+) -> Result<String, SdpError> {
+    let eol = if sdp.contains("\r\n") { "\r\n" } else { "\n" };
+    let mut out = String::with_capacity(sdp.len() + 16);
+    // The m= section being copied: its index and the direction it gets.
+    let mut section: Option<(usize, Option<MediaDirection>)> = None;
+    let mut sections = 0usize;
+    let close = |out: &mut String, section: Option<(usize, Option<MediaDirection>)>| {
+        if let Some((_, Some(dir))) = section {
+            out.push_str("a=");
+            out.push_str(dir.as_str());
+            out.push_str(eol);
+        }
+    };
+    for line in sdp.lines().map(|l| l.trim_end_matches('\r')) {
+        if line.is_empty() {
+            continue;
+        }
+        if let Some(dir) = line.strip_prefix("a=")
+            && MediaDirection::parse(dir).is_some()
+        {
+            // Direction lines are written anew at the end of each section.
+            if section.is_some_and(|(_, d)| d.is_none()) {
+                out.push_str(line);
+                out.push_str(eol);
+            }
+            continue;
+        }
+        if line.starts_with("m=") {
+            close(&mut out, section);
+            let dir = directions.get(sections).copied().flatten();
+            let declined = line.split_whitespace().nth(1) == Some("0");
+            section = Some((sections, if declined { None } else { dir }));
+            sections += 1;
+        }
+        if let Some(origin) = line.strip_prefix("o=") {
+            let mut fields: Vec<&str> = origin.split_whitespace().collect();
+            if fields.len() != 6 {
+                return Err(SdpError::Parse(format!("bad o= line: {line:?}")));
+            }
+            let v = version.to_string();
+            fields[2] = &v;
+            out.push_str("o=");
+            out.push_str(&fields.join(" "));
+            out.push_str(eol);
+            continue;
+        }
+        out.push_str(line);
+        out.push_str(eol);
+    }
+    close(&mut out, section);
+    if sections != directions.len() {
+        return Err(SdpError::Parse(format!(
+            "{} directions for {sections} m= sections",
+            directions.len()
+        )));
+    }
+    Ok(out)
+}
+
+/// Does `new` describe the same media as `old` but for stream directions,
+/// the `o=` line and a hold address (`c=0.0.0.0`)? A session refresh, a hold
+/// or a resume, and nothing else.
+pub fn same_media(old: &str, new: &str) -> bool {
+    let null = |sdp: &str| {
+        sdp.lines()
+            .filter_map(|l| l.trim().strip_prefix("c="))
+            .any(is_null_connection)
+    };
+    // Holding or resuming the old way swaps the address for 0.0.0.0 or back.
+    let drop_c = null(old) || null(new);
+    normalized(old, drop_c).eq(normalized(new, drop_c))
+}
+
+fn normalized(sdp: &str, drop_c: bool) -> impl Iterator<Item = &str> {
+    sdp.lines().map(str::trim).filter(move |l| {
+        let direction = l
+            .strip_prefix("a=")
+            .is_some_and(|a| MediaDirection::parse(a).is_some());
+        let skipped = l.is_empty() || l.starts_with("o=") || (drop_c && l.starts_with("c="));
+        !(skipped || direction)
+    })
+}
+
+/// `IN IP4 0.0.0.0` (RFC 3264 §8.4's old hold).
+fn is_null_connection(c: &str) -> bool {
+    c.split_whitespace().nth(2) == Some("0.0.0.0")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MediaDirection::*;
+    use super::*;
+
+    const OURS: &str = "v=0\r\no=- 7 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+        a=sendrecv\r\nm=audio 4000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n\
+        a=x-unknown:kept\r\nm=video 0 RTP/AVP 96\r\nm=video 4002 RTP/AVP 97\r\na=recvonly\r\n\
+        a=rtpmap:97 VP8/90000\r\n";
+
+    #[test]
+    fn rfc3264_8_4_directions_per_stream_session_level_and_null_address() {
+        assert_eq!(
+            stream_directions(OURS).expect("parses"),
+            [Some(SendRecv), None, Some(RecvOnly)]
+        );
+        let old_hold = "v=0\r\no=a 1 2 IN IP4 0.0.0.0\r\ns=-\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\n\
+            m=audio 4000 RTP/AVP 0\r\n";
+        assert_eq!(
+            stream_directions(old_hold).expect("parses"),
+            [Some(SendOnly)]
+        );
+        assert!(holds(&stream_directions(old_hold).expect("parses")));
+        assert!(!holds(&stream_directions(OURS).expect("parses")));
+        assert!(!holds(&[None]), "nothing live is no hold");
+    }
+
+    #[test]
+    fn rfc3264_6_1_answer_directions() {
+        assert_eq!(SendOnly.answer(), RecvOnly);
+        assert_eq!(RecvOnly.answer(), SendOnly);
+        assert_eq!(Inactive.answer(), Inactive);
+        assert_eq!(SendRecv.answer().without_receiving(), SendOnly);
+        assert_eq!(SendOnly.answer().without_receiving(), Inactive);
+    }
+
+    #[test]
+    fn rfc3264_8_a_new_version_changes_directions_and_the_origin_only() {
+        let held =
+            with_directions(OURS, &[Some(SendOnly), None, Some(Inactive)], 2).expect("parses");
+        assert_eq!(origin_version(&held), Some(2));
+        assert_eq!(
+            stream_directions(&held).expect("parses"),
+            [Some(SendOnly), None, Some(Inactive)]
+        );
+        assert!(held.contains("a=x-unknown:kept\r\n"), "{held}");
+        assert!(
+            !held.contains("a=sendrecv"),
+            "no session-level direction left"
+        );
+        assert!(held.contains("m=video 0 RTP/AVP 96\r\nm=video"), "{held}");
+        assert!(same_media(OURS, &held));
+        assert!(with_directions(OURS, &[Some(SendOnly)], 2).is_err());
+    }
+
+    #[test]
+    fn rfc3264_8_same_media_sees_through_refresh_and_hold_only() {
+        let hold = OURS
+            .replace("o=- 7 1", "o=- 7 2")
+            .replace("c=IN IP4 127.0.0.1", "c=IN IP4 0.0.0.0");
+        assert!(same_media(OURS, &hold));
+        assert!(same_media(&hold, OURS), "and back");
+        let moved = OURS.replace("m=audio 4000", "m=audio 4100");
+        assert!(!same_media(OURS, &moved));
+        let readdressed = OURS.replace("c=IN IP4 127.0.0.1", "c=IN IP4 127.0.0.2");
+        assert!(!same_media(OURS, &readdressed));
+        let lf = OURS.replace("\r\n", "\n");
+        assert!(same_media(OURS, &lf));
+    }
+}
