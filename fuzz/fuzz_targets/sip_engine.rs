@@ -48,7 +48,7 @@ fuzz_target!(|data: &[u8]| {
                 sip.handle_timeout(now);
                 if !live.is_empty() {
                     let call = live.remove(0);
-                    sip.handle_input(now, Input::Command(SipCommand::Bye { call }));
+                    sip.handle_input(now, Input::Command(SipCommand::Bye { call, reason: None }));
                 }
             }
         }
@@ -56,14 +56,14 @@ fuzz_target!(|data: &[u8]| {
     }
     // Hang up what is left and let every timer run out.
     for call in std::mem::take(&mut live) {
-        sip.handle_input(now, Input::Command(SipCommand::Bye { call }));
+        sip.handle_input(now, Input::Command(SipCommand::Bye { call, reason: None }));
     }
     for _ in 0..4 {
         now += Duration::from_secs(40);
         sip.handle_timeout(now);
         drain(&mut sip, now, &mut live);
         for call in std::mem::take(&mut live) {
-            sip.handle_input(now, Input::Command(SipCommand::Bye { call }));
+            sip.handle_input(now, Input::Command(SipCommand::Bye { call, reason: None }));
         }
     }
     now += Duration::from_secs(40);

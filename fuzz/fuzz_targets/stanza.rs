@@ -84,6 +84,8 @@ fuzz_target!(|data: &[u8]| {
             candidate_window_ms: 300,
             token_salt: 1,
             retry_after_secs: 10,
+            peer_ping_ms: 30_000,
+            max_duration_ms: 3_600_000,
             jingle_limits: JingleLimits {
                 max_contents: 4,
                 max_payload_types: 8,

@@ -9,6 +9,8 @@
   (the callee) gets re-INVITEs with `a=sendonly` then `a=sendrecv`, and the
   row says who holds the call meanwhile."""
 
+import time
+
 import pytest
 
 from harness import jingle
@@ -47,6 +49,9 @@ def test_rfc3264_8_4_sip_hold_and_resume_reach_xmpp(gateway, juliet, sipp, trans
     assert "a=recvonly" in held and "a=sendrecv" in resumed, answers
     assert origin_version(held) == origin_version(first) + 1, answers
     assert origin_version(resumed) == origin_version(held) + 1, answers
+    # DTMF by SIP INFO is refused (RFC 6086 legacy INFO is not mapped).
+    refused = trace.one("received", status=415)
+    assert "application/sdp" in (refused.header("accept") or ""), refused
     row = gateway.wait_row(lambda r: r["jingle_sid"] == init.sid and r["state"] == "ended")
     assert row["hold"] is None and row["ended_by"] == "sip", row
 
@@ -75,3 +80,21 @@ def test_xep0167_7_xmpp_hold_and_resume_reach_sip_as_re_invites(gateway, juliet,
     assert len(acks) == 3, "each 2xx is ACKed: " + trace.summary()
     row = gateway.wait_row(lambda r: r["jingle_sid"] == sid and r["state"] == "ended")
     assert row["ended_by"] == "xmpp" and row["end_reason"] == "success", row
+
+
+def test_rfc3261_14_1_a_hold_refused_491_is_offered_again_and_succeeds(gateway, juliet, sipp):
+    sid, uas = call_sip(gateway, juliet, sipp, "uas_answer_hold_glare")
+    juliet.expect("session-accept", 10, sid=sid)
+    asked = time.monotonic()
+    assert_result(juliet.send_iq(ROMEO_JID, jingle.session_info(sid, "hold")), "hold")
+    gateway.wait_row(lambda r: r["jingle_sid"] == sid and r["hold"] == "xmpp", timeout=10)
+    took = time.monotonic() - asked
+    # We placed the call (own its Call-ID): the retry waits 2.1-4 s.
+    assert 2.0 <= took <= 6.0, took
+    assert_result(juliet.send_iq(ROMEO_JID, jingle.session_terminate(sid)), "terminate")
+    trace = uas.wait()
+    trace.assert_ok()
+    invites = trace.find("received", method="INVITE")
+    assert len(invites) == 3, trace.summary()
+    assert invites[1].sdp == invites[2].sdp, "the same offer again"
+    assert [i.header("cseq") for i in invites[1:]] == ["2 INVITE", "3 INVITE"]

@@ -25,6 +25,8 @@ use stox_mapping::status::{ErrorCondition, ReasonCondition};
 mod hold;
 mod in_dialog;
 mod jmi_flow;
+mod liveness;
+mod session_timer;
 mod sip_to_xmpp;
 mod trickle;
 mod xmpp_to_sip;
@@ -40,6 +42,8 @@ pub(crate) enum IqPurpose {
     Info,
     /// session-terminate
     Terminate,
+    /// XEP-0199 ping of the XMPP user (liveness.rs)
+    Ping,
 }
 
 /// A timer of one call (the core routes the others itself).
@@ -53,6 +57,14 @@ pub(crate) enum CallTimer {
     CandidateWindow,
     /// The wait after a 491 (RFC 3261 §14.1) is over: offer again.
     Reoffer,
+    /// Half the session interval is over and we refresh (RFC 4028 §10).
+    SessionRefresh(u32),
+    /// The session interval is over without a refresh (RFC 4028 §10).
+    SessionExpiry(u32),
+    /// Time to ping the XMPP user (XEP-0199).
+    PeerPing,
+    /// The longest call duration is over.
+    MaxDuration,
 }
 
 /// A Jingle offer: its contents and XEP-0338 groups.
@@ -152,15 +164,24 @@ pub(crate) struct Session {
     /// The hold state the XMPP user asked for while an offer was in flight
     /// or refused with 491: offered when the SIP side is ready.
     next_hold: Option<bool>,
+    /// A session refresh of ours was refused with 491: sent again after
+    /// the wait.
+    retry_refresh: bool,
+    /// Bumped by every negotiated session timer (RFC 4028), so that the
+    /// timers of an older one are stale when they fire.
+    timer_epoch: u32,
 }
 
-/// A re-INVITE of ours in flight.
+/// A re-INVITE (or refreshing UPDATE) of ours in flight.
 #[derive(Debug)]
 pub(crate) struct Reoffer {
-    /// The SDP offered (our local SDP once answered).
-    sdp: String,
+    /// The SDP offered (our local SDP once answered); none in an UPDATE
+    /// that only refreshes.
+    sdp: Option<String>,
     /// Whether it puts the SIP side on hold for the XMPP user.
     hold: bool,
+    /// A session refresh (RFC 4028): nothing changes.
+    refresh: bool,
 }
 
 impl Phase {
@@ -401,7 +422,10 @@ impl Call {
             (_, Phase::Active(_))
                 if purpose == IqPurpose::Accept && self.rec.direction == Direction::XmppToSip =>
             {
-                ctx.sip(SipCommand::Bye { call: self.key });
+                ctx.sip(SipCommand::Bye {
+                    call: self.key,
+                    reason: None,
+                });
                 self.end(
                     ctx,
                     ReasonCondition::ConnectivityError,
@@ -409,6 +433,13 @@ impl Call {
                     None,
                 )
             }
+            // The XMPP user is gone: the SIP side is ended.
+            (failed, phase) if liveness::says_gone(&failed) && purpose != IqPurpose::Terminate => {
+                let why = format!("{} answered {failed:?}", purpose.as_str());
+                self.xmpp_peer_gone(ctx, phase, why)
+            }
+            // A ping answered with any other error reached the client.
+            (IqOutcome::Error(_), phase) if purpose == IqPurpose::Ping => phase,
             // An info or terminate that bounced, or an answer that comes
             // after the call moved on: XEP-0166 asks nothing more of us.
             (failed, phase) => {
@@ -439,13 +470,31 @@ impl Call {
                 self.candidates_gathered(ctx, offer, caller_uri)
             }
             (CallTimer::Reoffer, Phase::Active(session)) => self.retry_reoffer(ctx, session),
+            (CallTimer::SessionRefresh(epoch), Phase::Active(session)) => {
+                self.refresh_due(ctx, session, epoch)
+            }
+            (
+                CallTimer::SessionExpiry(epoch),
+                Phase::Active(session) | Phase::In(In::AwaitingAck(session)),
+            ) if epoch == session.timer_epoch => self.session_expired(ctx),
+            (CallTimer::PeerPing, phase @ (Phase::Active(_) | Phase::In(In::AwaitingAck(_)))) => {
+                self.ping_peer(ctx);
+                phase
+            }
+            (CallTimer::MaxDuration, Phase::Active(_) | Phase::In(In::AwaitingAck(_))) => {
+                self.max_duration_reached(ctx)
+            }
             // Timers are never cancelled: one for a phase the call has left
             // is stale, which is how it is meant to end.
             (
                 CallTimer::Ring
                 | CallTimer::Answer
                 | CallTimer::CandidateWindow
-                | CallTimer::Reoffer,
+                | CallTimer::Reoffer
+                | CallTimer::SessionRefresh(_)
+                | CallTimer::SessionExpiry(_)
+                | CallTimer::PeerPing
+                | CallTimer::MaxDuration,
                 phase @ (Phase::Out(_) | Phase::In(_) | Phase::Active(_) | Phase::Finished),
             ) => phase,
         };
@@ -724,6 +773,11 @@ impl Call {
             SipEvent::ReofferRefused { status, reason, .. } if session.offering.is_some() => {
                 self.reoffer_refused(ctx, session, status, reason)
             }
+            SipEvent::SessionTimer { timer, .. } => {
+                let mut session = session;
+                self.session_timer(ctx, &mut session, timer);
+                Phase::Active(session)
+            }
             SipEvent::Terminated { reason, .. } => {
                 let condition = ReasonCondition::ConnectivityError;
                 self.rec.end_detail = Some(reason.clone());
@@ -802,6 +856,7 @@ impl IqPurpose {
             IqPurpose::Accept => "session-accept",
             IqPurpose::Info => "session-info",
             IqPurpose::Terminate => "session-terminate",
+            IqPurpose::Ping => "ping",
         }
     }
 }

@@ -35,6 +35,11 @@ pub struct CoreConfig {
     /// The `Retry-After` of a 503 sent while the gateway cannot take calls
     /// (component offline, store backlog over its limit), in seconds.
     pub retry_after_secs: u32,
+    /// How often the XMPP user of an answered call is pinged (XEP-0199),
+    /// in milliseconds; 0 = never.
+    pub peer_ping_ms: u64,
+    /// The longest an answered call may last, in milliseconds; 0 = no limit.
+    pub max_duration_ms: u64,
     /// How many children of each kind a received `<jingle/>` may have.
     pub jingle_limits: JingleLimits,
 }
@@ -211,8 +216,11 @@ impl Core {
             self.on_message(now, &el, out);
             return;
         }
+        if el.name() == "presence" {
+            self.on_presence(now, &el, out);
+            return;
+        }
         if el.name() != "iq" {
-            // Presence is not used.
             return;
         }
         let kind = el.attr("type").unwrap_or("");
@@ -396,6 +404,10 @@ impl Core {
             TimerKey::CandidateWindow { call } => (call, CallTimer::CandidateWindow),
             TimerKey::AnswerTimeout { call } => (call, CallTimer::Answer),
             TimerKey::ReofferRetry { call } => (call, CallTimer::Reoffer),
+            TimerKey::SessionRefresh { call, epoch } => (call, CallTimer::SessionRefresh(epoch)),
+            TimerKey::SessionExpiry { call, epoch } => (call, CallTimer::SessionExpiry(epoch)),
+            TimerKey::PeerPing { call } => (call, CallTimer::PeerPing),
+            TimerKey::MaxDuration { call } => (call, CallTimer::MaxDuration),
             TimerKey::ProposalTimeout { proposal } => {
                 self.proposal_timeout(now, proposal, out);
                 return;
@@ -406,6 +418,30 @@ impl Core {
             call.on_timer(&mut ctx, timer);
         }
         self.reap(id);
+    }
+
+    /// Unavailable presence from a full JID with calls: its calls end on
+    /// the SIP side (liveness.rs). Other presence is not used.
+    fn on_presence(&mut self, now: Millis, el: &Element, out: &mut Vec<Output>) {
+        let Some(from) = el.attr("from").filter(|f| f.contains('/')) else {
+            return;
+        };
+        if el.attr("type") != Some("unavailable") {
+            return;
+        }
+        let ids: Vec<i64> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| c.xmpp_peer() == from)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            if let Some(call) = self.calls.get_mut(&id) {
+                let mut ctx = Self::ctx(&self.cfg, &mut self.iqs, &mut self.iq_seq, now, out);
+                call.on_peer_unavailable(&mut ctx);
+            }
+            self.reap(id);
+        }
     }
 
     /// STOX loop detection (XMPP has no Max-Forwards): a session-initiate

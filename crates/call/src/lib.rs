@@ -30,5 +30,6 @@ pub use crate::stanza::error_condition;
 pub use crate::time::{Millis, iso8601};
 pub use crate::types::{
     CallKey, CallState, Command, Direction, EndedBy, Fault, Hold, Input, IqOutcome, OfferMethod,
-    Output, RejectedStanza, RequestId, SessionRecord, SipCommand, SipEvent, TimerKey,
+    Output, Refresher, RejectedStanza, RequestId, SessionRecord, SessionTimer, SipCommand,
+    SipEvent, TimerKey,
 };

@@ -52,6 +52,12 @@ pub(crate) fn iq_result_with(req: &IqHeader, payload: Element) -> Element {
     el
 }
 
+pub(crate) fn iq_get(id: &str, from: &str, to: &str, payload: Element) -> Element {
+    let mut el = iq("get", id, from, to);
+    el.append_child(payload);
+    el
+}
+
 pub(crate) fn iq_set(id: &str, from: &str, to: &str, payload: Element) -> Element {
     let mut el = iq("set", id, from, to);
     el.append_child(payload);

@@ -135,7 +135,9 @@ impl Hold {
     }
 }
 
-pub use stox_sipcore::api::{CallKey, Command, OfferMethod, RequestId, SipCommand, SipEvent};
+pub use stox_sipcore::api::{
+    CallKey, Command, OfferMethod, Refresher, RequestId, SessionTimer, SipCommand, SipEvent,
+};
 
 /// How an IQ the gateway sent was answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,6 +181,15 @@ pub enum TimerKey {
     AnswerTimeout { call: i64 },
     /// A re-offer refused with 491 may be sent again (RFC 3261 §14.1).
     ReofferRetry { call: i64 },
+    /// Time to refresh the session (RFC 4028); `epoch` names the negotiated
+    /// timer it belongs to (an older one's is stale).
+    SessionRefresh { call: i64, epoch: u32 },
+    /// The session expires unless refreshed since (RFC 4028).
+    SessionExpiry { call: i64, epoch: u32 },
+    /// Ping the XMPP user of an answered call (XEP-0199).
+    PeerPing { call: i64 },
+    /// An answered call reached the longest duration allowed.
+    MaxDuration { call: i64 },
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -195,7 +195,10 @@ fn a_2xx_that_crosses_the_timeout_cancel_is_ended_with_bye() {
     });
     assert_eq!(
         sip_commands(&out),
-        vec![&SipCommand::Bye { call: h.key(&cid) }]
+        vec![&SipCommand::Bye {
+            call: h.key(&cid),
+            reason: None
+        }]
     );
     assert!(stanzas(&out).is_empty(), "the XMPP caller was already told");
     assert_eq!(h.core.live_calls(), 0);

@@ -76,7 +76,7 @@ fn reoffer(out: &[Output]) -> String {
     match one_sip(out) {
         SipCommand::Reoffer {
             method: OfferMethod::Invite,
-            sdp,
+            sdp: Some(sdp),
             ..
         } => sdp.clone(),
         other => panic!("a re-INVITE expected, got {other:?}"),
@@ -292,7 +292,7 @@ fn rfc5057_5_1_a_481_or_408_to_a_re_invite_ends_the_call_and_others_change_nothi
         });
         assert_eq!(reason_of(jingle_set(&out)), "connectivity-error");
         assert_eq!(
-            sip_commands(&out).contains(&&SipCommand::Bye { call }),
+            sip_commands(&out).contains(&&SipCommand::Bye { call, reason: None }),
             bye,
             "{status}"
         );

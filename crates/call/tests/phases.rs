@@ -178,7 +178,7 @@ fn xep0176_a_transport_info_for_an_unknown_content_is_bad_request_while_gatherin
 }
 
 #[test]
-fn rfc8840_an_sdpfrag_info_is_refused_when_it_cannot_be_used() {
+fn rfc8840_and_rfc6086_info_bodies_that_cannot_be_used_are_refused() {
     // While only proposed to a bare JID there is no session for it: 488.
     let mut h = Harness::new();
     h.sip(incoming_invite(
@@ -214,18 +214,25 @@ fn rfc8840_an_sdpfrag_info_is_refused_when_it_cannot_be_used() {
         panic!("a reply: {out:#?}")
     };
     assert_eq!(*status, 400);
-    // Other INFO bodies (RFC 6086 legacy INFO) are accepted, not mapped.
-    let (_, out) = h.request(
-        &cid("p7@h"),
-        "INFO",
-        Some("application/dtmf-relay"),
-        Some("Signal=5\r\nDuration=160\r\n"),
-    );
-    let SipCommand::Reply { status, .. } = one_sip(&out) else {
-        panic!("a reply: {out:#?}")
-    };
-    assert_eq!(*status, 200);
-    assert!(stanzas(&out).is_empty());
+    // RFC 6086 legacy INFO with another body (DTMF): 415, so the sender
+    // knows the digits went nowhere; an INFO without a body is a probe: 200.
+    for (ct, body) in [
+        ("application/dtmf-relay", "Signal=5\r\nDuration=160\r\n"),
+        ("application/dtmf", "5"),
+    ] {
+        let (_, out) = h.request(&cid("p7@h"), "INFO", Some(ct), Some(body));
+        let SipCommand::Reply { status, reason, .. } = one_sip(&out) else {
+            panic!("a reply: {out:#?}")
+        };
+        assert_eq!(*status, 415, "{ct}");
+        assert!(reason.as_deref().is_some_and(|r| r.contains("RFC 4733")));
+        assert!(stanzas(&out).is_empty());
+    }
+    let (_, out) = h.request(&cid("p7@h"), "INFO", None, None);
+    assert!(matches!(
+        one_sip(&out),
+        SipCommand::Reply { status: 200, .. }
+    ));
 }
 
 #[test]

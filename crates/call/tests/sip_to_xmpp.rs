@@ -114,7 +114,8 @@ fn xmpp_hangs_up_after_answer_with_bye() {
     assert_eq!(
         one_sip(&out),
         &SipCommand::Bye {
-            call: h.key(&cid("c2"))
+            call: h.key(&cid("c2")),
+            reason: None
         }
     );
     assert_eq!(h.last_row().ended_by, Some(EndedBy::Xmpp));

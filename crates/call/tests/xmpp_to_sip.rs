@@ -157,7 +157,13 @@ fn xmpp_hangs_up_after_answer_with_bye() {
         "<reason><success/></reason>",
     ));
     iq(&out, "result");
-    assert_eq!(one_sip(&out), &SipCommand::Bye { call: h.key(&cid) });
+    assert_eq!(
+        one_sip(&out),
+        &SipCommand::Bye {
+            call: h.key(&cid),
+            reason: None
+        }
+    );
     assert_eq!(h.last_row().ended_by, Some(EndedBy::Xmpp));
     assert_eq!(h.last_row().end_reason.as_deref(), Some("success"));
     assert_eq!(h.core.live_calls(), 0);
@@ -207,7 +213,13 @@ fn a_2xx_racing_our_cancel_is_ended_with_bye() {
         sdp: Some(ANSWER_SDP.into()),
         supported: Vec::new(),
     });
-    assert_eq!(one_sip(&out), &SipCommand::Bye { call: h.key(&cid) });
+    assert_eq!(
+        one_sip(&out),
+        &SipCommand::Bye {
+            call: h.key(&cid),
+            reason: None
+        }
+    );
     assert!(stanzas(&out).is_empty());
     assert_eq!(h.core.live_calls(), 0);
 }
@@ -259,7 +271,13 @@ fn losing_the_caller_after_the_answer_hangs_up_sip() {
     });
     let accept_id = iq(&out, "set").attr("id").expect("id").to_owned();
     let out = h.iq_response(&accept_id, IqOutcome::Timeout);
-    assert_eq!(one_sip(&out), &SipCommand::Bye { call: h.key(&cid) });
+    assert_eq!(
+        one_sip(&out),
+        &SipCommand::Bye {
+            call: h.key(&cid),
+            reason: None
+        }
+    );
     assert_eq!(
         h.last_row().end_reason.as_deref(),
         Some("connectivity-error")
@@ -276,7 +294,13 @@ fn answer_without_sdp_is_refused_on_both_sides() {
         sdp: None,
         supported: Vec::new(),
     });
-    assert_eq!(one_sip(&out), &SipCommand::Bye { call: h.key(&cid) });
+    assert_eq!(
+        one_sip(&out),
+        &SipCommand::Bye {
+            call: h.key(&cid),
+            reason: None
+        }
+    );
     assert_eq!(reason_of(jingle_set(&out)), "incompatible-parameters");
     assert_eq!(h.last_state(), CallState::Ended);
 }
@@ -344,7 +368,8 @@ fn calls_answered_before_a_restart_are_resumed_and_can_end_either_way() {
     assert_eq!(
         one_sip(&out),
         &SipCommand::Bye {
-            call: h.key(&cid("r2@h"))
+            call: h.key(&cid("r2@h")),
+            reason: None
         }
     );
     assert_eq!(h2.core.live_calls(), 0);

@@ -108,6 +108,12 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     for (transport, addr) in io.local_addrs() {
         info!(%transport, %addr, "sip listening");
     }
+    if cfg.sip.min_se_secs < stox_sipcore::RFC_MIN_SE {
+        warn!(
+            min_se_secs = cfg.sip.min_se_secs,
+            "sip.min_se_secs is below RFC 4028's 90 s: for tests only"
+        );
+    }
     let sip_cfg = stox_sipcore::Config {
         local,
         outbound_proxy: cfg.sip.outbound_proxy.clone(),
@@ -117,6 +123,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         hello_timeout: Duration::from_secs(cfg.sip.hello_timeout_secs),
         idle_timeout: Duration::from_secs(cfg.sip.idle_timeout_secs),
         seed: rand::random(),
+        session_expires: cfg.sip.session_expires_secs,
+        min_se: cfg.sip.min_se_secs,
         ..stox_sipcore::Config::default()
     };
     let mut sip = Sip::new(sip_cfg, Instant::now())
@@ -139,6 +147,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             candidate_window_ms: cfg.calls.candidate_window_ms,
             token_salt: rand::random(),
             retry_after_secs: cfg.calls.retry_after_secs,
+            peer_ping_ms: cfg.calls.peer_ping_secs.saturating_mul(1000),
+            max_duration_ms: cfg.calls.max_duration_secs.saturating_mul(1000),
             jingle_limits: cfg.xmpp.limits.jingle(),
         },
         first_id,

@@ -151,6 +151,14 @@ pub struct SipSection {
     /// carries a call's dialog stays open).
     #[serde(default = "default_idle_timeout_secs")]
     pub idle_timeout_secs: u64,
+    /// RFC 4028 session timers: the Session-Expires asked for and accepted
+    /// at most; 0 turns them off.
+    #[serde(default = "default_session_expires_secs")]
+    pub session_expires_secs: u32,
+    /// The shortest Session-Expires accepted (422 below it). RFC 4028 says
+    /// at least 90; lower values are for tests.
+    #[serde(default = "default_min_se_secs")]
+    pub min_se_secs: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -182,6 +190,13 @@ pub struct CallsSection {
     /// The Retry-After of a 503 sent while the gateway cannot take calls.
     #[serde(default = "default_retry_after_secs")]
     pub retry_after_secs: u32,
+    /// How often the XMPP user of an answered call is pinged (XEP-0199);
+    /// one who does not answer (or is unavailable) is hung up on. 0 = never.
+    #[serde(default = "default_peer_ping_secs")]
+    pub peer_ping_secs: u64,
+    /// The longest an answered call may last; 0 = no limit.
+    #[serde(default)]
+    pub max_duration_secs: u64,
 }
 
 impl Default for CallsSection {
@@ -190,6 +205,8 @@ impl Default for CallsSection {
             ring_timeout_secs: default_ring_timeout_secs(),
             candidate_window_ms: default_candidate_window_ms(),
             retry_after_secs: default_retry_after_secs(),
+            peer_ping_secs: default_peer_ping_secs(),
+            max_duration_secs: 0,
         }
     }
 }
@@ -223,6 +240,15 @@ fn default_hello_timeout_secs() -> u64 {
 }
 fn default_idle_timeout_secs() -> u64 {
     120
+}
+fn default_session_expires_secs() -> u32 {
+    1800
+}
+fn default_min_se_secs() -> u32 {
+    90
+}
+fn default_peer_ping_secs() -> u64 {
+    30
 }
 fn default_udp_mtu() -> usize {
     1500
@@ -316,10 +342,17 @@ impl Config {
             ("keepalive_secs", s.keepalive_secs),
             ("hello_timeout_secs", s.hello_timeout_secs),
             ("idle_timeout_secs", s.idle_timeout_secs),
+            ("min_se_secs", u64::from(s.min_se_secs)),
         ] {
             if value == 0 {
                 return Err(format!("sip.{key} must be at least 1"));
             }
+        }
+        if s.session_expires_secs != 0 && s.session_expires_secs < s.min_se_secs {
+            return Err(format!(
+                "sip.session_expires_secs ({}) is below sip.min_se_secs ({}); use 0 to turn session timers off",
+                s.session_expires_secs, s.min_se_secs
+            ));
         }
         let unspecified = [s.udp, s.tcp, s.ws]
             .into_iter()

@@ -169,6 +169,13 @@ pub enum SipEvent {
         status: u16,
         reason: String,
     },
+    /// The session timer (RFC 4028) as negotiated by the last 2xx to an
+    /// INVITE or UPDATE, either way: `None` when that 2xx set none. The core
+    /// refreshes (`Refresher::Us`) or ends the call when no refresh comes.
+    SessionTimer {
+        call: CallKey,
+        timer: Option<SessionTimer>,
+    },
     /// The call's SIP side ended without a message the core must answer:
     /// no ACK for our 2xx (RFC 3261 §13.3.1.4), the peer unreachable for an
     /// in-dialog request, the connection of a WebSocket flow gone.
@@ -195,6 +202,7 @@ impl SipEvent {
             SipEvent::Request { .. } => "in-dialog request",
             SipEvent::ReofferAnswered { .. } => "2xx to our re-offer",
             SipEvent::ReofferRefused { .. } => "refusal of our re-offer",
+            SipEvent::SessionTimer { .. } => "session timer",
             SipEvent::Terminated { .. } => "dialog termination",
             SipEvent::CommandFailed { .. } => "command failure",
         }
@@ -213,6 +221,7 @@ impl SipEvent {
             | SipEvent::Request { call, .. }
             | SipEvent::ReofferAnswered { call, .. }
             | SipEvent::ReofferRefused { call, .. }
+            | SipEvent::SessionTimer { call, .. }
             | SipEvent::Terminated { call, .. }
             | SipEvent::CommandFailed { call, .. } => *call,
         }
@@ -257,8 +266,12 @@ pub enum SipCommand {
     /// CANCEL our pending INVITE (RFC 3261 §9.1; deferred until a
     /// provisional arrives when none has).
     Cancel { call: CallKey },
-    /// BYE in the call's dialog (either role).
-    Bye { call: CallKey },
+    /// BYE in the call's dialog (either role), with a `Reason` header
+    /// (RFC 3326) when given, e.g. `SIP;cause=408;text="session expired"`.
+    Bye {
+        call: CallKey,
+        reason: Option<String>,
+    },
     /// INFO in the call's confirmed dialog (refused in an early one).
     Info {
         call: CallKey,
@@ -266,15 +279,34 @@ pub enum SipCommand {
         body: String,
     },
     /// A new offer in the confirmed dialog (RFC 3264 §8): a re-INVITE or an
-    /// UPDATE (RFC 3311) with `sdp`. One at a time: refused while one is
-    /// pending. Answered by [`SipEvent::ReofferAnswered`] or
+    /// UPDATE (RFC 3311) with `sdp` — or, for a session refresh (RFC 4028),
+    /// an UPDATE without one. One at a time: refused while one is pending.
+    /// Answered by [`SipEvent::ReofferAnswered`] or
     /// [`SipEvent::ReofferRefused`]; the ACK of a re-INVITE's 2xx is sent
-    /// by the SIP layer.
+    /// by the SIP layer. It carries the session timer with the gateway as
+    /// refresher.
     Reoffer {
         call: CallKey,
         method: OfferMethod,
-        sdp: String,
+        sdp: Option<String>,
     },
+}
+
+/// A negotiated session timer (RFC 4028).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionTimer {
+    /// Session-Expires, in seconds.
+    pub interval: u32,
+    pub refresher: Refresher,
+}
+
+/// Who refreshes the session (RFC 4028 §7, §9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refresher {
+    /// The gateway: a re-INVITE or UPDATE every half interval.
+    Us,
+    /// The SIP peer: the gateway ends the call when no refresh comes.
+    Peer,
 }
 
 /// How a new offer in a dialog is sent.
@@ -300,7 +332,7 @@ impl SipCommand {
             | SipCommand::Respond { call, .. }
             | SipCommand::Reply { call, .. }
             | SipCommand::Cancel { call }
-            | SipCommand::Bye { call }
+            | SipCommand::Bye { call, .. }
             | SipCommand::Info { call, .. }
             | SipCommand::Reoffer { call, .. } => *call,
         }

@@ -23,12 +23,10 @@ impl Refusal {
     }
 }
 
-/// Option tags we honour in a `Require` header (none: the gateway sends no
-/// reliable provisionals and no session timers yet).
-const REQUIRABLE: &[&str] = &[];
-
-/// RFC 3261 §8.2 / RFC 4475 checks on a request that parsed.
-pub fn request(req: &Request) -> Option<Refusal> {
+/// RFC 3261 §8.2 / RFC 4475 checks on a request that parsed. The only
+/// option tag honoured in a `Require` is `timer` (RFC 4028), when session
+/// timers are on: the gateway sends no reliable provisionals.
+pub fn request(req: &Request, session_timers: bool) -> Option<Refusal> {
     let message = Message::Request(req.clone());
     if let Some((status, finding)) = msg::findings(&message).into_iter().next() {
         let reason = if status == 505 {
@@ -99,7 +97,7 @@ pub fn request(req: &Request) -> Option<Refusal> {
     if req.method != Method::Cancel {
         let unsupported: Vec<String> = msg::tokens(headers, &HeaderName::Require)
             .into_iter()
-            .filter(|t| !REQUIRABLE.contains(&t.as_str()))
+            .filter(|t| !(session_timers && t == "timer"))
             .collect();
         if !unsupported.is_empty() {
             let mut r = Refusal::new(420, "Bad Extension");

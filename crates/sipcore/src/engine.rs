@@ -132,6 +132,12 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// Seeds the generators of call keys, tags and branches.
     pub seed: u64,
+    /// RFC 4028: the Session-Expires we ask for and accept at most, in
+    /// seconds; 0 turns session timers off (`timer` is then not honoured
+    /// in a `Require`).
+    pub session_expires: u32,
+    /// The shortest Session-Expires we accept (422 below it).
+    pub min_se: u32,
 }
 
 impl Default for Config {
@@ -146,6 +152,8 @@ impl Default for Config {
             hello_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(120),
             seed: 0x5eed,
+            session_expires: 1800,
+            min_se: crate::timer::RFC_MIN_SE,
         }
     }
 }
@@ -274,6 +282,8 @@ pub(crate) struct Call {
     /// The ACK sent for the 2xx of our last re-INVITE (its CSeq and bytes),
     /// for the 2xx's retransmissions.
     pub reoffer_ack: Option<(u32, Vec<u8>)>,
+    /// The negotiated session interval (RFC 4028), if any.
+    pub session_interval: Option<u32>,
 }
 
 /// A re-INVITE or UPDATE of ours in progress.
@@ -294,6 +304,7 @@ impl Call {
             prack_cseq: 0,
             offering: None,
             reoffer_ack: None,
+            session_interval: None,
         }
     }
 }

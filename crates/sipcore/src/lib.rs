@@ -25,11 +25,16 @@ mod engine;
 mod framing;
 mod msg;
 mod pending;
+mod timer;
 mod timers;
 mod uac;
 mod uas;
 
-pub use api::{CallKey, Command, KeyGen, OfferMethod, RequestId, SipCommand, SipEvent, Transport};
+pub use api::{
+    CallKey, Command, KeyGen, OfferMethod, Refresher, RequestId, SessionTimer, SipCommand,
+    SipEvent, Transport,
+};
 pub use engine::{Config, ConnId, Dest, Input, Output, Sip, Transmit};
 pub use msg::TxTimers as Timers;
+pub use timer::RFC_MIN_SE;
 pub use uac::UDP_MAX;

@@ -7,8 +7,8 @@ use bytes::Bytes;
 pub use sipx_sip::headers::{CSeq, MaxForwards, Via};
 pub use sipx_sip::transaction::{Dispatch, TuEvent};
 pub use sipx_sip::{
-    Address, Header, HeaderName, Limits, Message, Method, Request, Response, Scheme, StatusCode,
-    TransactionKey, TransactionLayer, Uri,
+    Address, Header, HeaderName, Headers, Limits, Message, Method, Request, Response, Scheme,
+    StatusCode, TransactionKey, TransactionLayer, Uri,
 };
 pub use sipx_sip::{Output as TxOutput, Reliability, Timer as TxTimer, Timers as TxTimers};
 

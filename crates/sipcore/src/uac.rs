@@ -39,7 +39,7 @@ impl Sip {
                 sdp,
             } => self.reply(call, request, status, reason, sdp),
             SipCommand::Cancel { call } => self.cancel(call),
-            SipCommand::Bye { call } => self.bye(call),
+            SipCommand::Bye { call, reason } => self.bye(call, reason.as_deref()),
             SipCommand::Info {
                 call,
                 content_type,
@@ -78,7 +78,11 @@ impl Sip {
             Some((hop, route)) => (hop.clone(), Some(route.clone())),
             None => (crate::engine::uri_hop(request_uri)?, None),
         };
-        let mut tags = vec!["100rel".to_owned()];
+        let mut tags: Vec<String> = self
+            .supported_tags()
+            .split(", ")
+            .map(str::to_owned)
+            .collect();
         for tag in supported {
             let tag = tag.trim().to_ascii_lowercase();
             if msg::is_token(&tag) && !tags.contains(&tag) {
@@ -113,6 +117,7 @@ impl Sip {
                 req.headers
                     .push(msg::other_header("Recv-Info", "trickle-ice")?);
             }
+            sip.timer_request_headers(None, &mut req);
             msg::fix_content_length(&mut req.headers, sdp.len())?;
             req.set_body(Bytes::copy_from_slice(sdp.as_bytes()));
             Ok(req)
@@ -241,25 +246,36 @@ impl Sip {
 
     /// `Reoffer`: a re-INVITE or UPDATE with SDP in the confirmed dialog
     /// (RFC 3264 §8, RFC 3311), one at a time.
-    fn reoffer(&mut self, call: CallKey, method: OfferMethod, sdp: String) -> Result<(), String> {
+    fn reoffer(
+        &mut self,
+        call: CallKey,
+        method: OfferMethod,
+        sdp: Option<String>,
+    ) -> Result<(), String> {
         let c = self.calls.get_mut(&call).ok_or("no such call")?;
         if c.offering.is_some() {
             return Err("an offer of ours is pending (RFC 3264 §4: one at a time)".into());
         }
         let mut dialog = c.dialog.clone().ok_or("the call has no confirmed dialog")?;
-        let method = match method {
-            OfferMethod::Invite => Method::Invite,
-            OfferMethod::Update => Method::Update,
+        let method = match (method, &sdp) {
+            (OfferMethod::Invite, Some(_)) => Method::Invite,
+            (OfferMethod::Update, _) => Method::Update,
+            (OfferMethod::Invite, None) => {
+                return Err("a re-INVITE of ours carries an offer".into());
+            }
         };
         let mut req = self.in_dialog_request(&mut dialog, method)?;
         req.headers
-            .push(msg::header(HeaderName::Supported, "100rel".to_owned())?);
-        req.headers.push(msg::header(
-            HeaderName::ContentType,
-            "application/sdp".to_owned(),
-        )?);
-        msg::fix_content_length(&mut req.headers, sdp.len())?;
-        req.set_body(Bytes::from(sdp));
+            .push(msg::header(HeaderName::Supported, self.supported_tags())?);
+        self.timer_request_headers(Some(call), &mut req);
+        if let Some(sdp) = sdp {
+            req.headers.push(msg::header(
+                HeaderName::ContentType,
+                "application/sdp".to_owned(),
+            )?);
+            msg::fix_content_length(&mut req.headers, sdp.len())?;
+            req.set_body(Bytes::from(sdp));
+        }
         if let Some(d) = self.calls.get_mut(&call).and_then(|c| c.dialog.as_mut()) {
             d.local_cseq = dialog.local_cseq;
         }
@@ -334,11 +350,12 @@ impl Sip {
                 }
             }
         }
-        let m = Message::Response(resp);
+        let m = Message::Response(resp.clone());
         self.event(SipEvent::ReofferAnswered {
             call,
             sdp: msg::sdp(&m),
         });
+        self.answered_timer(call, &resp);
     }
 
     /// A client transaction timed out or its transport failed.
@@ -512,6 +529,7 @@ impl Sip {
                 sdp: msg::sdp(&m),
                 supported: msg::tokens(&resp.headers, &HeaderName::Supported),
             });
+            self.answered_timer(call, &resp);
             return;
         }
         // 3xx–6xx: the transaction ACKs it.
@@ -692,13 +710,22 @@ impl Sip {
     }
 
     /// `Bye`: in the confirmed dialog (or after our 2xx, before its ACK).
-    pub(crate) fn bye(&mut self, call: CallKey) -> Result<(), String> {
+    pub(crate) fn bye(&mut self, call: CallKey, reason: Option<&str>) -> Result<(), String> {
         let c = self.calls.get_mut(&call).ok_or("no such call")?;
         let mut dialog = c
             .dialog
             .take()
             .ok_or("the call has no confirmed dialog; use CANCEL or a final response")?;
-        let bye = self.in_dialog_request(&mut dialog, Method::Bye);
+        let bye = self
+            .in_dialog_request(&mut dialog, Method::Bye)
+            .and_then(|mut bye| {
+                // RFC 3326: why the call ends.
+                if let Some(reason) = reason {
+                    bye.headers
+                        .push(msg::header(HeaderName::Reason, reason.to_owned())?);
+                }
+                Ok(bye)
+            });
         let hop = self.dialog_hop(call, &dialog);
         self.drop_call(call);
         let (bye, hop) = (bye?, hop?);

@@ -24,7 +24,7 @@ const KNOWN_NOT_ALLOWED: &[&str] = &[
 
 impl Sip {
     pub(crate) fn on_request(&mut self, req: Request, origin: Origin) {
-        if let Some(refusal) = check::request(&req) {
+        if let Some(refusal) = check::request(&req, self.timers_on()) {
             self.peer_fault(origin.source, "request refused", &refusal.reason);
             if req.method != Method::Ack {
                 self.refuse(
@@ -172,6 +172,10 @@ impl Sip {
             self.send_response(&key, resp);
             return;
         }
+        if let Some(refusal) = self.too_brief(&req) {
+            self.send_response(&key, refusal);
+            return;
+        }
         let call = self.keys.key();
         let local_tag = self.new_tag();
         let trying = self.answer(&req, 100, "Trying", None);
@@ -314,6 +318,13 @@ impl Sip {
             }
             return;
         }
+        // RFC 4028 §9: a refresh asking for too short an interval.
+        if matches!(req.method, Method::Invite | Method::Update)
+            && let Some(refusal) = self.too_brief(&req)
+        {
+            self.send_response(&key, refusal);
+            return;
+        }
         // RFC 3261 §14.2 / RFC 3311 §5.2: an offer that crosses ours (glare)
         // gets 491; the core retries after the §14.1 wait.
         let offers = req.method == Method::Invite
@@ -448,6 +459,7 @@ impl Sip {
             u.answered = true;
         }
         if (200..300).contains(&status) {
+            self.answer_timer(call, &request, &mut resp);
             let dialog = uas_dialog(&request, &tag, self.contact(origin.transport));
             let cseq = dialog.remote_cseq.unwrap_or(0);
             if let Some(c) = self.calls.get_mut(&call) {
@@ -520,7 +532,7 @@ impl Sip {
         }
         c.awaiting_ack = None;
         self.timers.clear(&TimerId::Retransmit2xx(call, cseq));
-        let _ = self.bye(call);
+        let _ = self.bye(call, Some("SIP;cause=408;text=\"no ACK for the 2xx\""));
         self.event(SipEvent::Terminated {
             call,
             reason: "no ACK for our 2xx (RFC 3261 §13.3.1.4)".into(),
@@ -553,6 +565,15 @@ impl Sip {
             .map_or(crate::api::Transport::Udp, |i| i.hop.transport);
         let phrase = reason.unwrap_or_else(|| default_phrase(status).to_owned());
         let mut resp = self.answer(&original, status, &phrase, None);
+        // RFC 3261 §21.4.13: a 415 lists the bodies we take.
+        if status == 415
+            && let Ok(h) = msg::header(
+                HeaderName::Accept,
+                "application/sdp, application/trickle-ice-sdpfrag".to_owned(),
+            )
+        {
+            resp.headers.push(h);
+        }
         if method == Method::Invite && (200..300).contains(&status) {
             let contact = self.contact(transport);
             if let Ok(h) = msg::header(HeaderName::Contact, format!("<{contact}>")) {
@@ -560,6 +581,9 @@ impl Sip {
             }
         }
         set_sdp(&mut resp, sdp.as_deref())?;
+        if matches!(method, Method::Invite | Method::Update) && (200..300).contains(&status) {
+            self.answer_timer(call, &original, &mut resp);
+        }
         if method == Method::Invite && (200..300).contains(&status) {
             self.await_ack(call, &tx, resp.clone(), cseq, false, transport);
         }

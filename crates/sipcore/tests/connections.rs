@@ -218,7 +218,7 @@ fn rfc5626_3_5_1_a_connection_carrying_a_dialog_outlives_the_idle_timer() {
         // quiet, so no message re-arms anything): the call is over when the
         // BYE is sent, and the connection's idle time counts from then; the
         // BYE's transaction (timer F, 32 s) ends well before.
-        gw.command(SipCommand::Bye { call });
+        gw.command(SipCommand::Bye { call, reason: None });
         let bye = gw.sent.last().cloned().expect("BYE");
         assert!(bye.starts_with("BYE "), "{transport}: {bye}");
         assert_eq!(gw.sip.live_calls(), 0, "{transport}");
@@ -250,7 +250,13 @@ fn rfc5626_3_5_1_a_connection_opened_for_our_invite_carries_the_call() {
         "the gateway kept the connection of its call: {:?}",
         net.closed
     );
-    net.command(true, SipCommand::Bye { call: a });
+    net.command(
+        true,
+        SipCommand::Bye {
+            call: a,
+            reason: None,
+        },
+    );
     net.settle();
     assert_eq!(net.count("BYE"), 1);
     net.run(secs(121));
@@ -284,8 +290,10 @@ fn a_tcp_flow_that_closes_does_not_end_its_call() {
     assert!(gw.events.is_empty(), "{:?}", gw.events);
     assert_eq!(gw.sip.live_calls(), 1);
     // The BYE goes to the Contact, on a new connection.
-    gw.sip
-        .handle_input(gw.now, Input::Command(SipCommand::Bye { call }));
+    gw.sip.handle_input(
+        gw.now,
+        Input::Command(SipCommand::Bye { call, reason: None }),
+    );
     let out = gw.sip.poll_output();
     assert!(
         matches!(&out, Some(Output::Transmit(t)) if t.dest == Dest::Addr(addr("127.0.0.2:40000")) && t.transport == Transport::Tcp),

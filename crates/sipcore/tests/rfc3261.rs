@@ -20,7 +20,13 @@ fn rfc3261_13_basic_call_over_udp_tcp_and_ws_then_bye_either_way() {
     for transport in [Transport::Udp, Transport::Tcp, Transport::Ws] {
         let mut net = Net::new();
         let (a, b) = net.establish("basic@test", transport);
-        net.command(true, SipCommand::Bye { call: a });
+        net.command(
+            true,
+            SipCommand::Bye {
+                call: a,
+                reason: None,
+            },
+        );
         net.settle();
         assert_eq!(net.event_b(), SipEvent::Bye { call: b });
         assert_eq!(
@@ -31,7 +37,13 @@ fn rfc3261_13_basic_call_over_udp_tcp_and_ws_then_bye_either_way() {
         assert_eq!(net.a.sip.live_calls() + net.b.sip.live_calls(), 0);
 
         let (a, b) = net.establish("basic2@test", transport);
-        net.command(false, SipCommand::Bye { call: b });
+        net.command(
+            false,
+            SipCommand::Bye {
+                call: b,
+                reason: None,
+            },
+        );
         net.settle();
         assert_eq!(net.event_a(), SipEvent::Bye { call: a });
         net.run(Duration::from_secs(40));
@@ -115,7 +127,13 @@ fn rfc3261_17_1_2_2_timers_e_and_f() {
     let mut net = Net::new();
     let (a, _) = net.establish("ef@test", Transport::Udp);
     net.lose = Box::new(|from_a, text| from_a && text.starts_with("BYE"));
-    net.command(true, SipCommand::Bye { call: a });
+    net.command(
+        true,
+        SipCommand::Bye {
+            call: a,
+            reason: None,
+        },
+    );
     net.run(t1() * 64 + ms(10));
     let times: Vec<u64> = net
         .sent("BYE")
@@ -210,7 +228,13 @@ fn rfc3261_17_2_2_timers_j_and_k() {
         (net.a.sip.transactions(), net.b.sip.transactions()),
         ((0, 0), (0, 0))
     );
-    net.command(true, SipCommand::Bye { call: a });
+    net.command(
+        true,
+        SipCommand::Bye {
+            call: a,
+            reason: None,
+        },
+    );
     net.settle();
     net.run(Duration::from_secs(6));
     assert_eq!(net.a.sip.transactions().0, 0, "K = T4 after the 200");
@@ -451,7 +475,13 @@ fn rfc3261_13_2_2_4_a_fork_answering_after_the_call_ended_gets_ack_and_bye() {
     net.respond(b, 200, Some(ANSWER));
     net.settle();
     assert!(matches!(net.event_a(), SipEvent::Answered { .. }));
-    net.command(true, SipCommand::Bye { call: a });
+    net.command(
+        true,
+        SipCommand::Bye {
+            call: a,
+            reason: None,
+        },
+    );
     net.settle();
     assert_eq!(net.a.sip.live_calls(), 0);
     let first = net.sent("SIP/2.0 200")[0].text.clone();
@@ -761,7 +791,7 @@ fn rfc3261_14_1_a_re_invite_of_ours_is_acked_and_answered_to_the_core() {
         SipCommand::Reoffer {
             call: a,
             method: OfferMethod::Invite,
-            sdp: OFFER.replace("o=a 1 1", "o=a 1 2"),
+            sdp: Some(OFFER.replace("o=a 1 1", "o=a 1 2")),
         },
     );
     net.settle();
@@ -836,7 +866,7 @@ fn rfc3261_14_1_a_refused_re_offer_is_reported_and_the_dialog_goes_on() {
             SipCommand::Reoffer {
                 call: a,
                 method,
-                sdp: OFFER.into(),
+                sdp: Some(OFFER.into()),
             },
         );
         net.settle();
@@ -863,7 +893,13 @@ fn rfc3261_14_1_a_refused_re_offer_is_reported_and_the_dialog_goes_on() {
             SipEvent::ReofferRefused { status: 488, .. }
         ));
     }
-    net.command(true, SipCommand::Bye { call: a });
+    net.command(
+        true,
+        SipCommand::Bye {
+            call: a,
+            reason: None,
+        },
+    );
     net.settle();
     assert_eq!(net.event_b(), SipEvent::Bye { call: b }, "the dialog lives");
 }
@@ -882,7 +918,7 @@ fn rfc3261_14_2_an_offer_crossing_ours_gets_491() {
         SipCommand::Reoffer {
             call: a,
             method: OfferMethod::Invite,
-            sdp: OFFER.into(),
+            sdp: Some(OFFER.into()),
         },
     );
     net.command(
@@ -890,7 +926,7 @@ fn rfc3261_14_2_an_offer_crossing_ours_gets_491() {
         SipCommand::Reoffer {
             call: a,
             method: OfferMethod::Invite,
-            sdp: OFFER.into(),
+            sdp: Some(OFFER.into()),
         },
     );
     assert!(matches!(
@@ -905,7 +941,7 @@ fn rfc3261_14_2_an_offer_crossing_ours_gets_491() {
         SipCommand::Reoffer {
             call: b,
             method: OfferMethod::Invite,
-            sdp: ANSWER.into(),
+            sdp: Some(ANSWER.into()),
         },
     );
     net.settle();
@@ -914,4 +950,39 @@ fn rfc3261_14_2_an_offer_crossing_ours_gets_491() {
         net.event_b(),
         SipEvent::ReofferRefused { status: 491, .. }
     ));
+}
+
+/// RFC 3261 §21.4.13: a 415 says which bodies the server takes (`Accept`).
+#[test]
+fn rfc3261_21_4_13_a_415_lists_the_bodies_we_take() {
+    let mut net = Net::new();
+    let (a, b) = net.establish("info415@test", Transport::Udp);
+    net.command(
+        false,
+        SipCommand::Info {
+            call: b,
+            content_type: "application/dtmf-relay".into(),
+            body: "Signal=5\r\nDuration=160\r\n".into(),
+        },
+    );
+    net.settle();
+    let SipEvent::Request { request, .. } = net.event_a() else {
+        panic!("A hears the INFO")
+    };
+    net.command(
+        true,
+        SipCommand::Reply {
+            call: a,
+            request,
+            status: 415,
+            reason: None,
+            sdp: None,
+        },
+    );
+    net.settle();
+    let refused = net.sent("SIP/2.0 415");
+    assert_eq!(
+        refused[0].header("Accept").as_deref(),
+        Some("application/sdp, application/trickle-ice-sdpfrag")
+    );
 }

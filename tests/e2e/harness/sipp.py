@@ -22,6 +22,9 @@ DEFAULTS = {
     "hold_ms": 1500,           # time in a call (or ringing) before hanging up
     "wait_ms": 10000,          # how long to wait for a peer's BYE/CANCEL
     "refresh_after_ms": 200,   # UAS refresh scenario: ACK -> its re-INVITE
+    "session_expires": 4,      # RFC 4028 scenarios: Session-Expires asked for / answered
+    "min_se": 2,               # … and Min-SE
+    "refresh_ms": 2000,        # … and how often the SIPp UAC refreshes
     "code": 486,
     "reason": "Busy Here",
 }

@@ -99,9 +99,13 @@ impl Call {
                 ctx.sip(SipCommand::Reoffer {
                     call: self.key,
                     method: OfferMethod::Invite,
-                    sdp: sdp.clone(),
+                    sdp: Some(sdp.clone()),
                 });
-                session.offering = Some(Reoffer { sdp, hold });
+                session.offering = Some(Reoffer {
+                    sdp: Some(sdp),
+                    hold,
+                    refresh: false,
+                });
             }
             Err(e) => ctx.fault(
                 self.rec.id,
@@ -124,7 +128,9 @@ impl Call {
         let Some(offer) = session.offering.take() else {
             return Phase::Active(session);
         };
-        self.rec.local_sdp = Some(offer.sdp);
+        if offer.sdp.is_some() {
+            self.rec.local_sdp = offer.sdp;
+        }
         if answer.is_some() {
             self.rec.remote_sdp = answer;
         }
@@ -153,7 +159,11 @@ impl Call {
             491 => {
                 // Glare: the same wish again after the wait, unless a newer
                 // one came meanwhile.
-                session.next_hold = Some(session.next_hold.unwrap_or(offer.hold));
+                if offer.refresh {
+                    session.retry_refresh = true;
+                } else {
+                    session.next_hold = Some(session.next_hold.unwrap_or(offer.hold));
+                }
                 let wait = self.glare_wait(ctx);
                 ctx.out.push(Output::SetTimer {
                     key: TimerKey::ReofferRetry { call: self.rec.id },
@@ -164,7 +174,10 @@ impl Call {
             481 | 408 => {
                 // RFC 5057 §5.1: the dialog is gone.
                 if status == 408 {
-                    ctx.sip(SipCommand::Bye { call: self.key });
+                    ctx.sip(SipCommand::Bye {
+                        call: self.key,
+                        reason: None,
+                    });
                 }
                 let condition = ReasonCondition::ConnectivityError;
                 let text = format!("the SIP peer answered a re-INVITE {status} {reason}");
@@ -174,10 +187,15 @@ impl Call {
             }
             _ => {
                 session.next_hold = None;
+                let change = match (offer.refresh, offer.hold) {
+                    (true, _) => "session refresh",
+                    (false, true) => "hold",
+                    (false, false) => "resume",
+                };
                 ctx.fault(
                     self.rec.id,
                     Fault::ChangeRefused {
-                        change: if offer.hold { "hold" } else { "resume" },
+                        change,
                         status,
                         reason,
                     },
@@ -189,11 +207,13 @@ impl Call {
 
     /// The wait after a 491 is over.
     pub(super) fn retry_reoffer(&mut self, ctx: &mut Ctx<'_>, mut session: Session) -> Phase {
-        if session.offering.is_none()
-            && let Some(hold) = session.next_hold.take()
-            && hold != self.rec.hold.xmpp
-        {
-            self.offer_hold(ctx, &mut session, hold);
+        if session.offering.is_some() {
+            return Phase::Active(session);
+        }
+        match session.next_hold.take() {
+            Some(hold) if hold != self.rec.hold.xmpp => self.offer_hold(ctx, &mut session, hold),
+            _ if std::mem::take(&mut session.retry_refresh) => self.refresh(ctx, &mut session),
+            _ => {}
         }
         Phase::Active(session)
     }

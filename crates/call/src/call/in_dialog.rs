@@ -34,9 +34,23 @@ impl Call {
                         Err((status, why)) => (status, Some(refusal_phrase(status, &why)), None),
                     }
                 }
-                // RFC 6086 §2, legacy INFO (no Info-Package): accepted and
-                // not mapped; XMPP has no counterpart for its bodies.
-                _ => (200, None, None),
+                // An INFO without a body (a keep-alive probe) changes nothing.
+                (_, None) => (200, None, None),
+                (_, Some(b)) if b.trim().is_empty() => (200, None, None),
+                // RFC 6086 legacy INFO with another body (DTMF as
+                // application/dtmf-relay or application/dtmf …): XMPP has no
+                // counterpart, and a 200 would tell the sender the digits
+                // arrived. 415, with the SIP layer's Accept header, tells it
+                // they did not; DTMF goes as RFC 4733 telephone-event in the
+                // media, which both sides negotiate.
+                (ct, Some(_)) => (
+                    415,
+                    Some(format!(
+                        "Unsupported Media Type ({} in INFO is not mapped; send DTMF as RFC 4733 telephone-event)",
+                        ct.unwrap_or("a body without Content-Type")
+                    )),
+                    None,
+                ),
             },
             "OPTIONS" => (200, None, None),
             "PRACK" => (

@@ -287,7 +287,10 @@ impl Call {
                     .reason
                     .as_ref()
                     .map_or(ReasonCondition::Success, |r| r.condition);
-                ctx.sip(SipCommand::Bye { call: self.key });
+                ctx.sip(SipCommand::Bye {
+                    call: self.key,
+                    reason: None,
+                });
                 self.end(ctx, condition, EndedBy::Xmpp, None)
             }
             (Action::TransportInfo, phase) => {
@@ -326,7 +329,10 @@ impl Call {
                     .reason
                     .as_ref()
                     .map_or(ReasonCondition::Success, |r| r.condition);
-                ctx.sip(SipCommand::Bye { call: self.key });
+                ctx.sip(SipCommand::Bye {
+                    call: self.key,
+                    reason: None,
+                });
                 self.end(ctx, condition, EndedBy::Xmpp, None)
             }
             Action::SessionInfo => {
@@ -391,6 +397,7 @@ impl Call {
                 });
                 self.rec.sip_status = Some(200);
                 self.set_state(ctx, CallState::Active);
+                self.answered_timers(ctx);
                 Phase::In(In::AwaitingAck(Session {
                     contents: incoming.offer.contents,
                     held: incoming.held,
@@ -439,6 +446,10 @@ impl Call {
                 Phase::Active(session)
             }
             (SipEvent::Bye { .. }, In::AwaitingAck(_)) => self.sip_hung_up(ctx),
+            (SipEvent::SessionTimer { timer, .. }, In::AwaitingAck(mut session)) => {
+                self.session_timer(ctx, &mut session, timer);
+                Phase::In(In::AwaitingAck(session))
+            }
             (SipEvent::Terminated { reason, .. }, phase) => {
                 // No ACK for our 2xx (RFC 3261 §13.3.1.4) is a timeout; the
                 // rest is the SIP side gone.
@@ -464,6 +475,7 @@ impl Call {
                 | SipEvent::Request { .. }
                 | SipEvent::ReofferAnswered { .. }
                 | SipEvent::ReofferRefused { .. }
+                | SipEvent::SessionTimer { .. }
                 | SipEvent::CommandFailed { .. }),
                 phase,
             ) => self.unexpected_sip(ctx, Phase::In(phase), &other),

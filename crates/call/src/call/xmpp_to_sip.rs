@@ -315,7 +315,10 @@ impl Call {
             }
             (SipEvent::Answered { .. }, Out::Cancelling) => {
                 // Our CANCEL lost the race against the 2xx: end it with BYE.
-                ctx.sip(SipCommand::Bye { call: self.key });
+                ctx.sip(SipCommand::Bye {
+                    call: self.key,
+                    reason: None,
+                });
                 self.rec.sip_status = Some(200);
                 self.persist(ctx);
                 Phase::Finished
@@ -368,6 +371,7 @@ impl Call {
                 | SipEvent::Request { .. }
                 | SipEvent::ReofferAnswered { .. }
                 | SipEvent::ReofferRefused { .. }
+                | SipEvent::SessionTimer { .. }
                 | SipEvent::Terminated { .. }
                 | SipEvent::CommandFailed { .. }),
                 phase,
@@ -411,6 +415,7 @@ impl Call {
                 j.groups = m.groups;
                 self.send_jingle(ctx, IqPurpose::Accept, &j);
                 self.set_state(ctx, CallState::Active);
+                self.answered_timers(ctx);
                 let mut session = Session {
                     contents: inviting.contents,
                     held: inviting.held,
@@ -420,7 +425,10 @@ impl Call {
                 Phase::Active(session)
             }
             Err(text) => {
-                ctx.sip(SipCommand::Bye { call: self.key });
+                ctx.sip(SipCommand::Bye {
+                    call: self.key,
+                    reason: None,
+                });
                 let condition = ReasonCondition::IncompatibleParameters;
                 self.terminate_xmpp(ctx, condition, Some(200), Some(text));
                 self.end(ctx, condition, EndedBy::Gateway, Some(200))

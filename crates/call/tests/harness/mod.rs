@@ -21,6 +21,9 @@ pub fn config() -> CoreConfig {
         candidate_window_ms: 300,
         token_salt: 7,
         retry_after_secs: 10,
+        // Off unless a test turns them on (`Harness::with_config`).
+        peer_ping_ms: 0,
+        max_duration_ms: 0,
         jingle_limits: stox_mapping::jingle::JingleLimits::default(),
     }
 }
@@ -42,6 +45,14 @@ impl Harness {
     /// A core whose component is online (as after the first handshake).
     pub fn new() -> Self {
         let mut h = Self::offline();
+        h.feed(Input::XmppLink { online: true });
+        h
+    }
+
+    /// An online core with this configuration.
+    pub fn with_config(cfg: CoreConfig) -> Self {
+        let mut h = Self::offline();
+        h.core = Core::new(cfg, 1);
         h.feed(Input::XmppLink { online: true });
         h
     }

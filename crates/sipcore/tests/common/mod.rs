@@ -25,6 +25,9 @@ pub fn config(local: &str, seed: u64) -> Config {
     Config {
         local: vec![(Transport::Udp, a), (Transport::Tcp, a), (Transport::Ws, a)],
         seed,
+        // Session timers are tested on their own (tests/rfc4028.rs); off
+        // here, their events would interleave with every call's.
+        session_expires: 0,
         ..Config::default()
     }
 }
@@ -344,6 +347,19 @@ impl Net {
         self.settle();
         assert!(matches!(self.event_a(), SipEvent::Answered { .. }));
         assert!(matches!(self.event_b(), SipEvent::Acked { .. }));
+        (a, b)
+    }
+
+    /// A full call up to the ACK, with session timers on both sides: the
+    /// timer events are taken off both queues.
+    pub fn establish_with_timers(&mut self, call_id: &str) -> (CallKey, CallKey) {
+        let (a, b) = self.call(call_id, Transport::Udp);
+        self.respond(b, 200, Some(ANSWER));
+        self.settle();
+        assert!(matches!(self.event_b(), SipEvent::SessionTimer { .. }));
+        assert!(matches!(self.event_b(), SipEvent::Acked { .. }));
+        assert!(matches!(self.event_a(), SipEvent::Answered { .. }));
+        assert!(matches!(self.event_a(), SipEvent::SessionTimer { .. }));
         (a, b)
     }
 
