@@ -22,6 +22,7 @@ use stox_mapping::ids::{CallId, Sid};
 use stox_mapping::jingle::{Action, Content, Group, Jingle, Reason};
 use stox_mapping::status::{ErrorCondition, ReasonCondition};
 
+mod content;
 mod hold;
 mod in_dialog;
 mod jmi_flow;
@@ -178,10 +179,33 @@ pub(crate) struct Reoffer {
     /// The SDP offered (our local SDP once answered); none in an UPDATE
     /// that only refreshes.
     sdp: Option<String>,
-    /// Whether it puts the SIP side on hold for the XMPP user.
-    hold: bool,
+    change: Change,
+}
+
+/// What a re-offer of ours changes.
+#[derive(Debug)]
+pub(crate) enum Change {
+    /// Puts the SIP side on hold for the XMPP user (`true`) or resumes.
+    Hold(bool),
     /// A session refresh (RFC 4028): nothing changes.
-    refresh: bool,
+    Refresh,
+    /// The XMPP user's content-add: these contents, answered by
+    /// content-accept or content-reject.
+    Add(Vec<Content>),
+    /// The XMPP user's content-remove: these content names.
+    Remove(Vec<String>),
+}
+
+impl Change {
+    fn name(&self) -> &'static str {
+        match self {
+            Change::Hold(true) => "hold",
+            Change::Hold(false) => "resume",
+            Change::Refresh => "session refresh",
+            Change::Add(_) => "content-add",
+            Change::Remove(_) => "content-remove",
+        }
+    }
 }
 
 impl Phase {

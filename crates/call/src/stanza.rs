@@ -92,6 +92,8 @@ pub(crate) fn iq_error(
 pub(crate) enum AppError {
     UnknownSession,
     OutOfOrder,
+    /// XEP-0166 §7.2.16: sent while a similar request of ours is pending.
+    TieBreak,
     UnsupportedInfo,
 }
 
@@ -100,12 +102,15 @@ impl AppError {
         match self {
             AppError::UnknownSession => "unknown-session",
             AppError::OutOfOrder => "out-of-order",
+            AppError::TieBreak => "tie-break",
             AppError::UnsupportedInfo => "unsupported-info",
         }
     }
     fn ns(self) -> &'static str {
         match self {
-            AppError::UnknownSession | AppError::OutOfOrder => ns::JINGLE_ERRORS,
+            AppError::UnknownSession | AppError::OutOfOrder | AppError::TieBreak => {
+                ns::JINGLE_ERRORS
+            }
             AppError::UnsupportedInfo => ns::JINGLE_RTP_ERRORS,
         }
     }

@@ -20,7 +20,7 @@
 //!   XMPP user simply sends silence or nothing, and SIP has no signal for it
 //!   (a direction change would tell the SIP peer to stop sending too).
 
-use super::{Call, Ctx, IqPurpose, Phase, Reoffer, Session};
+use super::{Call, Change, Ctx, IqPurpose, Phase, Reoffer, Session};
 use crate::types::{Direction, EndedBy, Fault, OfferMethod, Output, SipCommand, TimerKey};
 use stox_mapping::jingle::{Action, Jingle};
 use stox_mapping::sdp::session::{
@@ -103,8 +103,7 @@ impl Call {
                 });
                 session.offering = Some(Reoffer {
                     sdp: Some(sdp),
-                    hold,
-                    refresh: false,
+                    change: Change::Hold(hold),
                 });
             }
             Err(e) => ctx.fault(
@@ -132,9 +131,14 @@ impl Call {
             self.rec.local_sdp = offer.sdp;
         }
         if answer.is_some() {
-            self.rec.remote_sdp = answer;
+            self.rec.remote_sdp.clone_from(&answer);
         }
-        self.rec.hold.xmpp = offer.hold;
+        match offer.change {
+            Change::Hold(hold) => self.rec.hold.xmpp = hold,
+            Change::Refresh => {}
+            Change::Add(contents) => self.content_added(ctx, &mut session, contents, answer),
+            Change::Remove(names) => session.contents.retain(|c| !names.contains(&c.name)),
+        }
         self.persist(ctx);
         if let Some(next) = session.next_hold.take()
             && next != self.rec.hold.xmpp
@@ -159,10 +163,27 @@ impl Call {
             491 => {
                 // Glare: the same wish again after the wait, unless a newer
                 // one came meanwhile.
-                if offer.refresh {
-                    session.retry_refresh = true;
-                } else {
-                    session.next_hold = Some(session.next_hold.unwrap_or(offer.hold));
+                match offer.change {
+                    Change::Refresh => session.retry_refresh = true,
+                    Change::Hold(hold) => {
+                        session.next_hold = Some(session.next_hold.unwrap_or(hold));
+                    }
+                    // The XMPP user decides whether to add it again.
+                    Change::Add(contents) => {
+                        self.content_rejected(ctx, &contents, status, &reason);
+                        return Phase::Active(session);
+                    }
+                    Change::Remove(_) => {
+                        ctx.fault(
+                            self.rec.id,
+                            Fault::ChangeRefused {
+                                change: "content-remove",
+                                status,
+                                reason,
+                            },
+                        );
+                        return Phase::Active(session);
+                    }
                 }
                 let wait = self.glare_wait(ctx);
                 ctx.out.push(Output::SetTimer {
@@ -187,11 +208,10 @@ impl Call {
             }
             _ => {
                 session.next_hold = None;
-                let change = match (offer.refresh, offer.hold) {
-                    (true, _) => "session refresh",
-                    (false, true) => "hold",
-                    (false, false) => "resume",
-                };
+                let change = offer.change.name();
+                if let Change::Add(contents) = &offer.change {
+                    self.content_rejected(ctx, contents, status, &reason);
+                }
                 ctx.fault(
                     self.rec.id,
                     Fault::ChangeRefused {

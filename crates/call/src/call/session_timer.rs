@@ -7,7 +7,7 @@
 //!
 //! [`SipEvent::SessionTimer`]: crate::types::SipEvent::SessionTimer
 
-use super::{Call, Ctx, Phase, Reoffer, Session};
+use super::{Call, Change, Ctx, Phase, Reoffer, Session};
 use crate::types::{EndedBy, OfferMethod, Output, Refresher, SessionTimer, SipCommand, TimerKey};
 use stox_mapping::status::ReasonCondition;
 
@@ -78,8 +78,7 @@ impl Call {
         });
         session.offering = Some(Reoffer {
             sdp,
-            hold: self.rec.hold.xmpp,
-            refresh: true,
+            change: Change::Refresh,
         });
     }
 

@@ -345,6 +345,8 @@ impl Call {
                 }
             }
             Action::TransportInfo => self.transport_info(ctx, Phase::Active(session), req, jingle),
+            Action::ContentAdd => self.xmpp_content_add(ctx, session, req, jingle),
+            Action::ContentRemove => self.xmpp_content_remove(ctx, session, req, jingle),
             Action::SessionInitiate | Action::SessionAccept => {
                 let phase = Phase::Active(session);
                 Self::out_of_order(ctx, req, jingle.action, &phase);

@@ -198,6 +198,131 @@ fn normalized(sdp: &str, drop_c: bool) -> impl Iterator<Item = &str> {
     })
 }
 
+/// The part of `sdp` before its first m= line and the text of each m=
+/// section, line endings made CRLF.
+pub fn sections(sdp: &str) -> (String, Vec<String>) {
+    let mut head = String::new();
+    let mut out: Vec<String> = Vec::new();
+    for line in sdp.lines().map(|l| l.trim_end_matches('\r')) {
+        if line.is_empty() {
+            continue;
+        }
+        if line.starts_with("m=") {
+            out.push(String::new());
+        }
+        let target = out.last_mut().unwrap_or(&mut head);
+        target.push_str(line);
+        target.push_str("\r\n");
+    }
+    (head, out)
+}
+
+/// The `a=mid` of each m= section of `sdp`.
+pub fn section_mids(sdp: &str) -> Vec<Option<String>> {
+    sections(sdp)
+        .1
+        .iter()
+        .map(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("a=mid:"))
+                .map(|m| m.trim().to_owned())
+        })
+        .collect()
+}
+
+/// `local` (an SDP we sent) with the m= sections `added` after its own, their
+/// mids joined to its BUNDLE group (RFC 8843) when it has one, and `o=`
+/// version `version` (RFC 3264 §8.1: streams are added at the end).
+pub fn with_sections_added(
+    local: &str,
+    added: &[String],
+    version: u64,
+) -> Result<String, SdpError> {
+    let (head, mut own) = sections(local);
+    let new_mids: Vec<String> = added
+        .iter()
+        .filter_map(|s| s.lines().find_map(|l| l.strip_prefix("a=mid:")))
+        .map(|m| m.trim().to_owned())
+        .collect();
+    own.extend(added.iter().cloned());
+    let head = head
+        .lines()
+        .map(|l| match l.strip_prefix("a=group:BUNDLE") {
+            Some(rest) if !new_mids.is_empty() => {
+                let mut mids: Vec<&str> = rest.split_whitespace().collect();
+                mids.extend(new_mids.iter().map(String::as_str));
+                format!("a=group:BUNDLE {}\r\n", mids.join(" "))
+            }
+            _ => format!("{l}\r\n"),
+        })
+        .collect::<String>();
+    with_version(&(head + &own.concat()), version)
+}
+
+/// `sdp` with the m= sections at `declined` set to port 0 (RFC 3264 §8.2)
+/// and their mids out of its BUNDLE group (RFC 8843 §7.3.3), `o=` version
+/// `version`.
+pub fn with_sections_declined(
+    sdp: &str,
+    declined: &[usize],
+    version: u64,
+) -> Result<String, SdpError> {
+    let (head, mut own) = sections(sdp);
+    let mut gone: Vec<String> = Vec::new();
+    for &i in declined {
+        let Some(section) = own.get_mut(i) else {
+            return Err(SdpError::Parse(format!("no m= section {i}")));
+        };
+        let mut lines: Vec<String> = section.lines().map(str::to_owned).collect();
+        let mut fields: Vec<String> = lines[0].split(' ').map(str::to_owned).collect();
+        if fields.len() < 4 {
+            return Err(SdpError::Parse(format!("bad m= line: {:?}", lines[0])));
+        }
+        fields[1] = "0".to_owned();
+        lines[0] = fields.join(" ");
+        if let Some(mid) = lines.iter().find_map(|l| l.strip_prefix("a=mid:")) {
+            gone.push(mid.trim().to_owned());
+        }
+        *section = lines.iter().map(|l| format!("{l}\r\n")).collect();
+    }
+    let head = head
+        .lines()
+        .filter_map(|l| match l.strip_prefix("a=group:BUNDLE") {
+            Some(rest) => {
+                let mids: Vec<&str> = rest
+                    .split_whitespace()
+                    .filter(|m| !gone.iter().any(|g| g == m))
+                    .collect();
+                (!mids.is_empty()).then(|| format!("a=group:BUNDLE {}\r\n", mids.join(" ")))
+            }
+            None => Some(format!("{l}\r\n")),
+        })
+        .collect::<String>();
+    with_version(&(head + &own.concat()), version)
+}
+
+/// `sdp` with `o=` version `version`, everything else as it is.
+fn with_version(sdp: &str, version: u64) -> Result<String, SdpError> {
+    let mut out = String::with_capacity(sdp.len() + 4);
+    for line in sdp.lines() {
+        match line.strip_prefix("o=") {
+            Some(origin) => {
+                let mut fields: Vec<&str> = origin.split_whitespace().collect();
+                if fields.len() != 6 {
+                    return Err(SdpError::Parse(format!("bad o= line: {line:?}")));
+                }
+                let v = version.to_string();
+                fields[2] = &v;
+                out.push_str("o=");
+                out.push_str(&fields.join(" "));
+            }
+            None => out.push_str(line),
+        }
+        out.push_str("\r\n");
+    }
+    Ok(out)
+}
+
 /// `IN IP4 0.0.0.0` (RFC 3264 §8.4's old hold).
 fn is_null_connection(c: &str) -> bool {
     c.split_whitespace().nth(2) == Some("0.0.0.0")
@@ -256,6 +381,31 @@ mod tests {
         assert!(held.contains("m=video 0 RTP/AVP 96\r\nm=video"), "{held}");
         assert!(same_media(OURS, &held));
         assert!(with_directions(OURS, &[Some(SendOnly)], 2).is_err());
+    }
+
+    const BUNDLED: &str = "v=0\r\no=- 7 3 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+        a=group:BUNDLE 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\n\
+        a=mid:0\r\na=sendrecv\r\n";
+
+    #[test]
+    fn rfc3264_8_1_a_stream_is_added_at_the_end_and_joins_the_bundle() {
+        let video =
+            "m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na=sendrecv\r\n";
+        let out = with_sections_added(BUNDLED, &[video.to_owned()], 4).expect("adds");
+        assert!(out.contains("a=group:BUNDLE 0 1\r\n"), "{out}");
+        assert!(out.ends_with(video), "{out}");
+        assert_eq!(origin_version(&out), Some(4));
+        assert_eq!(section_mids(&out), [Some("0".into()), Some("1".into())]);
+        // … and is removed with port 0, out of the bundle.
+        let removed = with_sections_declined(&out, &[1], 5).expect("declines");
+        assert!(
+            removed.contains("m=video 0 UDP/TLS/RTP/SAVPF 96\r\n"),
+            "{removed}"
+        );
+        assert!(removed.contains("a=group:BUNDLE 0\r\n"), "{removed}");
+        assert!(removed.contains("m=audio 9 "), "the rest as it was");
+        assert_eq!(origin_version(&removed), Some(5));
+        assert!(with_sections_declined(&out, &[2], 5).is_err());
     }
 
     #[test]
