@@ -8,7 +8,7 @@ the content sends the video m= line with port 0."""
 import pytest
 
 from harness import jingle
-from harness.calls import ROMEO_JID, assert_result, call_sip
+from harness.calls import ROMEO_JID, accept, assert_result, call_sip, call_xmpp
 
 pytestmark = pytest.mark.gateway
 
@@ -49,3 +49,24 @@ def test_xep0166_7_2_an_xmpp_user_adds_video_then_removes_it(gateway, juliet, si
     assert version(upgrade) == version(first) + 1 and version(removal) == version(upgrade) + 1
     row = gateway.wait_row(lambda r: r["jingle_sid"] == sid and r["state"] == "ended")
     assert row["ended_by"] == "xmpp", row
+
+
+def test_rfc3264_8_1_a_sip_peer_adds_video_then_removes_it(gateway, juliet, sipp):
+    uac, init = call_xmpp(gateway, juliet, sipp, "uac_call_add_remove_video")
+    accept(juliet, init)
+    add = juliet.expect("content-add", 10, sid=init.sid)
+    assert jingle.payload_types(add.xml) == [VP8], add.text()
+    assert ("127.0.0.1", 7080) in jingle.candidates(add.xml), add.text()
+    name = add.xml.find(f".//{{{jingle.NS_JINGLE}}}content").get("name")
+    answer = juliet.send_iq(init.frm, jingle.jingle("content-accept", init.sid,
+                                                    video(name=name, port=42002)))
+    assert_result(answer, "content-accept")
+    remove = juliet.expect("content-remove", 10, sid=init.sid)
+    assert remove.xml.find(f".//{{{jingle.NS_JINGLE}}}content").get("name") == name
+    term = juliet.expect("session-terminate", 10, sid=init.sid)
+    assert jingle.reason(term.xml)[0] == "success", term.text()
+    trace = uac.wait()
+    trace.assert_ok()
+    upgrade = [ok for ok in trace.find("received", status=200, cseq="INVITE")
+               if ok.header("cseq") == "2 INVITE"][0]
+    assert any(l.startswith("m=video 42002 RTP/AVP 96") for l in upgrade.sdp), upgrade

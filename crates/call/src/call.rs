@@ -45,6 +45,8 @@ pub(crate) enum IqPurpose {
     Terminate,
     /// XEP-0199 ping of the XMPP user (liveness.rs)
     Ping,
+    /// content-add for streams the SIP peer added (content.rs)
+    ContentAdd,
 }
 
 /// A timer of one call (the core routes the others itself).
@@ -66,6 +68,8 @@ pub(crate) enum CallTimer {
     PeerPing,
     /// The longest call duration is over.
     MaxDuration,
+    /// The XMPP user did not answer a content-add in time.
+    ContentAnswer,
 }
 
 /// A Jingle offer: its contents and XEP-0338 groups.
@@ -171,6 +175,21 @@ pub(crate) struct Session {
     /// Bumped by every negotiated session timer (RFC 4028), so that the
     /// timers of an older one are stale when they fire.
     timer_epoch: u32,
+    /// The SIP peer's re-INVITE adding streams, waiting for the XMPP user's
+    /// content-accept or content-reject.
+    incoming: Option<IncomingChange>,
+}
+
+/// A re-INVITE from SIP that adds streams (RFC 3264 §8.1), unanswered while
+/// the XMPP user decides (content.rs).
+#[derive(Debug)]
+pub(crate) struct IncomingChange {
+    request: crate::types::RequestId,
+    offer: String,
+    /// The new m= sections' indexes in `offer`.
+    added: Vec<usize>,
+    /// The contents sent in the content-add.
+    contents: Vec<Content>,
 }
 
 /// A re-INVITE (or refreshing UPDATE) of ours in flight.
@@ -457,6 +476,19 @@ impl Call {
                     None,
                 )
             }
+            // The content-add for the SIP peer's new streams failed: they
+            // are declined (and the call ends if the user is gone).
+            (failed, Phase::Active(session))
+                if purpose == IqPurpose::ContentAdd && session.incoming.is_some() =>
+            {
+                let why = format!("content-add answered {failed:?}");
+                let phase = self.content_unanswered(ctx, session, &why);
+                if liveness::says_gone(&failed) {
+                    self.xmpp_peer_gone(ctx, phase, why)
+                } else {
+                    phase
+                }
+            }
             // The XMPP user is gone: the SIP side is ended.
             (failed, phase) if liveness::says_gone(&failed) && purpose != IqPurpose::Terminate => {
                 let why = format!("{} answered {failed:?}", purpose.as_str());
@@ -508,6 +540,9 @@ impl Call {
             (CallTimer::MaxDuration, Phase::Active(_) | Phase::In(In::AwaitingAck(_))) => {
                 self.max_duration_reached(ctx)
             }
+            (CallTimer::ContentAnswer, Phase::Active(session)) => {
+                self.content_unanswered(ctx, session, "the XMPP user did not answer in time")
+            }
             // Timers are never cancelled: one for a phase the call has left
             // is stale, which is how it is meant to end.
             (
@@ -518,7 +553,8 @@ impl Call {
                 | CallTimer::SessionRefresh(_)
                 | CallTimer::SessionExpiry(_)
                 | CallTimer::PeerPing
-                | CallTimer::MaxDuration,
+                | CallTimer::MaxDuration
+                | CallTimer::ContentAnswer,
                 phase @ (Phase::Out(_) | Phase::In(_) | Phase::Active(_) | Phase::Finished),
             ) => phase,
         };
@@ -881,6 +917,7 @@ impl IqPurpose {
             IqPurpose::Info => "session-info",
             IqPurpose::Terminate => "session-terminate",
             IqPurpose::Ping => "ping",
+            IqPurpose::ContentAdd => "content-add",
         }
     }
 }

@@ -408,6 +408,7 @@ impl Core {
             TimerKey::SessionExpiry { call, epoch } => (call, CallTimer::SessionExpiry(epoch)),
             TimerKey::PeerPing { call } => (call, CallTimer::PeerPing),
             TimerKey::MaxDuration { call } => (call, CallTimer::MaxDuration),
+            TimerKey::ContentAnswer { call } => (call, CallTimer::ContentAnswer),
             TimerKey::ProposalTimeout { proposal } => {
                 self.proposal_timeout(now, proposal, out);
                 return;

@@ -190,6 +190,9 @@ pub enum TimerKey {
     PeerPing { call: i64 },
     /// An answered call reached the longest duration allowed.
     MaxDuration { call: i64 },
+    /// The XMPP user has not answered a content-add for streams the SIP
+    /// peer added.
+    ContentAnswer { call: i64 },
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -221,3 +221,168 @@ fn xep0166_7_2_6_removing_the_last_content_ends_the_session() {
     );
     assert_eq!(h.core.live_calls(), 0);
 }
+
+// ---- streams the SIP peer adds or removes ----------------------------------
+
+const OFFER_WITH_VIDEO: &str = "v=0\r\no=romeo 123 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+m=audio 6000 RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
+a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=sendrecv\r\n\
+m=video 6002 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\na=sendrecv\r\n";
+
+const JULIET_VIDEO: &str = "<content creator='initiator' name='video'>\
+   <description xmlns='urn:xmpp:jingle:apps:rtp:1' media='video'>\
+     <payload-type id='96' name='VP8' clockrate='90000'/>\
+   </description>\
+   <transport xmlns='urn:xmpp:jingle:transports:raw-udp:1'>\
+     <candidate component='1' generation='0' id='jv' ip='127.0.0.1' port='42002'/>\
+   </transport>\
+ </content>";
+
+/// A SIP → XMPP call, answered; returns its Call-ID and our answer.
+fn answered_from_sip(h: &mut Harness, call_id: &str) -> (stox_mapping::ids::CallId, String) {
+    let out = h.sip(incoming_invite(
+        call_id,
+        "sip:juliet@example.com;gr=balcony",
+        Some(OFFER_SDP),
+    ));
+    let id = iq(&out, "set").attr("id").expect("id").to_owned();
+    h.iq_response(&id, stox_call::IqOutcome::Result);
+    let sid = call_id.split('@').next().expect("sid");
+    let out = h.stanza(&juliet_action("acc", sid, "session-accept", ACCEPT_CONTENT));
+    let SipCommand::Respond { sdp: Some(sdp), .. } = one_sip(&out).clone() else {
+        panic!("200 with SDP: {out:#?}")
+    };
+    let cid = cid(call_id);
+    h.sip(SipEvent::Acked { call: h.key(&cid) });
+    (cid, sdp)
+}
+
+fn reply(out: &[Output]) -> (u16, Option<String>) {
+    match one_sip(out) {
+        SipCommand::Reply { status, sdp, .. } => (*status, sdp.clone()),
+        other => panic!("a reply expected, got {other:?}"),
+    }
+}
+
+#[test]
+fn rfc3264_8_1_a_sip_re_invite_adding_video_waits_for_content_accept() {
+    let mut h = Harness::new();
+    let (cid, ours) = answered_from_sip(&mut h, "s1@h");
+    let (_, out) = h.request(
+        &cid,
+        "INVITE",
+        Some("application/sdp"),
+        Some(OFFER_WITH_VIDEO),
+    );
+    assert!(
+        sip_commands(&out).is_empty(),
+        "no answer before the XMPP user's"
+    );
+    let add = jingle_action(&out, "content-add");
+    let content = add.get_child("content", NS_JINGLE).expect("content");
+    assert_eq!(content.attr("creator"), Some("initiator"));
+    let name = content.attr("name").expect("name").to_owned();
+    assert_eq!(payload_types_of(content), ["96"]);
+
+    let out = h.stanza(&juliet_action(
+        "ca",
+        "s1",
+        "content-accept",
+        &JULIET_VIDEO.replace("name='video'", &format!("name='{name}'")),
+    ));
+    iq(&out, "result");
+    let (status, answer) = reply(&out);
+    let answer = answer.expect("SDP");
+    assert_eq!(status, 200);
+    let (_, before) = sections(&ours);
+    let (_, after) = sections(&answer);
+    assert_eq!(after.len(), 2, "{answer}");
+    assert_eq!(after[0], before[0], "the audio answer unchanged");
+    assert!(
+        after[1].starts_with("m=video 42002 RTP/AVP 96\r\n"),
+        "{answer}"
+    );
+    assert_eq!(
+        origin_version(&answer),
+        origin_version(&ours).map(|v| v + 1)
+    );
+    assert_eq!(h.last_row().remote_sdp.as_deref(), Some(OFFER_WITH_VIDEO));
+
+    // The SIP peer removes it again (port 0): content-remove to XMPP.
+    let removal = OFFER_WITH_VIDEO
+        .replace("m=video 6002", "m=video 0")
+        .replace("123 2", "123 3");
+    let (_, out) = h.request(&cid, "INVITE", Some("application/sdp"), Some(&removal));
+    let remove = jingle_action(&out, "content-remove");
+    assert_eq!(
+        remove
+            .get_child("content", NS_JINGLE)
+            .and_then(|c| c.attr("name")),
+        Some(name.as_str())
+    );
+    let (status, answer) = reply(&out);
+    assert_eq!(status, 200);
+    assert!(answer.expect("SDP").contains("m=video 0 RTP/AVP 96\r\n"));
+}
+
+#[test]
+fn rfc3264_8_1_streams_the_xmpp_user_rejects_or_ignores_are_answered_port_0() {
+    for how in ["reject", "timeout", "error"] {
+        let mut h = Harness::new();
+        let (cid, _) = answered_from_sip(&mut h, "s2@h");
+        let (_, out) = h.request(
+            &cid,
+            "INVITE",
+            Some("application/sdp"),
+            Some(OFFER_WITH_VIDEO),
+        );
+        let add_id = iq(&out, "set").attr("id").expect("id").to_owned();
+        let out = match how {
+            "reject" => h.stanza(&juliet_action(
+                "cr",
+                "s2",
+                "content-reject",
+                "<content creator='initiator' name='video'/>",
+            )),
+            "timeout" => {
+                h.advance(15_000);
+                h.fire_timers()
+            }
+            _ => h.iq_response(
+                &add_id,
+                stox_call::IqOutcome::Error(
+                    stox_mapping::status::ErrorCondition::FeatureNotImplemented,
+                ),
+            ),
+        };
+        let (status, answer) = reply(&out);
+        assert_eq!(status, 200, "{how}");
+        let answer = answer.expect("SDP");
+        assert!(answer.contains("m=video 0 "), "{how}: {answer}");
+        assert!(answer.contains("m=audio 42000 "), "{how}: {answer}");
+        assert_eq!(h.core.live_calls(), 1, "{how}");
+    }
+}
+
+#[test]
+fn xep0166_7_2_16_a_content_add_while_the_sip_peer_adds_gets_tie_break() {
+    let mut h = Harness::new();
+    let (cid, _) = answered_from_sip(&mut h, "s3@h");
+    h.request(
+        &cid,
+        "INVITE",
+        Some("application/sdp"),
+        Some(OFFER_WITH_VIDEO),
+    );
+    let out = h.stanza(&juliet_action(
+        "add",
+        "s3",
+        "content-add",
+        VIDEO.replace("video", "cam").as_str(),
+    ));
+    let (cond, app) = error_of(iq(&out, "error"));
+    assert_eq!(
+        (cond.as_str(), app.as_deref()),
+        ("conflict", Some("tie-break"))
+    );
+}

@@ -19,6 +19,8 @@ DEFAULTS = {
     "media_port": 7078,        # the UAC's offered RTP port
     "answer_port": 6000,       # the UAS's answered RTP port
     "answer_port_video": 6002, # … and video port (upgrade scenarios)
+    "media_port_video": 7080,  # the UAC's offered video port (upgrade scenarios)
+    "xmpp_video_port": 42002,  # the video port the XMPP client answers with
     "ring_ms": 1000,           # UAS: 180 -> final response
     "hold_ms": 1500,           # time in a call (or ringing) before hanging up
     "wait_ms": 10000,          # how long to wait for a peer's BYE/CANCEL

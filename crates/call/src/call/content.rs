@@ -5,13 +5,22 @@
 //! version one up. The SIP answer decides: content-accept with the mapped
 //! answer, or content-reject (port 0, or a refused re-INVITE).
 
-use super::{Call, Change, Ctx, IqPurpose, Phase, Reoffer, Session, local_part};
+use super::{Call, Change, Ctx, IncomingChange, IqPurpose, Phase, Reoffer, Session, local_part};
 use crate::stanza::{AppError, IqHeader};
-use crate::types::{Direction, EndedBy, OfferMethod, SipCommand};
-use stox_mapping::jingle::{Action, Content, Jingle, Reason};
+use crate::types::{Direction, EndedBy, OfferMethod, Output, RequestId, SipCommand, TimerKey};
+use stox_mapping::jingle::{Action, Content, Creator, Group, Jingle, Reason};
 use stox_mapping::sdp::session::{
-    origin_version, section_mids, sections, with_sections_added, with_sections_declined,
+    declined_sections, origin_version, section_mids, sections, with_sections_added,
+    with_sections_declined,
 };
+
+/// How long the XMPP user has to accept or reject streams the SIP peer
+/// added, before they are declined (well within the SIP peer's 32 s
+/// INVITE transaction).
+const CONTENT_ANSWER_MS: u64 = 15_000;
+
+/// What a request from SIP is answered: status, reason phrase, SDP.
+type Answer = (u16, Option<String>, Option<String>);
 use stox_mapping::sdp::{self, SdpAuthor, SdpOrigin};
 use stox_mapping::status::{ErrorCondition, ReasonCondition};
 
@@ -26,7 +35,7 @@ impl Call {
 
     /// Refuses a content action while an offer of ours is in flight.
     fn busy(&self, ctx: &mut Ctx<'_>, req: &IqHeader, session: &Session) -> bool {
-        if session.offering.is_none() {
+        if session.offering.is_none() && session.incoming.is_none() {
             return false;
         }
         ctx.error(
@@ -245,5 +254,228 @@ impl Call {
             ),
         }
         Phase::Active(session)
+    }
+
+    // ---- streams the SIP peer adds or removes --------------------------
+
+    /// A re-INVITE from SIP that adds streams at the end: content-add to the
+    /// XMPP user, the request answered when it decides (`None`), or at once
+    /// when nothing of it can be mapped.
+    pub(super) fn sip_adds(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        session: &mut Session,
+        request: RequestId,
+        offer: &str,
+        added: Vec<usize>,
+    ) -> Option<Answer> {
+        let (_, sip_author) = self.sdp_roles();
+        let mapped = match sdp::sdp_offer_to_jingle(offer, sip_author) {
+            Ok(m) => m,
+            Err(e) => return Some((488, Some(format!("Not Acceptable Here ({e})")), None)),
+        };
+        let mids = section_mids(offer);
+        let positional = mapped.contents.len() == mids.len();
+        let creator = match self.rec.direction {
+            Direction::SipToXmpp => Creator::Initiator,
+            Direction::XmppToSip => Creator::Responder,
+        };
+        let contents: Vec<Content> = added
+            .iter()
+            .filter_map(|&i| match mids.get(i).cloned().flatten() {
+                Some(mid) => mapped.contents.iter().find(|c| c.name == mid).cloned(),
+                None if positional => mapped.contents.get(i).cloned(),
+                None => None,
+            })
+            .map(|mut c| {
+                c.creator = creator;
+                c
+            })
+            .collect();
+        if contents.is_empty() {
+            return Some(self.answer_added(ctx, session, offer, &added, &[], &[]));
+        }
+        let mut j = self.new_jingle(Action::ContentAdd);
+        j.contents = contents.clone();
+        self.send_jingle(ctx, IqPurpose::ContentAdd, &j);
+        session.incoming = Some(IncomingChange {
+            request,
+            offer: offer.to_owned(),
+            added,
+            contents,
+        });
+        ctx.out.push(Output::SetTimer {
+            key: TimerKey::ContentAnswer { call: self.rec.id },
+            at: ctx.now.plus_ms(CONTENT_ANSWER_MS),
+        });
+        None
+    }
+
+    /// Our answer to streams the SIP peer added: our SDP unchanged with the
+    /// answer's new m= sections after it (port 0 for those not `accepted`),
+    /// version + 1.
+    fn answer_added(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        session: &mut Session,
+        offer: &str,
+        added: &[usize],
+        accepted: &[Content],
+        groups: &[Group],
+    ) -> Answer {
+        let local = self.rec.local_sdp.clone().unwrap_or_default();
+        let (xmpp_author, _) = self.sdp_roles();
+        let origin = SdpOrigin {
+            username: local_part(&self.xmpp_peer),
+            session_id: 0,
+            session_version: 0,
+        };
+        let new = if accepted.is_empty() {
+            Ok(declined_sections(offer, added))
+        } else {
+            sdp::jingle_to_sdp_answer(accepted, groups, xmpp_author, &origin, offer)
+                .map_err(|e| e.to_string())
+                .map(|full| {
+                    let secs = sections(&full).1;
+                    added.iter().filter_map(|&i| secs.get(i).cloned()).collect()
+                })
+        };
+        let version = origin_version(&local).unwrap_or(0) + 1;
+        let answer = new.and_then(|new: Vec<String>| {
+            with_sections_added(&local, &new, version).map_err(|e| e.to_string())
+        });
+        match answer {
+            Ok(answer) => {
+                self.rec.local_sdp = Some(answer.clone());
+                self.rec.remote_sdp = Some(offer.to_owned());
+                session.contents.extend(accepted.iter().cloned());
+                self.persist(ctx);
+                (200, None, Some(answer))
+            }
+            Err(why) => (
+                488,
+                Some(format!(
+                    "Not Acceptable Here (the new streams cannot be answered: {why})"
+                )),
+                None,
+            ),
+        }
+    }
+
+    /// The XMPP user's content-accept or content-reject for the streams the
+    /// SIP peer added: the waiting re-INVITE is answered.
+    pub(super) fn xmpp_content_answer(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        mut session: Session,
+        req: &IqHeader,
+        jingle: Jingle,
+    ) -> Phase {
+        let Some(pending) = session.incoming.take() else {
+            Self::out_of_order(ctx, req, jingle.action, &Phase::Active(Session::default()));
+            return Phase::Active(session);
+        };
+        ctx.result(req);
+        let accepted: Vec<Content> = match jingle.action {
+            Action::ContentAccept => jingle
+                .contents
+                .into_iter()
+                .filter(|c| pending.contents.iter().any(|p| p.name == c.name))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let (status, reason, sdp) = self.answer_added(
+            ctx,
+            &mut session,
+            &pending.offer,
+            &pending.added,
+            &accepted,
+            &jingle.groups,
+        );
+        ctx.sip(SipCommand::Reply {
+            call: self.key,
+            request: pending.request,
+            status,
+            reason,
+            sdp,
+        });
+        Phase::Active(session)
+    }
+
+    /// The XMPP user did not take the streams the SIP peer added (no answer,
+    /// or an error to our content-add): they are declined.
+    pub(super) fn content_unanswered(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        mut session: Session,
+        why: &str,
+    ) -> Phase {
+        let Some(pending) = session.incoming.take() else {
+            return Phase::Active(session);
+        };
+        let (status, reason, sdp) =
+            self.answer_added(ctx, &mut session, &pending.offer, &pending.added, &[], &[]);
+        ctx.sip(SipCommand::Reply {
+            call: self.key,
+            request: pending.request,
+            status,
+            reason,
+            sdp,
+        });
+        ctx.fault(
+            self.rec.id,
+            crate::types::Fault::ChangeRefused {
+                change: "content-add from SIP",
+                status,
+                reason: why.to_owned(),
+            },
+        );
+        Phase::Active(session)
+    }
+
+    /// A re-INVITE from SIP that sets streams to port 0: content-remove to
+    /// the XMPP user, and our SDP with those streams at port 0 as answer.
+    pub(super) fn sip_removes(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        session: &mut Session,
+        offer: &str,
+        removed: &[usize],
+    ) -> Answer {
+        let local = self.rec.local_sdp.clone().unwrap_or_default();
+        let mids = section_mids(&local);
+        let gone: Vec<Content> = removed
+            .iter()
+            .filter_map(|&i| {
+                let name = mids
+                    .get(i)
+                    .cloned()
+                    .flatten()
+                    .or_else(|| session.contents.get(i).map(|c| c.name.clone()))?;
+                let mut c = Content::new(name.clone());
+                if let Some(known) = session.contents.iter().find(|k| k.name == name) {
+                    c.creator = known.creator;
+                }
+                Some(c)
+            })
+            .collect();
+        let version = origin_version(&local).unwrap_or(0) + 1;
+        match with_sections_declined(&local, removed, version) {
+            Ok(answer) => {
+                if !gone.is_empty() {
+                    let mut j = self.new_jingle(Action::ContentRemove);
+                    j.contents = gone.clone();
+                    self.send_jingle(ctx, IqPurpose::Info, &j);
+                }
+                session
+                    .contents
+                    .retain(|c| !gone.iter().any(|g| g.name == c.name));
+                self.rec.local_sdp = Some(answer.clone());
+                self.rec.remote_sdp = Some(offer.to_owned());
+                self.persist(ctx);
+                (200, None, Some(answer))
+            }
+            Err(e) => (488, Some(format!("Not Acceptable Here ({e})")), None),
+        }
     }
 }

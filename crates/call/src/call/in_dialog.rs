@@ -10,7 +10,8 @@ use super::trickle::is_sdpfrag;
 use super::{Call, Ctx, Phase};
 use crate::types::{RequestId, SipCommand};
 use stox_mapping::sdp::session::{
-    holds, origin_version, same_media, stream_directions, with_directions,
+    StreamChange, holds, origin_version, same_media, stream_change, stream_directions,
+    with_directions,
 };
 
 /// What a request is answered: status, reason phrase, SDP.
@@ -20,7 +21,7 @@ impl Call {
     pub(super) fn sip_request(
         &mut self,
         ctx: &mut Ctx<'_>,
-        phase: Phase,
+        mut phase: Phase,
         request: RequestId,
         method: &str,
         content_type: Option<String>,
@@ -63,7 +64,11 @@ impl Call {
                     .as_deref()
                     .filter(|ct| is_sdp(ct))
                     .and(body.as_deref());
-                self.session_offer(ctx, &phase, method, sdp)
+                match self.session_offer(ctx, &mut phase, request, method, sdp) {
+                    Some(answer) => answer,
+                    // Answered once the XMPP user decides (content.rs).
+                    None => return phase,
+                }
             }
             other => (
                 501,
@@ -90,23 +95,24 @@ impl Call {
     fn session_offer(
         &mut self,
         ctx: &mut Ctx<'_>,
-        phase: &Phase,
+        phase: &mut Phase,
+        request: RequestId,
         method: &str,
         offer: Option<&str>,
-    ) -> Answer {
-        let refused = |why: &str| (488, Some(format!("Not Acceptable Here ({why})")), None);
-        if !matches!(phase, Phase::Active(_)) {
+    ) -> Option<Answer> {
+        let refused = |why: &str| Some((488, Some(format!("Not Acceptable Here ({why})")), None));
+        let Phase::Active(session) = phase else {
             return match (method, offer) {
-                ("UPDATE", None) => (200, None, None),
+                ("UPDATE", None) => Some((200, None, None)),
                 _ => refused("session changes before the call is set up are not supported"),
             };
-        }
+        };
         let Some(offer) = offer else {
             // An UPDATE without SDP refreshes the session; a re-INVITE
             // without SDP asks for our offer (the ACK carries the answer).
             return match (method, &self.rec.local_sdp) {
-                ("UPDATE", _) => (200, None, None),
-                (_, Some(sdp)) => (200, None, Some(sdp.clone())),
+                ("UPDATE", _) => Some((200, None, None)),
+                (_, Some(sdp)) => Some((200, None, Some(sdp.clone()))),
                 (_, None) => refused("no SDP to offer: the call was resumed after a restart"),
             };
         };
@@ -114,13 +120,21 @@ impl Call {
             return refused("the call was resumed after a restart; its media cannot change");
         };
         if !same_media(remote, offer) {
-            return refused(
-                "mid-call media changes other than hold and resume are not supported yet",
-            );
+            return match stream_change(remote, offer) {
+                Some(StreamChange::Added(added)) if method == "INVITE" => {
+                    self.sip_adds(ctx, session, request, offer, added)
+                }
+                Some(StreamChange::Removed(removed)) => {
+                    Some(self.sip_removes(ctx, session, offer, &removed))
+                }
+                _ => refused(
+                    "mid-call media changes other than hold, resume and adding or removing streams are not supported yet",
+                ),
+            };
         }
         let offered = match stream_directions(offer) {
             Ok(d) => d,
-            Err(e) => return (400, Some(format!("Bad Request (SDP: {e})")), None),
+            Err(e) => return Some((400, Some(format!("Bad Request (SDP: {e})")), None)),
         };
         let ours = match stream_directions(&local) {
             Ok(d) if d.len() == offered.len() => d,
@@ -158,7 +172,7 @@ impl Call {
         if changed {
             self.persist(ctx);
         }
-        (200, None, Some(answer))
+        Some((200, None, Some(answer)))
     }
 
     /// Notes the SDP the SIP peer sent (offer or answer).

@@ -346,8 +346,14 @@ impl Call {
             }
             Action::TransportInfo => self.transport_info(ctx, Phase::Active(session), req, jingle),
             Action::ContentAdd => self.xmpp_content_add(ctx, session, req, jingle),
+            Action::ContentAccept | Action::ContentReject if session.incoming.is_some() => {
+                self.xmpp_content_answer(ctx, session, req, jingle)
+            }
             Action::ContentRemove => self.xmpp_content_remove(ctx, session, req, jingle),
-            Action::SessionInitiate | Action::SessionAccept => {
+            Action::SessionInitiate
+            | Action::SessionAccept
+            | Action::ContentAccept
+            | Action::ContentReject => {
                 let phase = Phase::Active(session);
                 Self::out_of_order(ctx, req, jingle.action, &phase);
                 phase

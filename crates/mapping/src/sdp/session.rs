@@ -301,6 +301,70 @@ pub fn with_sections_declined(
     with_version(&(head + &own.concat()), version)
 }
 
+/// How a new offer changes the streams of the previous SDP of its author,
+/// when that is all it changes (directions aside).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamChange {
+    /// New m= sections at these indexes, after the old ones (RFC 3264 §8.1).
+    Added(Vec<usize>),
+    /// The m= sections at these indexes set to port 0 (RFC 3264 §8.2).
+    Removed(Vec<usize>),
+}
+
+/// Does `new` add streams at the end of `old`, or remove some, and change
+/// nothing else (directions, the `o=` line and BUNDLE groups aside)?
+pub fn stream_change(old: &str, new: &str) -> Option<StreamChange> {
+    let (old_head, old_secs) = sections(old);
+    let (new_head, new_secs) = sections(new);
+    let ungrouped = |head: &str| {
+        head.lines()
+            .filter(|l| !l.starts_with("a=group:"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    if !same_media(&ungrouped(&old_head), &ungrouped(&new_head)) {
+        return None;
+    }
+    let port = |s: &str| s.split_whitespace().nth(1).map(str::to_owned);
+    if new_secs.len() > old_secs.len() {
+        let kept = old_secs
+            .iter()
+            .zip(&new_secs)
+            .all(|(o, n)| same_media(o, n));
+        return kept.then(|| StreamChange::Added((old_secs.len()..new_secs.len()).collect()));
+    }
+    if new_secs.len() != old_secs.len() {
+        return None;
+    }
+    let mut removed = Vec::new();
+    for (i, (o, n)) in old_secs.iter().zip(&new_secs).enumerate() {
+        if port(o).as_deref() != Some("0") && port(n).as_deref() == Some("0") {
+            removed.push(i);
+        } else if !same_media(o, n) {
+            return None;
+        }
+    }
+    (!removed.is_empty()).then_some(StreamChange::Removed(removed))
+}
+
+/// The answer to offered m= sections that are declined (RFC 3264 §6): each
+/// one's m= line with port 0, nothing else.
+pub fn declined_sections(offer: &str, indexes: &[usize]) -> Vec<String> {
+    let secs = sections(offer).1;
+    indexes
+        .iter()
+        .filter_map(|&i| secs.get(i))
+        .filter_map(|s| s.lines().next())
+        .map(|m| {
+            let mut fields: Vec<&str> = m.split(' ').collect();
+            if fields.len() > 1 {
+                fields[1] = "0";
+            }
+            format!("{}\r\n", fields.join(" "))
+        })
+        .collect()
+}
+
 /// `sdp` with `o=` version `version`, everything else as it is.
 fn with_version(sdp: &str, version: u64) -> Result<String, SdpError> {
     let mut out = String::with_capacity(sdp.len() + 4);
@@ -406,6 +470,29 @@ mod tests {
         assert!(removed.contains("m=audio 9 "), "the rest as it was");
         assert_eq!(origin_version(&removed), Some(5));
         assert!(with_sections_declined(&out, &[2], 5).is_err());
+    }
+
+    #[test]
+    fn rfc3264_8_a_new_offer_that_adds_or_removes_streams_and_nothing_else() {
+        let video =
+            "m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na=sendrecv\r\n";
+        let added = with_sections_added(BUNDLED, &[video.to_owned()], 4).expect("adds");
+        assert_eq!(
+            stream_change(BUNDLED, &added),
+            Some(StreamChange::Added(vec![1]))
+        );
+        let removed = with_sections_declined(&added, &[1], 5).expect("declines");
+        assert_eq!(
+            stream_change(&added, &removed),
+            Some(StreamChange::Removed(vec![1]))
+        );
+        let moved = added.replace("m=audio 9 ", "m=audio 10 ");
+        assert_eq!(
+            stream_change(BUNDLED, &moved),
+            None,
+            "the audio changed too"
+        );
+        assert_eq!(stream_change(BUNDLED, BUNDLED), None, "nothing changed");
     }
 
     #[test]
