@@ -24,6 +24,7 @@ use stox_mapping::status::{ErrorCondition, ReasonCondition};
 
 mod content;
 mod hold;
+mod ice;
 mod in_dialog;
 mod jmi_flow;
 mod liveness;
@@ -180,16 +181,26 @@ pub(crate) struct Session {
     incoming: Option<IncomingChange>,
 }
 
-/// A re-INVITE from SIP that adds streams (RFC 3264 §8.1), unanswered while
-/// the XMPP user decides (content.rs).
+/// A re-INVITE from SIP unanswered while the XMPP user answers its part.
 #[derive(Debug)]
 pub(crate) struct IncomingChange {
     request: crate::types::RequestId,
     offer: String,
-    /// The new m= sections' indexes in `offer`.
-    added: Vec<usize>,
-    /// The contents sent in the content-add.
-    contents: Vec<Content>,
+    kind: IncomingKind,
+}
+
+#[derive(Debug)]
+pub(crate) enum IncomingKind {
+    /// New streams (RFC 3264 §8.1), offered by content-add (content.rs).
+    Add {
+        /// The new m= sections' indexes in the offer.
+        added: Vec<usize>,
+        /// The contents sent in the content-add.
+        contents: Vec<Content>,
+    },
+    /// An ICE restart (RFC 8839 §4.4.1.1.1), sent as transport-info with
+    /// the new credentials; the XMPP user's own new ones answer it (ice.rs).
+    IceRestart,
 }
 
 /// A re-INVITE (or refreshing UPDATE) of ours in flight.
@@ -213,6 +224,9 @@ pub(crate) enum Change {
     Add(Vec<Content>),
     /// The XMPP user's content-remove: these content names.
     Remove(Vec<String>),
+    /// The XMPP user restarted ICE: the SIP side's new credentials go back
+    /// as transport-info.
+    IceRestart,
 }
 
 impl Change {
@@ -223,6 +237,7 @@ impl Change {
             Change::Refresh => "session refresh",
             Change::Add(_) => "content-add",
             Change::Remove(_) => "content-remove",
+            Change::IceRestart => "ICE restart",
         }
     }
 }
@@ -482,7 +497,7 @@ impl Call {
                 if purpose == IqPurpose::ContentAdd && session.incoming.is_some() =>
             {
                 let why = format!("content-add answered {failed:?}");
-                let phase = self.content_unanswered(ctx, session, &why);
+                let phase = self.change_unanswered(ctx, session, &why);
                 if liveness::says_gone(&failed) {
                     self.xmpp_peer_gone(ctx, phase, why)
                 } else {
@@ -541,7 +556,7 @@ impl Call {
                 self.max_duration_reached(ctx)
             }
             (CallTimer::ContentAnswer, Phase::Active(session)) => {
-                self.content_unanswered(ctx, session, "the XMPP user did not answer in time")
+                self.change_unanswered(ctx, session, "the XMPP user did not answer in time")
             }
             // Timers are never cancelled: one for a phase the call has left
             // is stale, which is how it is meant to end.

@@ -5,7 +5,9 @@
 //! version one up. The SIP answer decides: content-accept with the mapped
 //! answer, or content-reject (port 0, or a refused re-INVITE).
 
-use super::{Call, Change, Ctx, IncomingChange, IqPurpose, Phase, Reoffer, Session, local_part};
+use super::{
+    Call, Change, Ctx, IncomingChange, IncomingKind, IqPurpose, Phase, Reoffer, Session, local_part,
+};
 use crate::stanza::{AppError, IqHeader};
 use crate::types::{Direction, EndedBy, OfferMethod, Output, RequestId, SipCommand, TimerKey};
 use stox_mapping::jingle::{Action, Content, Creator, Group, Jingle, Reason};
@@ -26,7 +28,7 @@ use stox_mapping::status::{ErrorCondition, ReasonCondition};
 
 impl Call {
     /// The roles in SDP: the XMPP user's, then the SIP peer's.
-    fn sdp_roles(&self) -> (SdpAuthor, SdpAuthor) {
+    pub(super) fn sdp_roles(&self) -> (SdpAuthor, SdpAuthor) {
         match self.rec.direction {
             Direction::XmppToSip => (SdpAuthor::Initiator, SdpAuthor::Responder),
             Direction::SipToXmpp => (SdpAuthor::Responder, SdpAuthor::Initiator),
@@ -301,8 +303,7 @@ impl Call {
         session.incoming = Some(IncomingChange {
             request,
             offer: offer.to_owned(),
-            added,
-            contents,
+            kind: IncomingKind::Add { added, contents },
         });
         ctx.out.push(Output::SetTimer {
             key: TimerKey::ContentAnswer { call: self.rec.id },
@@ -371,30 +372,30 @@ impl Call {
         req: &IqHeader,
         jingle: Jingle,
     ) -> Phase {
-        let Some(pending) = session.incoming.take() else {
-            Self::out_of_order(ctx, req, jingle.action, &Phase::Active(Session::default()));
-            return Phase::Active(session);
+        let Some(IncomingChange {
+            request,
+            offer,
+            kind: IncomingKind::Add { added, contents },
+        }) = session.incoming.take()
+        else {
+            let phase = Phase::Active(session);
+            Self::out_of_order(ctx, req, jingle.action, &phase);
+            return phase;
         };
         ctx.result(req);
         let accepted: Vec<Content> = match jingle.action {
             Action::ContentAccept => jingle
                 .contents
                 .into_iter()
-                .filter(|c| pending.contents.iter().any(|p| p.name == c.name))
+                .filter(|c| contents.iter().any(|p| p.name == c.name))
                 .collect(),
             _ => Vec::new(),
         };
-        let (status, reason, sdp) = self.answer_added(
-            ctx,
-            &mut session,
-            &pending.offer,
-            &pending.added,
-            &accepted,
-            &jingle.groups,
-        );
+        let (status, reason, sdp) =
+            self.answer_added(ctx, &mut session, &offer, &added, &accepted, &jingle.groups);
         ctx.sip(SipCommand::Reply {
             call: self.key,
-            request: pending.request,
+            request,
             status,
             reason,
             sdp,
@@ -402,22 +403,40 @@ impl Call {
         Phase::Active(session)
     }
 
-    /// The XMPP user did not take the streams the SIP peer added (no answer,
-    /// or an error to our content-add): they are declined.
-    pub(super) fn content_unanswered(
+    /// The XMPP user did not answer its part of a SIP re-INVITE (no answer
+    /// in time, or an error to our content-add): added streams are
+    /// declined, an ICE restart refused.
+    pub(super) fn change_unanswered(
         &mut self,
         ctx: &mut Ctx<'_>,
         mut session: Session,
         why: &str,
     ) -> Phase {
-        let Some(pending) = session.incoming.take() else {
+        let Some(IncomingChange {
+            request,
+            offer,
+            kind,
+        }) = session.incoming.take()
+        else {
             return Phase::Active(session);
         };
-        let (status, reason, sdp) =
-            self.answer_added(ctx, &mut session, &pending.offer, &pending.added, &[], &[]);
+        let (change, (status, reason, sdp)) = match kind {
+            IncomingKind::Add { added, .. } => (
+                "content-add from SIP",
+                self.answer_added(ctx, &mut session, &offer, &added, &[], &[]),
+            ),
+            IncomingKind::IceRestart => (
+                "ICE restart from SIP",
+                (
+                    488,
+                    Some(format!("Not Acceptable Here (ICE restart: {why})")),
+                    None,
+                ),
+            ),
+        };
         ctx.sip(SipCommand::Reply {
             call: self.key,
-            request: pending.request,
+            request,
             status,
             reason,
             sdp,
@@ -425,7 +444,7 @@ impl Call {
         ctx.fault(
             self.rec.id,
             crate::types::Fault::ChangeRefused {
-                change: "content-add from SIP",
+                change,
                 status,
                 reason: why.to_owned(),
             },

@@ -138,6 +138,7 @@ impl Call {
             Change::Refresh => {}
             Change::Add(contents) => self.content_added(ctx, &mut session, contents, answer),
             Change::Remove(names) => session.contents.retain(|c| !names.contains(&c.name)),
+            Change::IceRestart => self.ice_restarted(ctx, &session, answer.as_deref()),
         }
         self.persist(ctx);
         if let Some(next) = session.next_hold.take()
@@ -173,11 +174,11 @@ impl Call {
                         self.content_rejected(ctx, &contents, status, &reason);
                         return Phase::Active(session);
                     }
-                    Change::Remove(_) => {
+                    change @ (Change::Remove(_) | Change::IceRestart) => {
                         ctx.fault(
                             self.rec.id,
                             Fault::ChangeRefused {
-                                change: "content-remove",
+                                change: change.name(),
                                 status,
                                 reason,
                             },

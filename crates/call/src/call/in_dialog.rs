@@ -10,7 +10,7 @@ use super::trickle::is_sdpfrag;
 use super::{Call, Ctx, Phase};
 use crate::types::{RequestId, SipCommand};
 use stox_mapping::sdp::session::{
-    StreamChange, holds, origin_version, same_media, stream_change, stream_directions,
+    StreamChange, holds, ice_restart, origin_version, same_media, stream_change, stream_directions,
     with_directions,
 };
 
@@ -119,6 +119,9 @@ impl Call {
         let (Some(local), Some(remote)) = (self.rec.local_sdp.clone(), &self.rec.remote_sdp) else {
             return refused("the call was resumed after a restart; its media cannot change");
         };
+        if ice_restart(remote, offer) && method == "INVITE" {
+            return self.sip_ice_restart(ctx, session, request, offer);
+        }
         if !same_media(remote, offer) {
             return match stream_change(remote, offer) {
                 Some(StreamChange::Added(added)) if method == "INVITE" => {

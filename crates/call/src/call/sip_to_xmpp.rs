@@ -344,6 +344,9 @@ impl Call {
                     None => Phase::Active(session),
                 }
             }
+            Action::TransportInfo if self.is_ice_restart(&jingle) => {
+                self.xmpp_ice_restart(ctx, session, req, jingle)
+            }
             Action::TransportInfo => self.transport_info(ctx, Phase::Active(session), req, jingle),
             Action::ContentAdd => self.xmpp_content_add(ctx, session, req, jingle),
             Action::ContentAccept | Action::ContentReject if session.incoming.is_some() => {

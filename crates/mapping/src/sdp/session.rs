@@ -365,6 +365,98 @@ pub fn declined_sections(offer: &str, indexes: &[usize]) -> Vec<String> {
         .collect()
 }
 
+/// The first `a=ice-ufrag` of `sdp` (session or media level).
+pub fn ice_ufrag(sdp: &str) -> Option<String> {
+    sdp.lines()
+        .find_map(|l| l.trim().strip_prefix("a=ice-ufrag:"))
+        .map(|u| u.trim().to_owned())
+}
+
+/// Is `new` an ICE restart of `old` (RFC 8839 §4.4.1.1.1: new ufrag and
+/// pwd), with the media otherwise unchanged? Candidates, default addresses
+/// and ports, and `a=rtcp` may change with it.
+pub fn ice_restart(old: &str, new: &str) -> bool {
+    let ice_free = |sdp: &str| -> Vec<String> {
+        sdp.lines()
+            .map(str::trim)
+            .filter(|l| {
+                // A direction change rides along as a hold, not as part of
+                // the restart: compared like any other line.
+                let transport = [
+                    "o=",
+                    "c=",
+                    "a=ice-ufrag:",
+                    "a=ice-pwd:",
+                    "a=candidate:",
+                    "a=end-of-candidates",
+                    "a=remote-candidates:",
+                    "a=rtcp:",
+                ]
+                .iter()
+                .any(|p| l.starts_with(p));
+                !(l.is_empty() || transport)
+            })
+            .map(|l| match l.strip_prefix("m=") {
+                // m=<media> <port> <proto> <fmt …>: the port may move.
+                Some(m) => {
+                    let mut f: Vec<&str> = m.split(' ').collect();
+                    if f.len() > 1 && f[1] != "0" {
+                        f[1] = "*";
+                    }
+                    format!("m={}", f.join(" "))
+                }
+                None => l.to_owned(),
+            })
+            .collect()
+    };
+    let (a, b) = (ice_ufrag(old), ice_ufrag(new));
+    a.is_some() && b.is_some() && a != b && ice_free(old) == ice_free(new)
+}
+
+/// `sdp` (one we sent) with new ICE credentials and, per m= section, its
+/// candidates (a section without any in `candidates` keeps none): an ICE
+/// restart (RFC 8839 §4.4.1.1.1). `o=` version `version`.
+pub fn with_ice(
+    sdp: &str,
+    ufrag: &str,
+    pwd: &str,
+    candidates: &[Vec<crate::jingle::IceCandidate>],
+    version: u64,
+) -> Result<String, SdpError> {
+    if !super::transport::is_ice_ufrag(ufrag) || !super::transport::is_ice_pwd(pwd) {
+        return Err(SdpError::Parse("invalid ICE ufrag or pwd".to_owned()));
+    }
+    let (head, secs) = sections(sdp);
+    let rewrite = |text: &str, cands: Option<&Vec<crate::jingle::IceCandidate>>| -> String {
+        let mut out = String::new();
+        for line in text.lines() {
+            if line.starts_with("a=candidate:") || line == "a=end-of-candidates" {
+                continue;
+            }
+            if line.starts_with("a=ice-ufrag:") {
+                out.push_str(&format!("a=ice-ufrag:{ufrag}\r\n"));
+            } else if line.starts_with("a=ice-pwd:") {
+                out.push_str(&format!("a=ice-pwd:{pwd}\r\n"));
+            } else {
+                out.push_str(line);
+                out.push_str("\r\n");
+            }
+        }
+        for c in cands.into_iter().flatten() {
+            if let Some(line) = super::transport::candidate_line(c) {
+                out.push_str(&line);
+                out.push_str("\r\n");
+            }
+        }
+        out
+    };
+    let mut out = rewrite(&head, None);
+    for (i, s) in secs.iter().enumerate() {
+        out.push_str(&rewrite(s, candidates.get(i)));
+    }
+    with_version(&out, version)
+}
+
 /// `sdp` with `o=` version `version`, everything else as it is.
 fn with_version(sdp: &str, version: u64) -> Result<String, SdpError> {
     let mut out = String::with_capacity(sdp.len() + 4);
@@ -493,6 +585,53 @@ mod tests {
             "the audio changed too"
         );
         assert_eq!(stream_change(BUNDLED, BUNDLED), None, "nothing changed");
+    }
+
+    #[test]
+    fn rfc8839_4_4_1_1_1_an_ice_restart_is_new_credentials_and_nothing_else() {
+        let ice = "v=0\r\no=- 7 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+            m=audio 4000 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 127.0.0.1\r\na=ice-ufrag:8hhY\r\n\
+            a=ice-pwd:asd88fgpdd777uzjYhagZg\r\na=mid:0\r\n\
+            a=candidate:1 1 udp 2130706431 127.0.0.1 4000 typ host generation 0\r\na=sendrecv\r\n";
+        let restarted = ice
+            .replace("8hhY", "n3wU")
+            .replace("m=audio 4000", "m=audio 5000")
+            .replace("127.0.0.1 4000 typ", "127.0.0.1 5000 typ");
+        assert!(ice_restart(ice, &restarted));
+        assert!(!ice_restart(ice, ice), "same credentials");
+        assert!(
+            !ice_restart(ice, &restarted.replace(" 111", " 0")),
+            "codecs changed too"
+        );
+        assert!(
+            !ice_restart(ice, &restarted.replace("a=sendrecv", "a=sendonly")),
+            "a hold rides along: not a pure restart"
+        );
+        let cand = crate::jingle::IceCandidate {
+            component: 1,
+            foundation: "2".into(),
+            generation: 0,
+            id: "x".into(),
+            ip: "127.0.0.2".into(),
+            port: 6000,
+            priority: 1,
+            protocol: "udp".into(),
+            kind: "host".into(),
+            rel_addr: None,
+            rel_port: None,
+            tcptype: None,
+            network: None,
+        };
+        let ours = with_ice(ice, "aaaa", "bbbbbbbbbbbbbbbbbbbbbbbb", &[vec![cand]], 2).expect("ok");
+        assert_eq!(ice_ufrag(&ours).as_deref(), Some("aaaa"));
+        assert!(ours.contains("a=ice-pwd:bbbbbbbbbbbbbbbbbbbbbbbb\r\n"));
+        assert!(
+            ours.contains("a=candidate:2 1 udp 1 127.0.0.2 6000 typ host"),
+            "{ours}"
+        );
+        assert!(!ours.contains("127.0.0.1 4000 typ"), "{ours}");
+        assert_eq!(origin_version(&ours), Some(2));
+        assert!(with_ice(ice, "a b", "x", &[], 2).is_err());
     }
 
     #[test]
