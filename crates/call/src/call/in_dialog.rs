@@ -131,7 +131,7 @@ impl Call {
                     Some(self.sip_removes(ctx, session, offer, &removed))
                 }
                 _ => refused(
-                    "mid-call media changes other than hold, resume and adding or removing streams are not supported yet",
+                    "mid-call media changes other than hold, resume, ICE restart and adding or removing streams are not supported yet",
                 ),
             };
         }
