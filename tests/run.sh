@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(prosody lua-unbound sip-tester python3-slixmpp python3-pytest sqlite3)
+PACKAGES=(prosody lua-unbound sip-tester python3-slixmpp python3-pytest sqlite3 baresip-core)
 PYTHON=/usr/bin/python3   # Debian's: the python3 first on PATH may not see Debian packages
 
 step() { printf '\n==> %s\n' "$*"; }
@@ -25,6 +25,7 @@ install_missing() {
     done
     command -v sipp >/dev/null || [[ " ${missing[*]} " == *" sip-tester "* ]] || missing+=(sip-tester)
     command -v prosodyctl >/dev/null || [[ " ${missing[*]} " == *" prosody "* ]] || missing+=(prosody)
+    command -v baresip >/dev/null || [[ " ${missing[*]} " == *" baresip-core "* ]] || missing+=(baresip-core)
     [ ${#missing[@]} -eq 0 ] && { step "test peers already installed"; return; }
     step "installing ${missing[*]}"
     local sudo=()

@@ -136,6 +136,35 @@ fn rfc3264_8_4_a_sip_hold_and_resume_reach_xmpp_as_hold_and_active() {
 }
 
 #[test]
+fn rfc3264_8_3_2_a_hold_offering_only_the_codecs_in_use_is_a_hold() {
+    // baresip's hold: its re-INVITE offers only the formats of our answer.
+    use MediaDirection::*;
+    let mut h = Harness::new();
+    let (cid, _) = answered_from_sip(&mut h, "h9@h");
+    let narrowed = OFFER_SDP
+        .replace("o=romeo 123 1 ", "o=romeo 123 2 ")
+        .replace("RTP/AVP 0 8 101", "RTP/AVP 8 101")
+        .replace("a=rtpmap:0 PCMU/8000\r\n", "");
+    let hold = narrowed.replace("a=sendrecv", "a=sendonly");
+    let (_, out) = h.request(&cid, "INVITE", Some("application/sdp"), Some(&hold));
+    let (status, answer) = reply(&out);
+    assert_eq!(status, 200);
+    assert_eq!(dirs(&answer.expect("an SDP answer")), [Some(RecvOnly)]);
+    assert_eq!(info_sent(&out), ["hold"]);
+    let (_, out) = h.request(&cid, "INVITE", Some("application/sdp"), Some(&narrowed));
+    assert_eq!(dirs(&reply(&out).1.expect("answer")), [Some(SendRecv)]);
+    assert_eq!(info_sent(&out), ["active"]);
+    // Dropping the codec in use is a codec change: refused, nothing told.
+    let pcmu_only = OFFER_SDP
+        .replace("RTP/AVP 0 8 101", "RTP/AVP 0 101")
+        .replace("a=rtpmap:8 PCMA/8000\r\n", "");
+    let (_, out) = h.request(&cid, "INVITE", Some("application/sdp"), Some(&pcmu_only));
+    assert_eq!(reply(&out).0, 488);
+    assert!(info_sent(&out).is_empty());
+    assert_eq!(h.last_row().hold, Hold::default());
+}
+
+#[test]
 fn rfc3264_8_4_the_old_hold_with_a_null_address_and_inactive_are_holds_too() {
     use MediaDirection::*;
     let mut h = Harness::new();

@@ -10,8 +10,8 @@ use super::trickle::is_sdpfrag;
 use super::{Call, Ctx, Phase};
 use crate::types::{RequestId, SipCommand};
 use stox_mapping::sdp::session::{
-    StreamChange, holds, ice_restart, origin_version, same_media, stream_change, stream_directions,
-    with_directions,
+    StreamChange, holds, ice_restart, origin_version, same_media_for, stream_change,
+    stream_directions, with_directions,
 };
 
 /// What a request is answered: status, reason phrase, SDP.
@@ -122,7 +122,7 @@ impl Call {
         if ice_restart(remote, offer) && method == "INVITE" {
             return self.sip_ice_restart(ctx, session, request, offer);
         }
-        if !same_media(remote, offer) {
+        if !same_media_for(remote, offer, &local) {
             return match stream_change(remote, offer) {
                 Some(StreamChange::Added(added)) if method == "INVITE" => {
                     self.sip_adds(ctx, session, request, offer, added)

@@ -188,6 +188,67 @@ pub fn same_media(old: &str, new: &str) -> bool {
     normalized(old, drop_c).eq(normalized(new, drop_c))
 }
 
+/// [`same_media`] once both offers are cut down to the formats of `ours`
+/// (our answer): a peer may narrow its format list in a later offer (RFC
+/// 3264 §8.3.2; baresip offers only the codec in use after the first
+/// exchange), and the session does not change while every format we
+/// answered stays offered with the same definition.
+pub fn same_media_for(old: &str, new: &str, ours: &str) -> bool {
+    if same_media(old, new) {
+        return true;
+    }
+    let (_, our_sections) = sections(ours);
+    let used: Vec<Vec<&str>> = our_sections.iter().map(|s| section_formats(s)).collect();
+    match (restricted(old, &used), restricted(new, &used)) {
+        (Some(a), Some(b)) => same_media(&a, &b),
+        _ => false,
+    }
+}
+
+/// The formats of an m= section's m= line.
+fn section_formats(section: &str) -> Vec<&str> {
+    section
+        .lines()
+        .find_map(|l| l.strip_prefix("m="))
+        .map(|m| m.split_whitespace().skip(3).collect())
+        .unwrap_or_default()
+}
+
+/// `sdp` with each m= section's formats cut down to `keep` of the same
+/// index (format lists and the a=rtpmap/fmtp/rtcp-fb lines of others
+/// dropped); None when the section counts differ.
+fn restricted(sdp: &str, keep: &[Vec<&str>]) -> Option<String> {
+    let (head, secs) = sections(sdp);
+    if secs.len() != keep.len() {
+        return None;
+    }
+    let mut out = head;
+    for (section, keep) in secs.iter().zip(keep) {
+        for line in section.lines() {
+            let kept = if let Some(m) = line.strip_prefix("m=") {
+                let f: Vec<&str> = m.split_whitespace().collect();
+                let formats = f.iter().skip(3).filter(|x| keep.contains(x));
+                let line: Vec<&str> = f.iter().take(3).chain(formats).copied().collect();
+                Some(format!("m={}", line.join(" ")))
+            } else {
+                let pt = ["a=rtpmap:", "a=fmtp:", "a=rtcp-fb:"]
+                    .iter()
+                    .find_map(|p| line.strip_prefix(p))
+                    .and_then(|rest| rest.split_whitespace().next());
+                match pt {
+                    Some(pt) if pt != "*" && !keep.contains(&pt) => None,
+                    _ => Some(line.to_owned()),
+                }
+            };
+            if let Some(l) = kept {
+                out.push_str(&l);
+                out.push_str("\r\n");
+            }
+        }
+    }
+    Some(out)
+}
+
 fn normalized(sdp: &str, drop_c: bool) -> impl Iterator<Item = &str> {
     sdp.lines().map(str::trim).filter(move |l| {
         let direction = l
@@ -632,6 +693,41 @@ mod tests {
         assert!(!ours.contains("127.0.0.1 4000 typ"), "{ours}");
         assert_eq!(origin_version(&ours), Some(2));
         assert!(with_ice(ice, "a b", "x", &[], 2).is_err());
+    }
+
+    #[test]
+    fn rfc3264_8_3_2_a_narrowed_format_list_keeping_ours_is_the_same_media() {
+        let first = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+            m=audio 4000 RTP/AVP 8 0 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:0 PCMU/8000\r\n\
+            a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=sendrecv\r\n";
+        let ours = "v=0\r\no=- 9 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+            m=audio 5000 RTP/AVP 8 101\r\nc=IN IP4 127.0.0.1\r\na=rtpmap:8 PCMA/8000\r\n\
+            a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=sendrecv\r\n";
+        // baresip's hold: only the formats in use, sendonly.
+        let hold = first
+            .replace("RTP/AVP 8 0 101", "RTP/AVP 8 101")
+            .replace("a=rtpmap:0 PCMU/8000\r\n", "")
+            .replace("a=sendrecv", "a=sendonly")
+            .replace(" 1 1 IN", " 1 2 IN");
+        assert!(!same_media(first, &hold));
+        assert!(same_media_for(first, &hold, ours));
+        let without_pcma = first
+            .replace("RTP/AVP 8 0 101", "RTP/AVP 0 101")
+            .replace("a=rtpmap:8 PCMA/8000\r\n", "");
+        assert!(
+            !same_media_for(first, &without_pcma, ours),
+            "our codec is gone"
+        );
+        let redefined = hold.replace("a=rtpmap:8 PCMA/8000", "a=rtpmap:8 PCMA/16000");
+        assert!(
+            !same_media_for(first, &redefined, ours),
+            "our codec changed"
+        );
+        let moved = hold.replace("m=audio 4000", "m=audio 4002");
+        assert!(
+            !same_media_for(first, &moved, ours),
+            "a new port is not a hold"
+        );
     }
 
     #[test]
