@@ -82,6 +82,26 @@ def test_xep0167_7_xmpp_hold_and_resume_reach_sip_as_re_invites(gateway, juliet,
     assert row["ended_by"] == "xmpp" and row["end_reason"] == "success", row
 
 
+def test_xep0166_7_2_4_content_modify_senders_reach_sip_as_re_invites(gateway, juliet, sipp):
+    # The same SIPp UAS: it wants sendonly, then sendrecv, in the re-INVITEs.
+    sid, uas = call_sip(gateway, juliet, sipp, "uas_answer_hold_resume")
+    juliet.expect("session-accept", 10, sid=sid)
+    modify = lambda senders: jingle.jingle(
+        "content-modify", sid, f"<content creator='initiator' name='audio' senders='{senders}'/>")
+    assert_result(juliet.send_iq(ROMEO_JID, modify("initiator")), "content-modify initiator")
+    gateway.wait_row(lambda r: r["jingle_sid"] == sid and "a=sendonly" in (r["local_sdp"] or ""))
+    assert_result(juliet.send_iq(ROMEO_JID, modify("both")), "content-modify both")
+    gateway.wait_row(lambda r: r["jingle_sid"] == sid and "a=sendrecv" in (r["local_sdp"] or ""))
+    assert_result(juliet.send_iq(ROMEO_JID, jingle.session_terminate(sid)), "terminate")
+    trace = uas.wait()
+    trace.assert_ok()
+    invites = trace.find("received", method="INVITE")
+    assert len(invites) == 3, trace.summary()
+    assert "a=sendonly" in invites[1].sdp and "a=sendrecv" in invites[2].sdp, trace.summary()
+    row = gateway.wait_row(lambda r: r["jingle_sid"] == sid and r["state"] == "ended")
+    assert row["hold"] is None, "content-modify is not a hold"
+
+
 def test_rfc3261_14_1_a_hold_refused_491_is_offered_again_and_succeeds(gateway, juliet, sipp):
     sid, uas = call_sip(gateway, juliet, sipp, "uas_answer_hold_glare")
     juliet.expect("session-accept", 10, sid=sid)

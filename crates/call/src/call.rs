@@ -28,6 +28,7 @@ mod ice;
 mod in_dialog;
 mod jmi_flow;
 mod liveness;
+mod senders;
 mod session_timer;
 mod sip_to_xmpp;
 mod trickle;
@@ -227,6 +228,9 @@ pub(crate) enum Change {
     /// The XMPP user restarted ICE: the SIP side's new credentials go back
     /// as transport-info.
     IceRestart,
+    /// The XMPP user's content-modify: the session's contents with their
+    /// new `senders`, kept once the SIP side answers.
+    Senders(Vec<Content>),
 }
 
 impl Change {
@@ -238,6 +242,7 @@ impl Change {
             Change::Add(_) => "content-add",
             Change::Remove(_) => "content-remove",
             Change::IceRestart => "ICE restart",
+            Change::Senders(_) => "content-modify",
         }
     }
 }

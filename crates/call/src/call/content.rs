@@ -36,7 +36,7 @@ impl Call {
     }
 
     /// Refuses a content action while an offer of ours is in flight.
-    fn busy(&self, ctx: &mut Ctx<'_>, req: &IqHeader, session: &Session) -> bool {
+    pub(super) fn busy(&self, ctx: &mut Ctx<'_>, req: &IqHeader, session: &Session) -> bool {
         if session.offering.is_none() && session.incoming.is_none() {
             return false;
         }

@@ -6,9 +6,10 @@
 //!   (in_dialog.rs) is our last SDP with the answering directions and the
 //!   `o=` version one up.
 //! - The XMPP user sends session-info `<hold/>`: the SIP peer gets a
-//!   re-INVITE with our last SDP, every stream `sendonly`; `<active/>` or
-//!   `<unhold/>`: the same with `sendrecv` (RFC 3264 §8.4: the offerer
-//!   resumes with sendrecv whatever the other side does). One offer at a
+//!   re-INVITE with our last SDP, no stream receiving; `<active/>` or
+//!   `<unhold/>`: the same with each stream as its `senders` say, `sendrecv`
+//!   unless a content-modify changed it (senders.rs; RFC 3264 §8.4: the
+//!   offerer resumes with what it wants, whatever the other side does). One offer at a
 //!   time: a wish that comes while one is in flight is offered after it.
 //! - Glare: an offer of ours refused with 491 is offered again after the
 //!   RFC 3261 §14.1 wait (2.1–4 s when we own the Call-ID, 0–2 s when the
@@ -23,9 +24,7 @@
 use super::{Call, Change, Ctx, IqPurpose, Phase, Reoffer, Session};
 use crate::types::{Direction, EndedBy, Fault, OfferMethod, Output, SipCommand, TimerKey};
 use stox_mapping::jingle::{Action, Jingle};
-use stox_mapping::sdp::session::{
-    MediaDirection, origin_version, stream_directions, with_directions,
-};
+use stox_mapping::sdp::session::{origin_version, with_directions};
 use stox_mapping::status::ReasonCondition;
 
 /// What a session-info asks of the hold state: `Some(true)` hold,
@@ -85,15 +84,19 @@ impl Call {
             );
             return;
         };
-        let dir = if hold {
-            MediaDirection::SendOnly
-        } else {
-            MediaDirection::SendRecv
-        };
-        let sdp = stream_directions(local).and_then(|dirs| {
-            let dirs: Vec<_> = dirs.iter().map(|d| d.map(|_| dir)).collect();
-            with_directions(local, &dirs, origin_version(local).unwrap_or(0) + 1)
-        });
+        // Resuming goes back to who sends on each stream (content-modify,
+        // senders.rs), holding stops receiving on top of it.
+        let sdp = self
+            .base_directions(session, local)
+            .map_err(|e| e.to_string())
+            .and_then(|base| {
+                let dirs: Vec<_> = base
+                    .iter()
+                    .map(|d| d.map(|d| if hold { d.without_receiving() } else { d }))
+                    .collect();
+                with_directions(local, &dirs, origin_version(local).unwrap_or(0) + 1)
+                    .map_err(|e| e.to_string())
+            });
         match sdp {
             Ok(sdp) => {
                 ctx.sip(SipCommand::Reoffer {
@@ -139,6 +142,7 @@ impl Call {
             Change::Add(contents) => self.content_added(ctx, &mut session, contents, answer),
             Change::Remove(names) => session.contents.retain(|c| !names.contains(&c.name)),
             Change::IceRestart => self.ice_restarted(ctx, &session, answer.as_deref()),
+            Change::Senders(contents) => session.contents = contents,
         }
         self.persist(ctx);
         if let Some(next) = session.next_hold.take()
@@ -174,7 +178,7 @@ impl Call {
                         self.content_rejected(ctx, &contents, status, &reason);
                         return Phase::Active(session);
                     }
-                    change @ (Change::Remove(_) | Change::IceRestart) => {
+                    change @ (Change::Remove(_) | Change::IceRestart | Change::Senders(_)) => {
                         ctx.fault(
                             self.rec.id,
                             Fault::ChangeRefused {

@@ -10,8 +10,8 @@ use super::trickle::is_sdpfrag;
 use super::{Call, Ctx, Phase};
 use crate::types::{RequestId, SipCommand};
 use stox_mapping::sdp::session::{
-    StreamChange, holds, ice_restart, origin_version, same_media_for, stream_change,
-    stream_directions, with_directions,
+    MediaDirection, StreamChange, holds, ice_restart, origin_version, same_media_for,
+    stream_change, stream_directions, with_directions,
 };
 
 /// What a request is answered: status, reason phrase, SDP.
@@ -144,12 +144,20 @@ impl Call {
             _ => return refused("the offer does not match the session's streams"),
         };
         let xmpp_holds = self.rec.hold.xmpp;
+        // Who sends on each stream for the XMPP user (content-modify).
+        let base = self
+            .base_directions(session, &local)
+            .unwrap_or_else(|_| vec![Some(MediaDirection::SendRecv); offered.len()]);
         let answering: Vec<_> = offered
             .iter()
-            .map(|d| {
-                d.map(|d| match xmpp_holds {
-                    true => d.answer().without_receiving(),
-                    false => d.answer(),
+            .zip(&base)
+            .map(|(d, b)| {
+                d.map(|d| {
+                    let d = d.answer().and(b.unwrap_or(MediaDirection::SendRecv));
+                    match xmpp_holds {
+                        true => d.without_receiving(),
+                        false => d,
+                    }
                 })
             })
             .collect();
@@ -163,6 +171,10 @@ impl Call {
             }
         };
         let sip_holds = holds(&offered);
+        let before = match self.rec.hold.sip {
+            true => vec![Some(MediaDirection::SendRecv); offered.len()],
+            false => stream_directions(remote).unwrap_or_default(),
+        };
         let changed = self.rec.local_sdp.as_deref() != Some(answer.as_str())
             || self.rec.remote_sdp.as_deref() != Some(offer)
             || sip_holds != self.rec.hold.sip;
@@ -171,6 +183,9 @@ impl Call {
         if sip_holds != self.rec.hold.sip {
             self.rec.hold.sip = sip_holds;
             self.send_session_info(ctx, if sip_holds { "hold" } else { "active" });
+        }
+        if !sip_holds {
+            self.sip_changes_senders(ctx, session, &before, &offered);
         }
         if changed {
             self.persist(ctx);

@@ -353,6 +353,7 @@ impl Call {
                 self.xmpp_content_answer(ctx, session, req, jingle)
             }
             Action::ContentRemove => self.xmpp_content_remove(ctx, session, req, jingle),
+            Action::ContentModify => self.xmpp_content_modify(ctx, session, req, jingle),
             Action::SessionInitiate
             | Action::SessionAccept
             | Action::ContentAccept

@@ -51,6 +51,24 @@ impl MediaDirection {
         matches!(self, MediaDirection::SendRecv | MediaDirection::RecvOnly)
     }
 
+    /// Does the stream's author want to send?
+    pub fn sends(self) -> bool {
+        matches!(self, MediaDirection::SendRecv | MediaDirection::SendOnly)
+    }
+
+    /// Sending only where both allow it, receiving only where both do.
+    pub fn and(self, other: MediaDirection) -> MediaDirection {
+        match (
+            self.sends() && other.sends(),
+            self.receives() && other.receives(),
+        ) {
+            (true, true) => MediaDirection::SendRecv,
+            (true, false) => MediaDirection::SendOnly,
+            (false, true) => MediaDirection::RecvOnly,
+            (false, false) => MediaDirection::Inactive,
+        }
+    }
+
     /// The same without receiving (what a party on hold offers or answers).
     pub fn without_receiving(self) -> MediaDirection {
         match self {
