@@ -16,6 +16,8 @@ def test_jingle_without_sid(gateway, juliet, sipp):
     payload = jingle.jingle("session-initiate", None, AUDIO, initiator=juliet.full_jid)
     assert_iq_error(juliet.send_iq(ROMEO_JID, payload), "bad-request")
     assert gateway.rows() == []
+    log = gateway.log_text()
+    assert "IQ refused" in log and "condition=bad-request" in log, "a log line says why"
     quick_call_to_sip(gateway, juliet, sipp)
 
 

@@ -52,6 +52,7 @@ def test_rfc3264_8_4_sip_hold_and_resume_reach_xmpp(gateway, juliet, sipp, trans
     # DTMF by SIP INFO is refused (RFC 6086 legacy INFO is not mapped).
     refused = trace.one("received", status=415)
     assert "application/sdp" in (refused.header("accept") or ""), refused
+    assert "in-dialog request refused" in gateway.log_text() and "status=415" in gateway.log_text()
     row = gateway.wait_row(lambda r: r["jingle_sid"] == init.sid and r["state"] == "ended")
     assert row["hold"] is None and row["ended_by"] == "sip", row
 

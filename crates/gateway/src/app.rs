@@ -420,13 +420,31 @@ impl Gateway {
         for output in outputs {
             match output {
                 Output::Xmpp(el) => {
+                    self.log_iq_error(&el, t);
                     if !self.xmpp.send(el) {
                         error!("xmpp connection task is gone; stanza dropped");
                     }
                 }
-                Output::Sip(cmd) => self
-                    .sip
-                    .handle_input(Instant::now(), stox_sipcore::Input::Command(cmd)),
+                Output::Sip(cmd) => {
+                    if let stox_call::SipCommand::Reply {
+                        call,
+                        status: status @ 400..,
+                        reason,
+                        ..
+                    } = &cmd
+                        && let Some(held_back) = self.faults.admit(&"sip-refused", t.0)
+                    {
+                        info!(
+                            call = call.0,
+                            held_back,
+                            status,
+                            "in-dialog request refused: {}",
+                            escaped(reason.as_deref().unwrap_or(""))
+                        );
+                    }
+                    self.sip
+                        .handle_input(Instant::now(), stox_sipcore::Input::Command(cmd))
+                }
                 Output::Persist { record, call } => self.persist(record, call),
                 Output::SetTimer { key, at } => {
                     let delay = Duration::from_millis(at.0.saturating_sub(t.0));
@@ -445,6 +463,37 @@ impl Gateway {
                     }
                 }
             }
+        }
+    }
+
+    /// Every IQ error the core answers with gets a log line (rate-limited):
+    /// who asked, which condition, why.
+    fn log_iq_error(&mut self, el: &minidom::Element, t: Millis) {
+        if el.name() != "iq" || el.attr("type") != Some("error") {
+            return;
+        }
+        let Some(error) = el.children().find(|c| c.name() == "error") else {
+            return;
+        };
+        const STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
+        let condition = error
+            .children()
+            .find(|c| c.ns() == STANZAS && c.name() != "text")
+            .map_or("", |c| c.name());
+        let text = error
+            .children()
+            .find(|c| c.ns() == STANZAS && c.name() == "text")
+            .map(|c| c.text())
+            .unwrap_or_default();
+        if let Some(held_back) = self.faults.admit(&"iq-refused", t.0) {
+            info!(
+                to = %escaped(el.attr("to").unwrap_or("")),
+                id = %escaped(el.attr("id").unwrap_or("")),
+                condition = %condition,
+                held_back,
+                "IQ refused: {}",
+                escaped(&text)
+            );
         }
     }
 
