@@ -3,10 +3,13 @@ database: answered calls are resumed (their SIP dialogs restored from the
 store) and can still be ended from either side; calls that were not answered
 yet are closed honestly; new calls work."""
 
+import time
+
 import pytest
 
 from harness import jingle
-from harness.calls import ROMEO_JID, assert_result, call_sip, quick_call_to_sip
+from harness.calls import (ROMEO_JID, accept, assert_result, call_sip, call_xmpp,
+                           quick_call_to_sip)
 
 pytestmark = pytest.mark.gateway
 
@@ -89,3 +92,25 @@ def test_resumed_call_answers_a_session_refresh_with_its_stored_sdp(gateway, jul
     assert trace.one("received", status=200, cseq="UPDATE")
     row = gateway.wait_row(lambda r: r["jingle_sid"] == sid and r["state"] == "ended")
     assert (row["end_reason"], row["ended_by"]) == ("success", "sip"), row
+
+
+@pytest.mark.gateway_config(extra={"sip": {"session_expires_secs": 4, "min_se_secs": 2}})
+def test_rfc4028_a_session_timer_survives_kill_9(gateway, juliet, sipp, probe):
+    """The timer is stored with the dialog: a trunk that asked to refresh
+    and stops after the restart is still hung up on, on time."""
+    uac, init = call_xmpp(gateway, juliet, sipp, "uac_call_timer_no_refresh", wait_ms=20000)
+    accept(juliet, init)
+    gateway.wait_row(lambda r: r["jingle_sid"] == init.sid and r["state"] == "active"
+                     and "session-timer: 4;refresher=peer" in (r["sip_dialog"] or ""))
+    kill_and_restart(gateway, probe)
+    restarted = time.monotonic()
+    term = juliet.expect("session-terminate", 15, sid=init.sid)
+    took = time.monotonic() - restarted
+    assert jingle.reason(term.xml)[0] == "expired", term.text()
+    assert took <= 5.0, f"ended {took:.1f} s after the restart (interval 4 s)"
+    trace = uac.wait()
+    trace.assert_ok()
+    bye = trace.one("received", method="BYE")
+    assert (bye.header("reason") or "").startswith("SIP;cause=408"), bye
+    row = gateway.wait_row(lambda r: r["jingle_sid"] == init.sid and r["state"] == "ended")
+    assert row["end_reason"] == "expired", row

@@ -177,6 +177,9 @@ pub(crate) struct Session {
     /// Bumped by every negotiated session timer (RFC 4028), so that the
     /// timers of an older one are stale when they fire.
     timer_epoch: u32,
+    /// The session timer in force (the SIP layer stores it with the
+    /// dialog's snapshot).
+    timer: Option<crate::types::SessionTimer>,
     /// The SIP peer's re-INVITE adding streams, waiting for the XMPP user's
     /// content-accept or content-reject.
     incoming: Option<IncomingChange>,

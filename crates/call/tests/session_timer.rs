@@ -171,3 +171,34 @@ fn rfc4028_7_2_no_timer_negotiated_means_no_refresh_and_no_expiry() {
     assert!(h.fire_timers().is_empty());
     assert_eq!(h.core.live_calls(), 1);
 }
+
+#[test]
+fn rfc4028_a_changed_timer_rewrites_the_row_so_a_restart_keeps_it() {
+    let mut h = Harness::new();
+    let cid = answered_from_sip(&mut h, "st9@h");
+    let persisted = |out: &[Output]| out.iter().any(|o| matches!(o, Output::Persist { .. }));
+    let tell = |h: &mut Harness, interval, refresher| {
+        h.sip(SipEvent::SessionTimer {
+            call: h.key(&cid),
+            timer: Some(SessionTimer {
+                interval,
+                refresher,
+            }),
+        })
+    };
+    // The first timer came with the 2xx whose row already holds it.
+    assert!(!persisted(&tell(&mut h, 1800, Refresher::Peer)));
+    assert!(
+        !persisted(&tell(&mut h, 1800, Refresher::Peer)),
+        "a refresh"
+    );
+    assert!(
+        persisted(&tell(&mut h, 600, Refresher::Us)),
+        "a new interval"
+    );
+    let out = h.sip(SipEvent::SessionTimer {
+        call: h.key(&cid),
+        timer: None,
+    });
+    assert!(persisted(&out), "timers off");
+}

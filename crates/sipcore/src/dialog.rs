@@ -22,6 +22,9 @@
 //! 100rel: yes
 //! ```
 //!
+//! A call with a session timer (RFC 4028) adds
+//! `session-timer: 1800;refresher=us` (or `peer`: who refreshes).
+//!
 //! `from`/`to` are the INVITE's From and To (with tags), whichever side the
 //! gateway was. `route` repeats once per route-set entry, in order;
 //! `remote-contact`, `100rel` and `session-id-*` lines are accepted and
@@ -160,7 +163,7 @@ impl Dialog {
                 "route" => route_set.push(value.to_owned()),
                 "role" | "call-id" | "local-tag" | "remote-tag" | "from" | "to" | "local-cseq"
                 | "remote-cseq" | "local-contact" | "remote-target" | "remote-contact"
-                | "100rel" | "session-id-local" | "session-id-remote" => {
+                | "100rel" | "session-id-local" | "session-id-remote" | "session-timer" => {
                     if fields.insert(key, value).is_some() {
                         return Err(format!("{key} twice"));
                     }
@@ -225,6 +228,41 @@ impl Dialog {
             route_set,
         })
     }
+}
+
+/// The `session-timer` line of a snapshot.
+pub(crate) fn encode_session_timer(timer: crate::api::SessionTimer) -> String {
+    let who = match timer.refresher {
+        crate::api::Refresher::Us => "us",
+        crate::api::Refresher::Peer => "peer",
+    };
+    format!("session-timer: {};refresher={who}\n", timer.interval)
+}
+
+/// The session timer a snapshot stores, if any (its other lines are
+/// [`Dialog::decode`]'s).
+pub(crate) fn decode_session_timer(text: &str) -> Result<Option<crate::api::SessionTimer>, String> {
+    let Some(value) = text
+        .lines()
+        .find_map(|l| l.trim_end_matches('\r').strip_prefix("session-timer: "))
+    else {
+        return Ok(None);
+    };
+    let bad = || format!("session-timer {value:?} is not <seconds>;refresher=us|peer");
+    let (secs, who) = value.split_once(";refresher=").ok_or_else(bad)?;
+    let interval: u32 = secs.parse().map_err(|_| bad())?;
+    if interval == 0 || interval > 86_400 {
+        return Err(bad());
+    }
+    let refresher = match who {
+        "us" => crate::api::Refresher::Us,
+        "peer" => crate::api::Refresher::Peer,
+        _ => return Err(bad()),
+    };
+    Ok(Some(crate::api::SessionTimer {
+        interval,
+        refresher,
+    }))
 }
 
 /// The `tag` parameter of an address header value.

@@ -241,6 +241,8 @@ pub(crate) struct UacInvite {
     pub early: Vec<(String, Option<u32>)>,
     /// The ACK sent for the first 2xx, for its retransmissions.
     pub ack: Option<(String, Vec<u8>)>,
+    /// Sent again once after a 422 with the peer's Min-SE (RFC 4028 §7.4).
+    pub retried_422: bool,
 }
 
 pub(crate) struct UasInvite {
@@ -282,8 +284,9 @@ pub(crate) struct Call {
     /// The ACK sent for the 2xx of our last re-INVITE (its CSeq and bytes),
     /// for the 2xx's retransmissions.
     pub reoffer_ack: Option<(u32, Vec<u8>)>,
-    /// The negotiated session interval (RFC 4028), if any.
-    pub session_interval: Option<u32>,
+    /// The negotiated session timer (RFC 4028), if any; stored with the
+    /// dialog's snapshot.
+    pub session_timer: Option<crate::api::SessionTimer>,
 }
 
 /// A re-INVITE or UPDATE of ours in progress.
@@ -304,7 +307,7 @@ impl Call {
             prack_cseq: 0,
             offering: None,
             reoffer_ack: None,
-            session_interval: None,
+            session_timer: None,
         }
     }
 }
@@ -438,13 +441,20 @@ impl Sip {
     /// The confirmed dialog of `call` as text for the store (see
     /// [`crate::dialog`]); `None` before it is confirmed.
     pub fn dialog_snapshot(&self, call: CallKey) -> Option<String> {
-        self.calls.get(&call)?.dialog.as_ref().map(Dialog::encode)
+        let c = self.calls.get(&call)?;
+        let mut text = c.dialog.as_ref().map(Dialog::encode)?;
+        if let Some(timer) = c.session_timer {
+            text.push_str(&crate::dialog::encode_session_timer(timer));
+        }
+        Some(text)
     }
 
     /// Takes a confirmed dialog back after a restart: the peer's BYE, INFO,
     /// re-INVITE … are recognised for `call`, and `Bye`/`Info` work. The
     /// local CSeq jumps by 1000 (requests the dead process sent after the
-    /// snapshot was stored must not make our next one look old).
+    /// snapshot was stored must not make our next one look old). A session
+    /// timer stored with it is told to the core again (`SessionTimer`), so
+    /// the call keeps refreshing or watching for the peer's refreshes.
     pub fn restore_dialog(
         &mut self,
         call: CallKey,
@@ -452,6 +462,7 @@ impl Sip {
         text: &str,
     ) -> Result<(), String> {
         let mut dialog = Dialog::decode(text)?;
+        let timer = crate::dialog::decode_session_timer(text)?;
         if dialog.call_id != call_id.as_str() {
             return Err(format!(
                 "the snapshot belongs to Call-ID {}",
@@ -469,8 +480,12 @@ impl Sip {
         let mut c = Call::new(dialog.call_id.clone());
         c.dialog = Some(dialog);
         c.restored = true;
+        c.session_timer = timer;
         self.by_call_id.insert(c.call_id.clone(), call);
         self.calls.insert(call, c);
+        if timer.is_some() && self.timers_on() {
+            self.event(SipEvent::SessionTimer { call, timer });
+        }
         Ok(())
     }
 

@@ -205,6 +205,23 @@ pub fn set_body(
     Ok(())
 }
 
+/// Sets header `name` to `value`: in the place of the first one there was
+/// (the others removed), else at the end.
+pub fn replace_header(
+    headers: &mut sipx_sip::Headers,
+    name: HeaderName,
+    value: String,
+) -> Result<(), String> {
+    let pos = headers.iter().position(|h| *h.name() == name);
+    headers.remove_all(&name);
+    let h = header(name, value)?;
+    match pos {
+        Some(pos) => headers.insert(pos, h),
+        None => headers.push(h),
+    }
+    Ok(())
+}
+
 /// Sets Content-Length to the body's length.
 pub fn fix_content_length(headers: &mut sipx_sip::Headers, len: usize) -> Result<(), String> {
     headers.remove_all(&HeaderName::ContentLength);

@@ -83,7 +83,8 @@ impl Sip {
         }
         let current = call
             .and_then(|c| self.calls.get(&c))
-            .and_then(|c| c.session_interval);
+            .and_then(|c| c.session_timer)
+            .map(|t| t.interval);
         let se = match current {
             Some(secs) => format!("{secs};refresher=uac"),
             None => self.cfg.session_expires.to_string(),
@@ -165,7 +166,7 @@ impl Sip {
 
     fn set_timer(&mut self, call: CallKey, timer: Option<SessionTimer>) {
         if let Some(c) = self.calls.get_mut(&call) {
-            c.session_interval = timer.map(|t| t.interval);
+            c.session_timer = timer;
         }
         self.event(SipEvent::SessionTimer { call, timer });
     }

@@ -153,6 +153,7 @@ impl Sip {
             cancelled: false,
             early: Vec::new(),
             ack: None,
+            retried_422: false,
         })));
         self.by_call_id.insert(call_id.to_owned(), call);
         self.calls.insert(call, c);
@@ -536,6 +537,9 @@ impl Sip {
         if c.dialog.is_some() {
             return; // a fork's failure after another answered
         }
+        if status == 422 && !u.cancelled && !u.retried_422 && self.retry_422(call, &resp) {
+            return;
+        }
         let reason = String::from_utf8_lossy(&resp.reason).into_owned();
         self.event(SipEvent::Rejected {
             call,
@@ -543,6 +547,45 @@ impl Sip {
             reason,
         });
         self.drop_call(call);
+    }
+
+    /// RFC 4028 §7.4: a 422 to our INVITE names the smallest interval the
+    /// peer takes (Min-SE); the INVITE goes again once, CSeq one up, with
+    /// that interval. False when it cannot (no usable Min-SE, or one above
+    /// the interval we would ever refresh at — then the call is refused).
+    fn retry_422(&mut self, call: CallKey, resp: &Response) -> bool {
+        let Some(min) = crate::timer::min_se(&resp.headers).filter(|_| self.timers_on()) else {
+            return false;
+        };
+        // One day at most: an interval longer than that is no timer.
+        if min == 0 || min > 86_400 {
+            return false;
+        }
+        let Some(Invite::Uac(u)) = self.calls.get(&call).and_then(|c| c.invite.as_ref()) else {
+            return false;
+        };
+        let (mut req, hop) = (u.request.clone(), u.hop.clone());
+        let seq = msg::cseq(&req.headers).map_or(1, |c| c.sequence) + 1;
+        let via = self.via(hop.transport);
+        let replaced = [
+            (HeaderName::Via, via),
+            (HeaderName::CSeq, format!("{seq} INVITE")),
+            (HeaderName::SessionExpires, min.to_string()),
+            (HeaderName::MinSe, min.to_string()),
+        ]
+        .into_iter()
+        .try_for_each(|(name, value)| msg::replace_header(&mut req.headers, name, value));
+        if replaced.is_err() {
+            return false;
+        }
+        if let Some(Invite::Uac(u)) = self.calls.get_mut(&call).and_then(|c| c.invite.as_mut()) {
+            u.request = req.clone();
+            u.retried_422 = true;
+            u.provisional = false;
+            u.early.clear();
+        }
+        self.send_request(req, hop, Some(call), Purpose::Invite)
+            .is_some()
     }
 
     /// RFC 3262: a provisional with `Require: 100rel` and an RSeq above the

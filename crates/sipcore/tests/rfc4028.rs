@@ -215,3 +215,128 @@ fn rfc3261_8_2_2_3_require_timer_is_420_while_session_timers_are_off() {
     );
     assert_eq!(net.count("SIP/2.0 420"), 1);
 }
+
+fn callee_min_se(min_se: u32) -> Net {
+    Net::with(
+        timers("127.0.0.1:5060", 1, 1800),
+        Config {
+            min_se,
+            ..timers("127.0.0.2:5060", 2, min_se)
+        },
+    )
+}
+
+#[test]
+fn rfc4028_7_4_a_422_to_our_invite_is_sent_again_once_with_the_peers_min_se() {
+    let mut net = callee_min_se(3600);
+    let (a, b) = net.call("retry422@test", Transport::Udp);
+    assert_eq!(net.count("SIP/2.0 422"), 1);
+    assert_eq!(net.count("ACK "), 1, "the 422 is ACKed by its transaction");
+    let invites: Vec<String> = net.sent("INVITE").iter().map(|w| w.text.clone()).collect();
+    assert_eq!(invites.len(), 2);
+    let (first, again) = (&invites[0], &invites[1]);
+    assert_eq!(header(again, "CSeq").as_deref(), Some("2 INVITE"));
+    assert_eq!(header(again, "Session-Expires").as_deref(), Some("3600"));
+    assert_eq!(header(again, "Min-SE").as_deref(), Some("3600"));
+    assert_eq!(header(first, "Call-ID"), header(again, "Call-ID"));
+    assert_eq!(header(first, "From"), header(again, "From"));
+    assert_ne!(header(first, "Via"), header(again, "Via"), "a new branch");
+    net.respond(b, 200, Some(ANSWER));
+    net.settle();
+    assert!(matches!(net.event_a(), SipEvent::Answered { call, .. } if call == a));
+    assert!(matches!(
+        net.event_a(),
+        SipEvent::SessionTimer {
+            timer: Some(SessionTimer { interval: 3600, .. }),
+            ..
+        }
+    ));
+    let ack = net
+        .sent("ACK ")
+        .last()
+        .map(|w| w.text.clone())
+        .expect("ACK");
+    assert_eq!(header(&ack, "CSeq").as_deref(), Some("2 ACK"));
+}
+
+#[test]
+fn rfc4028_7_4_a_422_asking_for_more_than_a_day_ends_the_call() {
+    let mut net = callee_min_se(100_000);
+    net.command(
+        true,
+        SipCommand::Invite {
+            call: stox_sipcore::CallKey(7),
+            call_id: stox_mapping::ids::CallId::new("day422@test"),
+            request_uri: format!("sip:bob@{}", net.b.addr),
+            from: "sip:alice@example.com".into(),
+            sdp: OFFER.into(),
+            supported: Vec::new(),
+        },
+    );
+    net.settle();
+    assert_eq!(net.count("INVITE"), 1, "not sent again");
+    assert!(matches!(
+        net.event_a(),
+        SipEvent::Rejected { status: 422, .. }
+    ));
+}
+
+#[test]
+fn rfc4028_a_session_timer_outlives_a_restart_with_its_dialog() {
+    let mut net = net();
+    let (a, b) = net.establish_with_timers("restart@test");
+    let ours = net.a.sip.dialog_snapshot(a).expect("A's dialog");
+    let theirs = net.b.sip.dialog_snapshot(b).expect("B's dialog");
+    assert!(ours.contains("session-timer: 600;refresher=us\n"), "{ours}");
+    assert!(
+        theirs.contains("session-timer: 600;refresher=peer\n"),
+        "{theirs}"
+    );
+
+    // A restarted engine takes the dialog back and tells the core again.
+    let mut restarted =
+        stox_sipcore::Sip::new(timers("127.0.0.1:5060", 9, 1800), net.now).expect("config");
+    let key = stox_sipcore::CallKey(99);
+    restarted
+        .restore_dialog(key, &stox_mapping::ids::CallId::new("restart@test"), &ours)
+        .expect("restored");
+    let events: Vec<SipEvent> = std::iter::from_fn(|| restarted.poll_output())
+        .filter_map(|o| match o {
+            stox_sipcore::Output::Event(e) => Some(e),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        events,
+        [SipEvent::SessionTimer {
+            call: key,
+            timer: Some(SessionTimer {
+                interval: 600,
+                refresher: Refresher::Us
+            })
+        }]
+    );
+    let again = restarted.dialog_snapshot(key).expect("snapshot");
+    assert!(
+        again.contains("session-timer: 600;refresher=us\n"),
+        "{again}"
+    );
+
+    // A corrupt timer line fails the restore like any corrupt snapshot.
+    for bad in [
+        "0;refresher=us",
+        "600;refresher=them",
+        "600",
+        "99999999;refresher=us",
+    ] {
+        let text = ours.replace("600;refresher=us", bad);
+        let mut fresh =
+            stox_sipcore::Sip::new(timers("127.0.0.1:5060", 10, 1800), net.now).expect("config");
+        assert!(
+            fresh
+                .restore_dialog(key, &stox_mapping::ids::CallId::new("restart@test"), &text)
+                .is_err(),
+            "{bad}"
+        );
+    }
+}

@@ -20,6 +20,14 @@ impl Call {
         timer: Option<SessionTimer>,
     ) {
         session.timer_epoch = session.timer_epoch.wrapping_add(1);
+        // The first one is in the snapshot already (it came with the 2xx
+        // whose row stored the dialog, or with a restored dialog); a change
+        // later rewrites the row, so a restart keeps the timer in force.
+        let changed = session.timer.is_some() && session.timer != timer;
+        session.timer = timer;
+        if changed {
+            self.persist(ctx);
+        }
         let Some(timer) = timer else {
             return;
         };
