@@ -30,8 +30,11 @@ class Baresip:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.aor, self.proxy, self.transport = aor, proxy, transport
         self.sip_port = port or free_port(udp_too=True)
+        self.fixed_port = port is not None
         self.auto_answer = auto_answer
-        self.ctrl_port = free_port()
+        self.ctrl_port = self.sip_port
+        while self.ctrl_port == self.sip_port:   # free_port may hand out a port twice
+            self.ctrl_port = free_port()
         self.log = self.dir / "baresip.log"
         self.proc: subprocess.Popen | None = None
         self.sock: socket.socket | None = None
@@ -42,6 +45,8 @@ class Baresip:
 
     def _write_config(self):
         rtp = free_port(udp_too=True)
+        while rtp <= max(self.sip_port, self.ctrl_port) and rtp + 20 >= min(self.sip_port, self.ctrl_port):
+            rtp = free_port(udp_too=True)
         (self.dir / "config").write_text(f"""\
 poll_method\t\tepoll
 sip_listen\t\t{HOST}:{self.sip_port}
@@ -70,19 +75,39 @@ ctrl_tcp_listen\t\t{HOST}:{self.ctrl_port}
             f'outbound="sip:{self.proxy};transport={self.transport}"\n')
         (self.dir / "contacts").write_text("")
 
-    def start(self, timeout: float = 10.0) -> "Baresip":
+    def start(self, timeout: float = 10.0, attempts: int = 3) -> "Baresip":
+        """Starts baresip; when one of its free ports was taken meanwhile,
+        again on others (the SIP port too unless it was given)."""
+        for attempt in range(attempts):
+            try:
+                return self._start(timeout)
+            except BaresipError as e:
+                if "could not bind" not in str(e) or attempt == attempts - 1:
+                    raise
+                if not self.fixed_port:
+                    self.sip_port = free_port(udp_too=True)
+                self.ctrl_port = self.sip_port
+                while self.ctrl_port == self.sip_port:
+                    self.ctrl_port = free_port()
+        raise AssertionError("unreachable")
+
+    def _start(self, timeout: float) -> "Baresip":
         self._write_config()
         self.proc = subprocess.Popen(["baresip", "-s", "-f", str(self.dir)], stdin=subprocess.DEVNULL,
                                      stdout=self.log.open("wb"), stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self.sock = socket.create_connection((HOST, self.ctrl_port), timeout=1)
-                break
-            except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise BaresipError(f"baresip did not start:\n{tail(self.log)}")
-                time.sleep(0.1)
+        # Ready, and no module failed to bind (the control port must be
+        # baresip's, not another process's that took it first).
+        while b"baresip is ready." not in self.log.read_bytes():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.proc.kill()
+                raise BaresipError(f"baresip did not start:\n{tail(self.log)}")
+            time.sleep(0.05)
+        if b"Address already in use" in self.log.read_bytes():
+            self.proc.kill()
+            self.proc.wait()
+            raise BaresipError(f"baresip could not bind its ports:\n{tail(self.log)}")
+        self.sock = socket.create_connection((HOST, self.ctrl_port), timeout=2)
         self.sock.settimeout(None)
         threading.Thread(target=self._read, daemon=True).start()
         return self
