@@ -244,6 +244,10 @@ pub enum SipCommand {
         /// Option tags besides `100rel` (always advertised), e.g.
         /// `trickle-ice`.
         supported: Vec<String>,
+        /// The configured peer (by name) it goes to: its `uri` is the next
+        /// hop (else the Request-URI's host), its credentials answer its
+        /// challenges. `None`: the outbound proxy, else the Request-URI.
+        peer: Option<String>,
     },
     /// Answer the incoming INVITE of `call`: 1xx (with or without SDP), 2xx
     /// with the SDP answer, or a final 3xx–6xx.
@@ -290,6 +294,36 @@ pub enum SipCommand {
         method: OfferMethod,
         sdp: Option<String>,
     },
+}
+
+/// A configured SIP peer (a trunk, a proxy, a PBX), as the SIP layer needs
+/// it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    pub name: String,
+    /// Where INVITEs routed to it go (`sip:host[:port][;transport=…]`).
+    pub uri: Option<String>,
+    /// Answers its 401/407 challenges (RFC 3261 §22, RFC 8760).
+    pub credentials: Option<Credentials>,
+}
+
+/// A username and password for digest authentication.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+    /// Only challenges of this realm are answered, when set.
+    pub realm: Option<String>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"…")
+            .field("realm", &self.realm)
+            .finish()
+    }
 }
 
 /// A negotiated session timer (RFC 4028).

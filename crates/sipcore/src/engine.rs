@@ -138,6 +138,14 @@ pub struct Config {
     pub session_expires: u32,
     /// The shortest Session-Expires we accept (422 below it).
     pub min_se: u32,
+    /// The sources (IP addresses and networks; the port is ignored) whose
+    /// out-of-dialog requests are taken. `None`: every source. A request
+    /// from any other gets 403 and nothing reaches the core.
+    pub trusted_sources: Option<Vec<ipnet::IpNet>>,
+    /// Named peers: where INVITEs routed to them go
+    /// ([`SipCommand::Invite`]'s `peer`) and the credentials that answer
+    /// their challenges.
+    pub peers: Vec<crate::api::Peer>,
 }
 
 impl Default for Config {
@@ -154,6 +162,8 @@ impl Default for Config {
             seed: 0x5eed,
             session_expires: 1800,
             min_se: crate::timer::RFC_MIN_SE,
+            trusted_sources: None,
+            peers: Vec::new(),
         }
     }
 }
@@ -241,6 +251,10 @@ pub(crate) struct UacInvite {
     pub early: Vec<(String, Option<u32>)>,
     /// The ACK sent for the first 2xx, for its retransmissions.
     pub ack: Option<(String, Vec<u8>)>,
+    /// The configured peer it went to, if any.
+    pub peer: Option<String>,
+    /// Challenges answered so far (auth.rs).
+    pub auth_rounds: u8,
     /// Sent again once after a 422 with the peer's Min-SE (RFC 4028 §7.4).
     pub retried_422: bool,
 }
@@ -333,6 +347,9 @@ pub struct Sip {
     /// Log lines about peers' faults, per source address.
     pub(crate) gate: LogGate<IpAddr>,
     pub(crate) epoch: Instant,
+    /// The last challenge answered per peer (auth.rs), for the next
+    /// requests to it.
+    pub(crate) auth_cache: HashMap<String, crate::auth::Cached>,
 }
 
 impl Sip {
@@ -341,6 +358,11 @@ impl Sip {
             Some(text) => Some(proxy_hop(text)?),
             None => None,
         };
+        for peer in &cfg.peers {
+            if let Some(uri) = &peer.uri {
+                uri_hop(uri).map_err(|e| format!("peer {}: {e}", peer.name))?;
+            }
+        }
         Ok(Sip {
             keys: KeyGen::new(cfg.seed ^ 0x0123_4567_89ab_cdef),
             rng: KeyGen::new(cfg.seed.rotate_left(17) ^ 0xfeed_beef_cafe_f00d),
@@ -358,6 +380,7 @@ impl Sip {
             now,
             gate: LogGate::new(2, 5, 4096),
             epoch: now,
+            auth_cache: HashMap::new(),
         })
     }
 
@@ -368,6 +391,18 @@ impl Sip {
         if let Some(held_back) = self.gate.admit(&source.ip(), now_ms) {
             tracing::warn!(%source, detail = %escaped(detail), held_back, "sip: {what}");
         }
+    }
+
+    /// May `ip` send out-of-dialog requests?
+    pub(crate) fn trusted(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        self.cfg
+            .trusted_sources
+            .as_ref()
+            .is_none_or(|nets| nets.iter().any(|n| n.contains(&ip)))
     }
 
     /// Feeds one input in at `now`.

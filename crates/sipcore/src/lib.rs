@@ -19,6 +19,7 @@
 //!   INVITEs across a restart.
 
 pub mod api;
+mod auth;
 mod check;
 pub mod dialog;
 mod engine;

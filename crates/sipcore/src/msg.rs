@@ -205,6 +205,29 @@ pub fn set_body(
     Ok(())
 }
 
+/// A digest challenge (RFC 7616) read from a `WWW-Authenticate` or
+/// `Proxy-Authenticate` value.
+pub use sipx_sip::auth::Challenge;
+
+/// The strongest of the challenges offered (RFC 8760: SHA-256 before MD5).
+pub fn strongest_challenge(offered: Vec<Challenge>) -> Option<Challenge> {
+    sipx_sip::auth::strongest(offered)
+}
+
+/// The `Authorization` / `Proxy-Authorization` value answering `challenge`.
+pub fn digest_response(
+    challenge: &Challenge,
+    username: &str,
+    password: &str,
+    method: &str,
+    uri: &str,
+    nonce_count: u32,
+    cnonce: &str,
+) -> String {
+    let creds = sipx_sip::auth::Credentials::new(username, password);
+    sipx_sip::auth::respond(challenge, &creds, method, uri, nonce_count, cnonce)
+}
+
 /// Sets header `name` to `value`: in the place of the first one there was
 /// (the others removed), else at the end.
 pub fn replace_header(

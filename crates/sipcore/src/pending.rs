@@ -17,6 +17,9 @@
 //! …every header line as received (uas) or sent (uac), no body
 //! ```
 //!
+//! `role: uac` may add `peer: trunk1`, the configured peer it went to (the
+//! CANCEL goes to that peer's `uri`).
+//!
 //! `role: uac` is our INVITE: the CANCEL is built from it as for a live call
 //! and sent in a client transaction of its own (retransmitted over UDP until
 //! answered). The callee's 487 that follows is not ACKed — the INVITE
@@ -41,6 +44,7 @@ pub(crate) struct Recovered {
     role: Role,
     request: Request,
     local_tag: Option<String>,
+    peer: Option<String>,
 }
 
 impl Sip {
@@ -49,9 +53,11 @@ impl Sip {
     pub fn pending_snapshot(&self, call: CallKey) -> Option<String> {
         let c = self.calls.get(&call)?;
         match c.invite.as_ref()? {
-            Invite::Uac(u) if c.dialog.is_none() => Some(encode(Role::Uac, &u.request, None)),
+            Invite::Uac(u) if c.dialog.is_none() => {
+                Some(encode(Role::Uac, &u.request, None, u.peer.as_deref()))
+            }
             Invite::Uas(u) if !u.answered => {
-                Some(encode(Role::Uas, &u.request, Some(&u.local_tag)))
+                Some(encode(Role::Uas, &u.request, Some(&u.local_tag), None))
             }
             _ => None,
         }
@@ -80,7 +86,18 @@ impl Sip {
         if r.role != Role::Uac {
             return Err("not our INVITE".into());
         }
-        let hop = invite_hop(&r.request)?;
+        let peer_uri = r.peer.as_ref().map(|name| {
+            self.cfg
+                .peers
+                .iter()
+                .find(|p| &p.name == name)
+                .and_then(|p| p.uri.clone())
+                .unwrap_or_else(|| r.request.uri.to_string())
+        });
+        let hop = match peer_uri {
+            Some(uri) => uri_hop(&uri)?,
+            None => invite_hop(&r.request)?,
+        };
         let cancel = cancel_request(&r.request)?;
         self.send_request(cancel, hop, None, Purpose::Other(Command::Cancel))
             .ok_or("the CANCEL could not start a transaction")?;
@@ -163,7 +180,7 @@ fn invite_hop(invite: &Request) -> Result<Hop, String> {
     }
 }
 
-fn encode(role: Role, request: &Request, local_tag: Option<&str>) -> String {
+fn encode(role: Role, request: &Request, local_tag: Option<&str>, peer: Option<&str>) -> String {
     let mut head = request.clone();
     head.set_body(bytes::Bytes::new());
     head.headers.remove_all(&HeaderName::ContentType);
@@ -177,6 +194,9 @@ fn encode(role: Role, request: &Request, local_tag: Option<&str>) -> String {
     );
     if let Some(tag) = local_tag {
         text.push_str(&format!("local-tag: {tag}\n"));
+    }
+    if let Some(peer) = peer {
+        text.push_str(&format!("peer: {peer}\n"));
     }
     text.push('\n');
     text.push_str(&String::from_utf8_lossy(&msg::to_bytes(&Message::Request(
@@ -195,11 +215,15 @@ fn decode(text: &str) -> Result<Recovered, String> {
     }
     let mut role = None;
     let mut local_tag = None;
+    let mut peer = None;
     for line in lines {
         match line.split_once(": ") {
             Some(("role", "uac")) => role = Some(Role::Uac),
             Some(("role", "uas")) => role = Some(Role::Uas),
             Some(("local-tag", tag)) if !tag.is_empty() => local_tag = Some(tag.to_owned()),
+            Some(("peer", name)) if !name.is_empty() && !name.chars().any(char::is_control) => {
+                peer = Some(name.to_owned());
+            }
             _ => return Err(format!("unknown line {line:?}")),
         }
     }
@@ -221,6 +245,7 @@ fn decode(text: &str) -> Result<Recovered, String> {
         role,
         request,
         local_tag,
+        peer,
     })
 }
 
@@ -272,7 +297,7 @@ mod tests {
 
     #[test]
     fn a_snapshot_round_trips_without_its_body() {
-        let text = encode(Role::Uas, &invite(), Some("lt1"));
+        let text = encode(Role::Uas, &invite(), Some("lt1"), None);
         assert!(text.starts_with("stox-sip-pending/1\nrole: uas\nlocal-tag: lt1\n\nINVITE "));
         assert!(!text.contains("v=0"), "no body: {text}");
         let back = decode(&text).expect("decodes");
@@ -281,6 +306,12 @@ mod tests {
             (Role::Uas, Some("lt1"))
         );
         assert_eq!(back.request.uri.to_string(), "sip:romeo@example.net");
+        let ours = encode(Role::Uac, &invite(), None, Some("trunk1"));
+        assert!(ours.starts_with("stox-sip-pending/1\nrole: uac\npeer: trunk1\n\nINVITE "));
+        assert_eq!(
+            decode(&ours).expect("decodes").peer.as_deref(),
+            Some("trunk1")
+        );
     }
 
     #[test]

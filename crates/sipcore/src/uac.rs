@@ -16,14 +16,7 @@ impl Sip {
         let call = cmd.call();
         let name = cmd.kind();
         let result = match cmd {
-            SipCommand::Invite {
-                call,
-                call_id,
-                request_uri,
-                from,
-                sdp,
-                supported,
-            } => self.invite(call, call_id.as_str(), &request_uri, &from, sdp, &supported),
+            invite @ SipCommand::Invite { .. } => self.invite(invite),
             SipCommand::Respond {
                 call,
                 status,
@@ -57,15 +50,20 @@ impl Sip {
     }
 
     /// Sends our INVITE (RFC 3261 §8.1.1).
-    fn invite(
-        &mut self,
-        call: CallKey,
-        call_id: &str,
-        request_uri: &str,
-        from: &str,
-        sdp: String,
-        supported: &[String],
-    ) -> Result<(), String> {
+    fn invite(&mut self, cmd: SipCommand) -> Result<(), String> {
+        let SipCommand::Invite {
+            call,
+            call_id,
+            request_uri,
+            from,
+            sdp,
+            supported,
+            peer,
+        } = cmd
+        else {
+            return Err("not an INVITE".into());
+        };
+        let (call_id, request_uri, from) = (call_id.as_str(), request_uri.as_str(), from.as_str());
         if self.calls.contains_key(&call) || self.by_call_id.contains_key(call_id) {
             return Err(format!("call {call_id} already exists"));
         }
@@ -74,9 +72,21 @@ impl Sip {
         }
         let uri = msg::parse_uri(request_uri)?;
         msg::parse_uri(from)?;
-        let (mut hop, route) = match &self.proxy {
-            Some((hop, route)) => (hop.clone(), Some(route.clone())),
-            None => (crate::engine::uri_hop(request_uri)?, None),
+        let (mut hop, route) = match (&peer, &self.proxy) {
+            (Some(name), _) => {
+                let p = self
+                    .cfg
+                    .peers
+                    .iter()
+                    .find(|p| &p.name == name)
+                    .ok_or_else(|| format!("no peer named {name:?}"))?;
+                (
+                    crate::engine::uri_hop(p.uri.as_deref().unwrap_or(request_uri))?,
+                    None,
+                )
+            }
+            (None, Some((hop, route))) => (hop.clone(), Some(route.clone())),
+            (None, None) => (crate::engine::uri_hop(request_uri)?, None),
         };
         let mut tags: Vec<String> = self
             .supported_tags()
@@ -144,6 +154,7 @@ impl Sip {
                 }
             }
         }
+        self.preauthorize(peer.as_deref(), &mut req);
         let mut c = Call::new(call_id.to_owned());
         c.invite = Some(Invite::Uac(Box::new(UacInvite {
             request: req.clone(),
@@ -154,6 +165,8 @@ impl Sip {
             early: Vec::new(),
             ack: None,
             retried_422: false,
+            auth_rounds: 0,
+            peer,
         })));
         self.by_call_id.insert(call_id.to_owned(), call);
         self.calls.insert(call, c);
@@ -537,7 +550,11 @@ impl Sip {
         if c.dialog.is_some() {
             return; // a fork's failure after another answered
         }
-        if status == 422 && !u.cancelled && !u.retried_422 && self.retry_422(call, &resp) {
+        let (cancelled, retried_422) = (u.cancelled, u.retried_422);
+        if status == 422 && !cancelled && !retried_422 && self.retry_422(call, &resp) {
+            return;
+        }
+        if matches!(status, 401 | 407) && !cancelled && self.answer_challenge(call, &resp) {
             return;
         }
         let reason = String::from_utf8_lossy(&resp.reason).into_owned();
@@ -561,26 +578,47 @@ impl Sip {
         if min == 0 || min > 86_400 {
             return false;
         }
+        let sent = self.resend_invite(call, |_, req| {
+            [
+                (HeaderName::SessionExpires, min.to_string()),
+                (HeaderName::MinSe, min.to_string()),
+            ]
+            .into_iter()
+            .all(|(name, value)| msg::replace_header(&mut req.headers, name, value).is_ok())
+        });
+        if sent
+            && let Some(Invite::Uac(u)) = self.calls.get_mut(&call).and_then(|c| c.invite.as_mut())
+        {
+            u.retried_422 = true;
+        }
+        sent
+    }
+
+    /// Sends the INVITE of `call` again after a final response that can be
+    /// answered (RFC 3261 §8.1.3.5: 401/407, 422): a new transaction (new
+    /// branch, CSeq one up), changed by `edit` (false: not sent).
+    pub(crate) fn resend_invite(
+        &mut self,
+        call: CallKey,
+        edit: impl FnOnce(&mut Sip, &mut Request) -> bool,
+    ) -> bool {
         let Some(Invite::Uac(u)) = self.calls.get(&call).and_then(|c| c.invite.as_ref()) else {
             return false;
         };
         let (mut req, hop) = (u.request.clone(), u.hop.clone());
         let seq = msg::cseq(&req.headers).map_or(1, |c| c.sequence) + 1;
         let via = self.via(hop.transport);
-        let replaced = [
+        let ok = [
             (HeaderName::Via, via),
             (HeaderName::CSeq, format!("{seq} INVITE")),
-            (HeaderName::SessionExpires, min.to_string()),
-            (HeaderName::MinSe, min.to_string()),
         ]
         .into_iter()
-        .try_for_each(|(name, value)| msg::replace_header(&mut req.headers, name, value));
-        if replaced.is_err() {
+        .all(|(name, value)| msg::replace_header(&mut req.headers, name, value).is_ok());
+        if !ok || !edit(self, &mut req) {
             return false;
         }
         if let Some(Invite::Uac(u)) = self.calls.get_mut(&call).and_then(|c| c.invite.as_mut()) {
             u.request = req.clone();
-            u.retried_422 = true;
             u.provisional = false;
             u.early.clear();
         }

@@ -97,6 +97,18 @@ impl Sip {
     fn new_request(&mut self, key: TransactionKey, req: Request, origin: Origin) {
         let in_dialog = msg::to_tag(&req.headers).is_some();
         let method = req.method.clone();
+        if !in_dialog && method != Method::Cancel && !self.trusted(origin.source.ip()) {
+            let ip = origin.source.ip();
+            self.peer_fault(
+                origin.source,
+                "request from an untrusted source",
+                &method.to_string(),
+            );
+            let phrase = format!("Forbidden ({ip} is not a trusted peer)");
+            let resp = self.answer(&req, 403, &phrase, None);
+            self.send_response(&key, resp);
+            return;
+        }
         match method {
             Method::Invite if !in_dialog => self.new_invite(key, req, origin),
             Method::Cancel => self.on_cancel(key, &req),

@@ -71,6 +71,7 @@ fn rfc3261_17_1_1_2_timers_a_and_b() {
             from: "sip:alice@example.com".into(),
             sdp: OFFER.into(),
             supported: Vec::new(),
+            peer: None,
         },
     );
     net.run(t1() * 64 - ms(1));
@@ -109,6 +110,7 @@ fn rfc3261_17_1_1_2_no_retransmission_over_tcp() {
             from: "sip:alice@example.com".into(),
             sdp: OFFER.into(),
             supported: Vec::new(),
+            peer: None,
         },
     );
     net.run(Duration::from_secs(40));
@@ -646,6 +648,7 @@ fn rfc3261_8_2_2_2_an_invite_reusing_a_live_call_id_gets_482() {
             from: "sip:alice@example.com".into(),
             sdp: OFFER.into(),
             supported: Vec::new(),
+            peer: None,
         },
     );
     let ours = net.sent("INVITE")[0].text.clone();
@@ -677,6 +680,7 @@ fn rfc3262_4_reliable_provisionals_are_pracked_once() {
             from: "sip:alice@example.com".into(),
             sdp: OFFER.into(),
             supported: Vec::new(),
+            peer: None,
         },
     );
     let invite = net.sent("INVITE")[0].text.clone();
@@ -736,6 +740,7 @@ fn rfc3261_8_1_3_1_a_failed_send_fails_the_invite_or_ends_the_call() {
             from: "sip:alice@example.com".into(),
             sdp: OFFER.into(),
             supported: Vec::new(),
+            peer: None,
         },
     );
     let now = net.now;

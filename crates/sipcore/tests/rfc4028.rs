@@ -271,6 +271,7 @@ fn rfc4028_7_4_a_422_asking_for_more_than_a_day_ends_the_call() {
             from: "sip:alice@example.com".into(),
             sdp: OFFER.into(),
             supported: Vec::new(),
+            peer: None,
         },
     );
     net.settle();

@@ -123,6 +123,7 @@ impl Call {
                     from,
                     sdp,
                     supported,
+                    peer: None,
                 });
                 // Written now that the INVITE is out, so that the gateway
                 // stores it (a restart can then CANCEL it).

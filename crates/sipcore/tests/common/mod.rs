@@ -312,6 +312,7 @@ impl Net {
                 from: "sip:alice@example.com".into(),
                 sdp: OFFER.into(),
                 supported: Vec::new(),
+                peer: None,
             },
         );
         self.settle();
