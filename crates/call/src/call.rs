@@ -416,6 +416,7 @@ impl Call {
                 local_sdp: None,
                 remote_sdp: None,
                 hold: Hold::default(),
+                sip_peer: None,
                 updated_at: now,
             },
             key,

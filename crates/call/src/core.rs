@@ -42,6 +42,10 @@ pub struct CoreConfig {
     pub max_duration_ms: u64,
     /// How many children of each kind a received `<jingle/>` may have.
     pub jingle_limits: JingleLimits,
+    /// Who may call out and where calls go; `None`: everyone, everywhere
+    /// (the Request-URI or the SIP layer's outbound proxy decides). The
+    /// gateway always sets one.
+    pub policy: Option<crate::policy::Policy>,
 }
 
 /// The gateway core: every call in memory, and the indexes that route

@@ -21,6 +21,7 @@
 mod call;
 mod core;
 pub mod jmi;
+pub mod policy;
 mod stanza;
 mod time;
 mod types;

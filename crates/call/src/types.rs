@@ -92,6 +92,8 @@ pub struct SessionRecord {
     pub remote_sdp: Option<String>,
     /// Who holds the call now (RFC 3264 §8.4, XEP-0167 §7).
     pub hold: Hold,
+    /// The configured SIP peer an XMPP → SIP call went to (policy.rs).
+    pub sip_peer: Option<String>,
 }
 
 /// Who has put the call on hold (`sessions.hold`).
@@ -283,6 +285,13 @@ pub enum Fault {
         reason: String,
         phase: &'static str,
     },
+    /// The call policy refused an XMPP user's call (policy.rs): nothing
+    /// went to SIP.
+    Forbidden {
+        caller: String,
+        target: String,
+        why: String,
+    },
 }
 
 impl std::fmt::Display for Fault {
@@ -305,6 +314,11 @@ impl std::fmt::Display for Fault {
                 f,
                 "{purpose} answered {outcome:?} while {phase}; the call goes on"
             ),
+            Fault::Forbidden {
+                caller,
+                target,
+                why,
+            } => write!(f, "call from {caller} to {target} refused: {why}"),
             Fault::CommandFailed {
                 command,
                 reason,

@@ -321,6 +321,7 @@ fn leftover(
         local_sdp: None,
         remote_sdp: None,
         hold: stox_call::Hold::default(),
+        sip_peer: None,
         updated_at: stox_call::Millis(1_795_296_000_000),
     }
 }

@@ -125,6 +125,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         seed: rand::random(),
         session_expires: cfg.sip.session_expires_secs,
         min_se: cfg.sip.min_se_secs,
+        trusted_sources: Some(cfg.trusted_sources().map_err(|e| anyhow::anyhow!(e))?),
+        peers: cfg.sip_peers(),
         ..stox_sipcore::Config::default()
     };
     let mut sip = Sip::new(sip_cfg, Instant::now())
@@ -150,6 +152,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             peer_ping_ms: cfg.calls.peer_ping_secs.saturating_mul(1000),
             max_duration_ms: cfg.calls.max_duration_secs.saturating_mul(1000),
             jingle_limits: cfg.xmpp.limits.jingle(),
+            policy: Some(cfg.policy()),
         },
         first_id,
     );
@@ -457,6 +460,7 @@ impl Gateway {
                         stox_call::Fault::IqFailed { .. } => "iq-failed",
                         stox_call::Fault::CommandFailed { .. } => "command-failed",
                         stox_call::Fault::ChangeRefused { .. } => "change-refused",
+                        stox_call::Fault::Forbidden { .. } => "forbidden",
                     };
                     if let Some(held_back) = self.faults.admit(&kind, t.0) {
                         info!(call, kind, held_back, "{}", escaped(&fault.to_string()));

@@ -28,6 +28,9 @@ pub struct XmppSection {
     pub secret: String,
     /// XMPP domains reachable from SIP as `sip:user@<domain>`.
     pub domains: Vec<String>,
+    /// Who may call out to SIP: domains (any JID of them) and bare JIDs.
+    /// Default: `domains`.
+    pub callers: Option<Vec<String>>,
     /// How long to wait for the answer to an IQ the gateway sends.
     #[serde(default = "default_iq_timeout_ms")]
     pub iq_timeout_ms: u64,
@@ -159,6 +162,59 @@ pub struct SipSection {
     /// at least 90; lower values are for tests.
     #[serde(default = "default_min_se_secs")]
     pub min_se_secs: u32,
+    /// Named SIP peers (trunks, proxies, PBXs): who may send us requests,
+    /// where calls to their domains go, their credentials.
+    #[serde(default)]
+    pub peers: Vec<PeerSection>,
+}
+
+/// `[[sip.peers]]` (docs/configuration.md, docs/security.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerSection {
+    pub name: String,
+    /// IP addresses and networks (CIDR) it sends from; the port is ignored.
+    #[serde(default)]
+    pub sources: Vec<String>,
+    /// Where calls routed to it go (`sip:host[:port][;transport=…]`);
+    /// without it, to the Request-URI's host.
+    pub uri: Option<String>,
+    /// SIP domains routed to it.
+    #[serde(default)]
+    pub domains: Vec<String>,
+    /// Destination user parts routed to it (E.164 prefixes such as `+49`);
+    /// with `domains`, both must match.
+    #[serde(default)]
+    pub prefixes: Vec<String>,
+    /// Who may call through it (domains and bare JIDs); default: everyone
+    /// allowed to call out.
+    #[serde(default)]
+    pub callers: Vec<String>,
+    /// Answer its 401/407 challenges with these.
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// Only challenges of this realm are answered, when set.
+    pub realm: Option<String>,
+}
+
+impl PeerSection {
+    /// `sources` parsed (an address alone is a /32 or /128 network).
+    pub fn source_nets(&self) -> Result<Vec<ipnet::IpNet>, String> {
+        self.sources
+            .iter()
+            .map(|s| {
+                let s = s.trim();
+                s.parse::<ipnet::IpNet>()
+                    .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        format!(
+                            "sip.peers {:?}: source {s:?} is not an IP address or network",
+                            self.name
+                        )
+                    })
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -371,6 +427,32 @@ impl Config {
             SipUri::parse(proxy)
                 .map_err(|e| format!("sip.outbound_proxy {proxy:?} is not a SIP URI: {e}"))?;
         }
+        let mut names = std::collections::HashSet::new();
+        for peer in &s.peers {
+            let name = &peer.name;
+            if name.trim().is_empty() || name.chars().any(|c| c.is_control() || c.is_whitespace()) {
+                return Err(format!("sip.peers: name {name:?} must be a word"));
+            }
+            if !names.insert(name.as_str()) {
+                return Err(format!("sip.peers: {name:?} twice"));
+            }
+            peer.source_nets()?;
+            if let Some(uri) = &peer.uri {
+                SipUri::parse(uri).map_err(|e| {
+                    format!("sip.peers {name:?}: uri {uri:?} is not a SIP URI: {e}")
+                })?;
+            }
+            if peer.username.is_some() != peer.password.is_some() {
+                return Err(format!(
+                    "sip.peers {name:?}: username and password go together"
+                ));
+            }
+        }
+        if let Some(callers) = &x.callers
+            && callers.iter().any(|c| c.trim().is_empty())
+        {
+            return Err("xmpp.callers has an empty entry".into());
+        }
         if self.store.database.as_os_str().is_empty() {
             return Err("store.database is empty".into());
         }
@@ -384,6 +466,78 @@ impl Config {
             return Err("calls.candidate_window_ms must be at most 10000".into());
         }
         Ok(())
+    }
+}
+
+impl Config {
+    /// The outbound call policy the core applies (policy.rs in stox-call).
+    pub fn policy(&self) -> stox_call::policy::Policy {
+        stox_call::policy::Policy {
+            callers: self
+                .xmpp
+                .callers
+                .clone()
+                .unwrap_or_else(|| self.xmpp.domains.clone()),
+            outbound_proxy: self.sip.outbound_proxy.is_some(),
+            peers: self
+                .sip
+                .peers
+                .iter()
+                .map(|p| stox_call::policy::PeerRoute {
+                    name: p.name.clone(),
+                    domains: p.domains.clone(),
+                    prefixes: p.prefixes.clone(),
+                    callers: p.callers.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// The sources whose requests the SIP layer takes: every peer's, and
+    /// the outbound proxy's address (resolved now when it is a name).
+    pub fn trusted_sources(&self) -> Result<Vec<ipnet::IpNet>, String> {
+        let mut nets = Vec::new();
+        for peer in &self.sip.peers {
+            nets.extend(peer.source_nets()?);
+        }
+        if let Some(proxy) = &self.sip.outbound_proxy {
+            let uri = SipUri::parse(proxy).map_err(|e| e.to_string())?;
+            let host = uri.host.trim_start_matches('[').trim_end_matches(']');
+            match host.parse::<std::net::IpAddr>() {
+                Ok(ip) => nets.push(ip.into()),
+                Err(_) => {
+                    use std::net::ToSocketAddrs;
+                    let addrs =
+                        (host, uri.port.unwrap_or(5060))
+                            .to_socket_addrs()
+                            .map_err(|e| {
+                                format!("sip.outbound_proxy {host:?} does not resolve: {e}")
+                            })?;
+                    nets.extend(addrs.map(|a| ipnet::IpNet::from(a.ip())));
+                }
+            }
+        }
+        Ok(nets)
+    }
+
+    /// The peers as the SIP layer needs them.
+    pub fn sip_peers(&self) -> Vec<stox_sipcore::api::Peer> {
+        self.sip
+            .peers
+            .iter()
+            .map(|p| stox_sipcore::api::Peer {
+                name: p.name.clone(),
+                uri: p.uri.clone(),
+                credentials: match (&p.username, &p.password) {
+                    (Some(username), Some(password)) => Some(stox_sipcore::api::Credentials {
+                        username: username.clone(),
+                        password: password.clone(),
+                        realm: p.realm.clone(),
+                    }),
+                    _ => None,
+                },
+            })
+            .collect()
     }
 }
 
@@ -446,6 +600,79 @@ mod tests {
             let err = Config::parse(&text).expect_err("must be refused");
             assert!(!err.contains('\n'), "one line: {err}");
             assert!(err.contains(needle), "{needle:?} in {err:?}");
+        }
+    }
+
+    const PEER: &str = "\n[[sip.peers]]\nname = \"trunk1\"\nsources = [\"192.0.2.10\", \"198.51.100.0/24\", \"2001:db8::/32\"]\n\
+                        uri = \"sip:192.0.2.10:5060\"\ndomains = [\"trunk.example\"]\nusername = \"gw\"\npassword = \"pw\"\n";
+
+    #[test]
+    fn peers_make_the_trust_list_and_the_policy() {
+        let base = include_str!("../../../config/gateway.toml");
+        let cfg = Config::parse(&format!("{base}{PEER}")).expect("valid");
+        let nets: Vec<String> = cfg
+            .trusted_sources()
+            .expect("resolves")
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            nets,
+            [
+                "192.0.2.10/32",
+                "198.51.100.0/24",
+                "2001:db8::/32",
+                "127.0.0.1/32"
+            ],
+            "the peer's sources and the outbound proxy"
+        );
+        let policy = cfg.policy();
+        assert_eq!(policy.callers, ["example.com"], "default: xmpp.domains");
+        assert!(policy.outbound_proxy);
+        assert_eq!(policy.peers[0].domains, ["trunk.example"]);
+        let peers = cfg.sip_peers();
+        let creds = peers[0].credentials.as_ref().expect("credentials");
+        assert_eq!(
+            (creds.username.as_str(), creds.password.as_str()),
+            ("gw", "pw")
+        );
+        assert!(
+            !format!("{creds:?}").contains("pw"),
+            "the password is never logged"
+        );
+
+        let no_proxy = base.replace("outbound_proxy = ", "# outbound_proxy = ");
+        let cfg = Config::parse(&no_proxy).expect("valid");
+        assert!(
+            cfg.trusted_sources().expect("ok").is_empty(),
+            "nobody by default"
+        );
+        assert!(!cfg.policy().outbound_proxy);
+    }
+
+    #[test]
+    fn bad_peers_are_refused_with_their_name() {
+        let base = include_str!("../../../config/gateway.toml");
+        for (bad, needle) in [
+            (
+                PEER.replace("192.0.2.10\", \"198", "192.0.2.999\", \"198"),
+                "192.0.2.999",
+            ),
+            (PEER.replace("sip:192.0.2.10:5060", "mailto:x"), "uri"),
+            (
+                PEER.replace("password = \"pw\"\n", ""),
+                "username and password",
+            ),
+            (format!("{PEER}{PEER}"), "twice"),
+            (
+                PEER.replace("name = \"trunk1\"", "name = \"two words\""),
+                "must be a word",
+            ),
+            (PEER.replace("domains", "domain"), "domain"),
+        ] {
+            let err = Config::parse(&format!("{base}{bad}")).expect_err("refused");
+            assert!(err.contains(needle), "{needle:?} in {err:?}");
+            assert!(!err.contains('\n'), "one line: {err}");
         }
     }
 }

@@ -42,8 +42,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
 
 const COLUMNS: &str = "id, jingle_sid, sip_call_id, direction, xmpp_jid, sip_uri, gateway_jid, \
      state, created_at, answered_at, ended_at, end_reason, sip_status, ended_by, end_detail, \
-     updated_at, sip_dialog, sip_pending, local_sdp, remote_sdp, hold";
-const ROW_PARAMS: usize = 21;
+     updated_at, sip_dialog, sip_pending, local_sdp, remote_sdp, hold, sip_peer";
+const ROW_PARAMS: usize = 22;
 /// A row already in the table is overwritten whole, except its stored SIP
 /// state (dialog, pending INVITE), which a row without one (NULL) leaves as
 /// it is.
@@ -54,10 +54,11 @@ const ON_CONFLICT: &str = " ON CONFLICT(id) DO UPDATE SET jingle_sid = excluded.
      ended_by = excluded.ended_by, end_detail = excluded.end_detail, updated_at = excluded.updated_at, \
      sip_dialog = COALESCE(excluded.sip_dialog, sessions.sip_dialog), \
      sip_pending = COALESCE(excluded.sip_pending, sessions.sip_pending), \
-     local_sdp = excluded.local_sdp, remote_sdp = excluded.remote_sdp, hold = excluded.hold";
+     local_sdp = excluded.local_sdp, remote_sdp = excluded.remote_sdp, hold = excluded.hold, \
+     sip_peer = excluded.sip_peer";
 /// Rows per statement are powers of two up to this, so a batch of any size
 /// is written by at most `log2(MAX_ROWS) + 1` statements drawn from as many
-/// cached prepared statements (21 × 512 parameters is well under SQLite's
+/// cached prepared statements (22 × 512 parameters is well under SQLite's
 /// limit of 32,766).
 const MAX_ROWS: usize = 512;
 
@@ -353,7 +354,12 @@ pub(crate) async fn apply_on(
                 .bind(*pending)
                 .bind(r.local_sdp.as_deref())
                 .bind(r.remote_sdp.as_deref())
-                .bind(r.hold.as_str());
+                .bind(r.hold.as_str())
+                .bind(
+                    r.sip_peer
+                        .as_deref()
+                        .map(|t| escape_controls(t).into_owned()),
+                );
         }
         query.execute(&mut *tx).await?;
     }
@@ -425,6 +431,7 @@ fn record_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<SessionRecord, Store
             let hold: Option<String> = row.try_get("hold")?;
             Hold::parse(hold.as_deref()).ok_or_else(|| corrupt(format!("hold = {hold:?}")))?
         },
+        sip_peer: row.try_get("sip_peer")?,
     })
 }
 

@@ -21,6 +21,7 @@ fn record(id: i64, state: CallState) -> SessionRecord {
         local_sdp: None,
         remote_sdp: None,
         hold: Hold::default(),
+        sip_peer: None,
         updated_at: Millis(1_795_296_363_000),
     }
 }

@@ -56,17 +56,29 @@ class Gateway:
         self.ring_timeout_secs = options.get("ring_timeout_secs", 60)
         # {"section": {"key": value}}: more keys for the config's tables.
         self.extra = options.get("extra", {})
+        # Without one, calls go only to the `peers` (docs/security.md).
+        self.outbound_proxy = options.get("outbound_proxy", True)
+        # [[sip.peers]] tables: dicts of their keys.
+        self.peers = options.get("peers", [])
         self.proc = None
 
+    @staticmethod
+    def _toml(value) -> str:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, str):
+            return f'"{value}"'
+        if isinstance(value, list):
+            return "[" + ", ".join(Gateway._toml(v) for v in value) + "]"
+        return str(value)
+
     def _extra(self, section: str) -> str:
-        lines = []
-        for key, value in self.extra.get(section, {}).items():
-            if isinstance(value, bool):
-                value = "true" if value else "false"
-            elif isinstance(value, str):
-                value = f'"{value}"'
-            lines.append(f"{key} = {value}")
-        return "\n".join(lines)
+        return "\n".join(f"{key} = {self._toml(value)}"
+                         for key, value in self.extra.get(section, {}).items())
+
+    def _peers(self) -> str:
+        return "\n".join("[[sip.peers]]\n" + "\n".join(f"{k} = {self._toml(v)}" for k, v in p.items())
+                         + "\n" for p in self.peers)
 
     def write_config(self):
         self.config.write_text(f"""\
@@ -85,7 +97,7 @@ iq_timeout_ms = {self.iq_timeout_ms}
 udp = "{HOST}:{self.sip_port}"
 tcp = "{HOST}:{self.sip_port}"
 ws = "{HOST}:{self.ws_port}"
-outbound_proxy = "sip:{HOST}:{self.uas_port}"
+{f'outbound_proxy = "sip:{HOST}:{self.uas_port}"' if self.outbound_proxy else ""}
 {self._extra("sip")}
 
 [store]
@@ -95,6 +107,8 @@ database = "{self.db}"
 [calls]
 ring_timeout_secs = {self.ring_timeout_secs}
 {self._extra("calls")}
+
+{self._peers()}
 """)
 
     def start(self, probe, timeout: float = 15.0):

@@ -140,6 +140,8 @@ class Sipp:
         self.dir.mkdir(parents=True)
         self.port = port or free_port(udp_too=True)
         self.remote = remote
+        # Another loopback address makes another source (127.0.0.2 …).
+        self.local_ip = params.pop("local_ip", HOST)
         self.transport = transport
         self.timeout = timeout
         values = {**DEFAULTS, **params}
@@ -162,7 +164,7 @@ class Sipp:
     def command(self) -> list[str]:
         f = self.files
         cmd = ["sipp"] + ([self.remote] if self.remote else []) + [
-            "-sf", str(self._scenario_file()), "-i", HOST, "-p", str(self.port),
+            "-sf", str(self._scenario_file()), "-i", self.local_ip, "-p", str(self.port),
             "-t", "t1" if self.transport == "tcp" else "u1",
             "-m", "1", "-nostdin", "-timeout", f"{self.timeout}s", "-timeout_error",
             "-trace_msg", "-message_file", str(f["messages"]),

@@ -2,8 +2,9 @@
 //! INVITE.
 
 use super::{Call, Ctx, Inviting, IqPurpose, Offer, Out, Phase, Session, local_part};
+use crate::policy::Route;
 use crate::stanza::IqHeader;
-use crate::types::{CallKey, CallState, Direction, EndedBy, SipCommand, SipEvent};
+use crate::types::{CallKey, CallState, Direction, EndedBy, Fault, SipCommand, SipEvent};
 use stox_mapping::address::{JidParts, gateway_jid_to_sip_user, xmpp_user_to_sip};
 use stox_mapping::ids::CallId;
 use stox_mapping::jingle::{Action, Content, Description, Jingle, Transport};
@@ -44,10 +45,31 @@ impl Call {
                 return None;
             }
         };
-        let caller = match JidParts::parse(&req.from) {
-            Ok(jid) => xmpp_user_to_sip(&jid.bare(), false),
+        let (caller, caller_bare) = match JidParts::parse(&req.from) {
+            Ok(jid) => (xmpp_user_to_sip(&jid.bare(), false), jid.bare().to_string()),
             Err(e) => {
                 ctx.error(req, ErrorCondition::JidMalformed, &e.to_string(), None);
+                return None;
+            }
+        };
+        let peer = match ctx
+            .cfg
+            .policy
+            .as_ref()
+            .map(|p| p.route(&caller_bare, &callee))
+        {
+            None | Some(Ok(Route::Proxy)) => None,
+            Some(Ok(Route::Peer(name))) => Some(name),
+            Some(Err(why)) => {
+                ctx.error(req, ErrorCondition::Forbidden, &why, None);
+                ctx.fault(
+                    0,
+                    Fault::Forbidden {
+                        caller: caller_bare,
+                        target: callee.to_string(),
+                        why,
+                    },
+                );
                 return None;
             }
         };
@@ -72,6 +94,7 @@ impl Call {
             req.to.clone(),
             callee.to_string(),
         );
+        call.rec.sip_peer = peer;
         ctx.result(req);
         let offer = Offer {
             contents: jingle.contents,
@@ -123,7 +146,7 @@ impl Call {
                     from,
                     sdp,
                     supported,
-                    peer: None,
+                    peer: self.rec.sip_peer.clone(),
                 });
                 // Written now that the INVITE is out, so that the gateway
                 // stores it (a restart can then CANCEL it).

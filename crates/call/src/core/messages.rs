@@ -12,8 +12,9 @@
 use super::Core;
 use crate::call::Ctx;
 use crate::jmi::{self, GATEWAY_RESOURCE, Jmi, JmiKind};
+use crate::policy::Route;
 use crate::time::Millis;
-use crate::types::{CallState, Direction, EndedBy, Output, SessionRecord, TimerKey};
+use crate::types::{CallState, Direction, EndedBy, Fault, Output, SessionRecord, TimerKey};
 use minidom::Element;
 use stox_mapping::address::{JidParts, gateway_jid_to_sip_user};
 use stox_mapping::ids::{CallId, Sid};
@@ -27,6 +28,8 @@ pub(crate) struct Proposal {
     callee: String,
     sip_uri: String,
     created: Millis,
+    /// The peer the policy routes it to.
+    peer: Option<String>,
 }
 
 impl Core {
@@ -84,16 +87,37 @@ impl Core {
                     .node
                     .ok_or_else(|| format!("{callee} is the gateway itself"))?;
                 gateway_jid_to_sip_user(&node, None).map_err(|e| e.to_string())
-            });
-        let uri = match uri {
-            Ok(uri) => uri,
-            Err(text) => {
+            })
+            .map_err(|text| (ReasonCondition::Gone, text));
+        let caller = jmi::bare(&msg.from).to_owned();
+        let routed =
+            uri.and_then(
+                |uri| match self.cfg.policy.as_ref().map(|p| p.route(&caller, &uri)) {
+                    None | Some(Ok(Route::Proxy)) => Ok((uri, None)),
+                    Some(Ok(Route::Peer(name))) => Ok((uri, Some(name))),
+                    Some(Err(why)) => {
+                        out.push(Output::Fault {
+                            call: 0,
+                            fault: Fault::Forbidden {
+                                caller: caller.clone(),
+                                target: uri.to_string(),
+                                why: why.clone(),
+                            },
+                        });
+                        // The policy says no: the caller is told it was declined.
+                        Err((ReasonCondition::Decline, why))
+                    }
+                },
+            );
+        let (uri, peer) = match routed {
+            Ok(routed) => routed,
+            Err((condition, text)) => {
                 let reject = jmi::message(
                     JmiKind::Reject,
                     &msg.id,
                     &callee,
                     &msg.from,
-                    Some((ReasonCondition::Gone, Some(&text))),
+                    Some((condition, Some(&text))),
                     &[],
                 );
                 out.push(Output::Xmpp(reject));
@@ -118,6 +142,7 @@ impl Core {
                 callee,
                 sip_uri: uri.to_string(),
                 created: now,
+                peer,
             },
         );
         self.proposal_keys.insert(proposal_key, key);
@@ -201,6 +226,7 @@ impl Core {
                 local_sdp: None,
                 remote_sdp: None,
                 hold: crate::types::Hold::default(),
+                sip_peer: p.peer.clone(),
                 updated_at: now,
             },
         });

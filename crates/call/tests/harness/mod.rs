@@ -25,6 +25,7 @@ pub fn config() -> CoreConfig {
         peer_ping_ms: 0,
         max_duration_ms: 0,
         jingle_limits: stox_mapping::jingle::JingleLimits::default(),
+        policy: None,
     }
 }
 pub const ROMEO_GW: &str = "romeo\\40example.net@sip.example.com";

@@ -1,0 +1,4 @@
+-- The configured SIP peer (`[[sip.peers]]` name) an XMPP -> SIP call was
+-- routed to; NULL for a call through the outbound proxy or from SIP. Lets
+-- operators count and bill calls per trunk with plain SQL.
+ALTER TABLE sessions ADD COLUMN sip_peer TEXT;
