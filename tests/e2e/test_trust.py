@@ -117,3 +117,55 @@ def test_rfc8760_a_trunk_that_challenges_gets_the_authenticated_invite(
         assert row["sip_peer"] == "trunk" and row["answered_at"], row
     finally:
         gw.stop()
+
+
+def options(n: int, ip: str, port: int, mine: int) -> bytes:
+    return (f"OPTIONS sip:{ip}:{port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:{mine};branch=z9hG4bKfl{n};rport\r\n"
+            f"Max-Forwards: 70\r\nFrom: <sip:flood@127.0.0.2>;tag=f{n}\r\nTo: <sip:{ip}>\r\n"
+            f"Call-ID: flood{n}@127.0.0.2\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n").encode()
+
+
+@pytest.mark.gateway_config(extra={"sip": {"max_requests_per_source": 10}})
+def test_a_flood_from_one_source_is_throttled_while_a_trusted_call_goes_through(
+        gateway, juliet, sipp):
+    flood = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    flood.bind(("127.0.0.2", 0))
+    host, port = gateway.sip_addr().split(":")
+    for n in range(300):
+        flood.sendto(options(n, host, int(port), flood.getsockname()[1]), (host, int(port)))
+    # A trusted caller during the flood.
+    uac, init = call_xmpp(gateway, juliet, sipp, "uac_call_bye", hold_ms=300)
+    accept(juliet, init)
+    term = juliet.expect("session-terminate", 10, sid=init.sid)
+    assert jingle.reason(term.xml)[0] == "success"
+    uac.wait().assert_ok()
+
+    flood.settimeout(0.5)
+    answers = []
+    try:
+        while True:
+            answers.append(flood.recv(65535).decode(errors="replace"))
+    except TimeoutError:
+        pass
+    statuses = [a.split(" ", 2)[1] for a in answers]
+    assert 0 < statuses.count("503") <= 25, statuses
+    assert statuses.count("403") <= 25, statuses
+    assert len(answers) < 100, f"{len(answers)} answers to 300 requests: not throttled"
+    retry = next(a for a in answers if " 503 " in a.split("\r\n")[0])
+    assert re.search(r"\r\nRetry-After: \d+\r\n", retry), retry
+    # Logged, rate-limited per source (the first lines, then counts).
+    assert "source=127.0.0.2" in gateway.log_text()
+
+
+@pytest.mark.gateway_config(extra={"calls": {"max_calls": 1}})
+def test_rfc3261_21_5_4_past_max_calls_an_invite_gets_503(gateway, juliet, sipp):
+    first, init = call_xmpp(gateway, juliet, sipp, "uac_call_bye", hold_ms=1500)
+    accept(juliet, init)
+    second = sipp.uac("uac_expect_error", remote=gateway.sip_addr(), code=503)
+    trace = second.wait()
+    trace.assert_ok()
+    busy = trace.one("received", status=503)
+    assert busy.header("retry-after"), busy
+    assert "limit of calls" in busy.first_line, busy
+    juliet.expect("session-terminate", 10, sid=init.sid)
+    first.wait().assert_ok()

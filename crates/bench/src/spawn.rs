@@ -101,7 +101,11 @@ impl Gateway {
              outbound_proxy = \"sip:127.0.0.1:{}{transport}\"\n\
              \n\
              [store]\n\
-             database = \"{}\"\n",
+             database = \"{}\"\n\
+             \n\
+             # The bench holds 50,000 calls at once.\n\
+             [calls]\n\
+             max_calls = 0\n",
             ports.component,
             ports.outbound_proxy,
             db.display(),

@@ -42,6 +42,10 @@ pub struct CoreConfig {
     pub max_duration_ms: u64,
     /// How many children of each kind a received `<jingle/>` may have.
     pub jingle_limits: JingleLimits,
+    /// The most calls at once (both directions, ringing or answered); a
+    /// new one past it gets 503 with Retry-After (SIP) or
+    /// `resource-constraint` (Jingle). 0: no limit.
+    pub max_calls: usize,
     /// Who may call out and where calls go; `None`: everyone, everywhere
     /// (the Request-URI or the SIP layer's outbound proxy decides). The
     /// gateway always sets one.
@@ -171,9 +175,16 @@ impl Core {
             Some("Service Unavailable (XMPP server not connected)")
         } else if self.store_backlogged {
             Some("Service Unavailable (session store backlog)")
+        } else if self.at_call_limit() {
+            Some("Service Unavailable (the gateway is at its limit of calls)")
         } else {
             None
         }
+    }
+
+    /// Are `max_calls` calls live?
+    fn at_call_limit(&self) -> bool {
+        self.cfg.max_calls > 0 && self.calls.len() >= self.cfg.max_calls
     }
 
     /// A stanza the XMPP adapter dropped unread: an IQ request gets
@@ -304,11 +315,16 @@ impl Core {
             )));
             return;
         }
-        if self.store_backlogged {
+        if self.store_backlogged || self.at_call_limit() {
+            let why = if self.store_backlogged {
+                "session store backlog"
+            } else {
+                "at its limit of calls"
+            };
             out.push(Output::Xmpp(stanza::iq_error(
                 header,
                 ErrorCondition::ResourceConstraint,
-                "the gateway cannot take new calls now (session store backlog); try again later",
+                &format!("the gateway cannot take new calls now ({why}); try again later"),
                 None,
             )));
             return;

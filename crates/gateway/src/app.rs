@@ -127,6 +127,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         min_se: cfg.sip.min_se_secs,
         trusted_sources: Some(cfg.trusted_sources().map_err(|e| anyhow::anyhow!(e))?),
         peers: cfg.sip_peers(),
+        rate_per_source: Some((
+            cfg.sip.max_requests_per_source,
+            cfg.sip.max_requests_per_source.saturating_mul(2),
+        )),
         ..stox_sipcore::Config::default()
     };
     let mut sip = Sip::new(sip_cfg, Instant::now())
@@ -153,6 +157,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             max_duration_ms: cfg.calls.max_duration_secs.saturating_mul(1000),
             jingle_limits: cfg.xmpp.limits.jingle(),
             policy: Some(cfg.policy()),
+            max_calls: cfg.calls.max_calls,
         },
         first_id,
     );

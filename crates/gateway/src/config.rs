@@ -162,6 +162,11 @@ pub struct SipSection {
     /// at least 90; lower values are for tests.
     #[serde(default = "default_min_se_secs")]
     pub min_se_secs: u32,
+    /// Requests outside a dialog per second an untrusted source may send
+    /// (a burst of twice as many); over it 503 with Retry-After, far over
+    /// it no answer. 0: no limit. Trusted sources are not limited.
+    #[serde(default = "default_max_requests_per_source")]
+    pub max_requests_per_source: u32,
     /// Named SIP peers (trunks, proxies, PBXs): who may send us requests,
     /// where calls to their domains go, their credentials.
     #[serde(default)]
@@ -250,6 +255,9 @@ pub struct CallsSection {
     /// one who does not answer (or is unavailable) is hung up on. 0 = never.
     #[serde(default = "default_peer_ping_secs")]
     pub peer_ping_secs: u64,
+    /// The most calls at once; past it new calls get 503 / resource-constraint.
+    #[serde(default = "default_max_calls")]
+    pub max_calls: usize,
     /// The longest an answered call may last; 0 = no limit.
     #[serde(default)]
     pub max_duration_secs: u64,
@@ -263,6 +271,7 @@ impl Default for CallsSection {
             retry_after_secs: default_retry_after_secs(),
             peer_ping_secs: default_peer_ping_secs(),
             max_duration_secs: 0,
+            max_calls: default_max_calls(),
         }
     }
 }
@@ -302,6 +311,12 @@ fn default_session_expires_secs() -> u32 {
 }
 fn default_min_se_secs() -> u32 {
     90
+}
+fn default_max_requests_per_source() -> u32 {
+    20
+}
+fn default_max_calls() -> usize {
+    10_000
 }
 fn default_peer_ping_secs() -> u64 {
     30

@@ -146,6 +146,10 @@ pub struct Config {
     /// ([`SipCommand::Invite`]'s `peer`) and the credentials that answer
     /// their challenges.
     pub peers: Vec<crate::api::Peer>,
+    /// Requests outside a dialog an untrusted source may send, per second,
+    /// and in a burst (rate.rs): over it 503 with Retry-After, far over it
+    /// no answer. `None`: no limit. Trusted sources are not limited.
+    pub rate_per_source: Option<(u32, u32)>,
 }
 
 impl Default for Config {
@@ -164,6 +168,7 @@ impl Default for Config {
             min_se: crate::timer::RFC_MIN_SE,
             trusted_sources: None,
             peers: Vec::new(),
+            rate_per_source: None,
         }
     }
 }
@@ -350,6 +355,8 @@ pub struct Sip {
     /// The last challenge answered per peer (auth.rs), for the next
     /// requests to it.
     pub(crate) auth_cache: HashMap<String, crate::auth::Cached>,
+    /// Requests per untrusted source (rate.rs).
+    pub(crate) rates: Option<crate::rate::Rates>,
 }
 
 impl Sip {
@@ -358,6 +365,10 @@ impl Sip {
             Some(text) => Some(proxy_hop(text)?),
             None => None,
         };
+        let rates = cfg
+            .rate_per_source
+            .filter(|(per_sec, _)| *per_sec > 0)
+            .map(|(per_sec, burst)| crate::rate::Rates::new(per_sec, burst));
         for peer in &cfg.peers {
             if let Some(uri) = &peer.uri {
                 uri_hop(uri).map_err(|e| format!("peer {}: {e}", peer.name))?;
@@ -381,6 +392,7 @@ impl Sip {
             gate: LogGate::new(2, 5, 4096),
             epoch: now,
             auth_cache: HashMap::new(),
+            rates,
         })
     }
 

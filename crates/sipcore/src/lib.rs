@@ -26,6 +26,7 @@ mod engine;
 mod framing;
 mod msg;
 mod pending;
+mod rate;
 mod timer;
 mod timers;
 mod uac;

@@ -24,6 +24,9 @@ const KNOWN_NOT_ALLOWED: &[&str] = &[
 
 impl Sip {
     pub(crate) fn on_request(&mut self, req: Request, origin: Origin) {
+        if !self.within_rate(&req, origin) {
+            return;
+        }
         if let Some(refusal) = check::request(&req, self.timers_on()) {
             self.peer_fault(origin.source, "request refused", &refusal.reason);
             if req.method != Method::Ack {
@@ -67,6 +70,35 @@ impl Sip {
                 {
                     self.on_ack(&ack);
                 }
+            }
+        }
+    }
+
+    /// An untrusted source's request outside a dialog, counted against its
+    /// rate (rate.rs): false when it was refused (503) or dropped.
+    fn within_rate(&mut self, req: &Request, origin: Origin) -> bool {
+        let ip = origin.source.ip();
+        let out_of_dialog = msg::to_tag(&req.headers).is_none()
+            && !matches!(req.method, Method::Ack | Method::Cancel);
+        if !out_of_dialog || self.trusted(ip) {
+            return true;
+        }
+        let now = self.now;
+        let Some(rates) = self.rates.as_mut() else {
+            return true;
+        };
+        match rates.check(ip, now) {
+            crate::rate::Verdict::Take => true,
+            crate::rate::Verdict::Refuse => {
+                let secs = rates.retry_after(ip).as_secs().to_string();
+                self.peer_fault(origin.source, "request rate exceeded", "503");
+                let phrase = format!("Service Unavailable (too many requests from {ip})");
+                self.refuse(req, origin, 503, &phrase, &[("Retry-After", secs)]);
+                false
+            }
+            crate::rate::Verdict::Drop => {
+                self.peer_fault(origin.source, "request rate exceeded", "dropped unanswered");
+                false
             }
         }
     }

@@ -280,3 +280,35 @@ fn rfc7616_3_3_a_stale_nonce_is_answered_again_and_another_realm_not_at_all() {
         Some(SipEvent::Rejected { status: 407, .. })
     ));
 }
+
+#[test]
+fn an_untrusted_flood_gets_403_then_503_with_retry_after_then_nothing() {
+    let b = Config {
+        rate_per_source: Some((2, 2)),
+        ..trusting(&["127.0.0.7/32"])
+    };
+    let mut net = Net::with(config("127.0.0.1:5060", 1), b);
+    for n in 0..8 {
+        let options = format!(
+            "OPTIONS sip:127.0.0.2 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bKf{n}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:x@127.0.0.1>;tag=f{n}\r\nTo: <sip:127.0.0.2>\r\n\
+             Call-ID: f{n}@test\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        );
+        net.inject_b(&options);
+    }
+    assert_eq!(net.count("SIP/2.0 403"), 2, "the burst is answered");
+    let busy = net.sent("SIP/2.0 503");
+    assert_eq!(busy.len(), 2, "then 503 …");
+    assert!(busy[0].text.contains("too many requests from 127.0.0.1"));
+    assert!(
+        busy[0]
+            .header("Retry-After")
+            .is_some_and(|s| s.parse::<u32>().is_ok())
+    );
+    assert_eq!(
+        net.wire.iter().filter(|w| w.from == net.b.addr).count(),
+        4,
+        "… then nothing"
+    );
+    assert!(net.b.events.is_empty());
+}

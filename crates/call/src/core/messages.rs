@@ -90,6 +90,15 @@ impl Core {
             })
             .map_err(|text| (ReasonCondition::Gone, text));
         let caller = jmi::bare(&msg.from).to_owned();
+        let full = self.at_call_limit() || self.store_backlogged;
+        let uri = uri.and_then(|uri| match full {
+            // Like a busy phone: the caller may try again later.
+            true => Err((
+                ReasonCondition::Busy,
+                "the gateway cannot take new calls now; try again later".to_owned(),
+            )),
+            false => Ok(uri),
+        });
         let routed =
             uri.and_then(
                 |uri| match self.cfg.policy.as_ref().map(|p| p.route(&caller, &uri)) {

@@ -26,6 +26,7 @@ pub fn config() -> CoreConfig {
         max_duration_ms: 0,
         jingle_limits: stox_mapping::jingle::JingleLimits::default(),
         policy: None,
+        max_calls: 0,
     }
 }
 pub const ROMEO_GW: &str = "romeo\\40example.net@sip.example.com";
