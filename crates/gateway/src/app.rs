@@ -91,6 +91,16 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         udp: cfg.sip.udp,
         tcp: cfg.sip.tcp,
         ws: cfg.sip.ws,
+        tls_listen: cfg.sip.tls,
+        wss: cfg.sip.wss,
+        tls: Some(
+            stox_sip::TlsConfig::load(
+                cfg.sip.tls_certificate.as_deref(),
+                cfg.sip.tls_key.as_deref(),
+                cfg.sip.tls_ca_file.as_deref(),
+            )
+            .map_err(|e| anyhow::anyhow!("sip TLS: {e}"))?,
+        ),
         max_connections: cfg.sip.max_connections,
         max_connections_per_source: cfg.sip.max_connections_per_source,
         max_queued_writes: cfg.sip.max_queued_writes,

@@ -119,6 +119,17 @@ pub struct SipSection {
     pub udp: Option<SocketAddr>,
     pub tcp: Option<SocketAddr>,
     pub ws: Option<SocketAddr>,
+    /// SIP over TLS listener (port 5061 by convention).
+    pub tls: Option<SocketAddr>,
+    /// Secure WebSocket listener (`wss://`, what browsers on https pages
+    /// need).
+    pub wss: Option<SocketAddr>,
+    /// PEM certificate chain (leaf first) and key for `tls` and `wss`.
+    pub tls_certificate: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificates trusted for TLS connections the gateway opens,
+    /// besides the Mozilla roots.
+    pub tls_ca_file: Option<PathBuf>,
     /// Every out-of-dialog request goes here when set.
     pub outbound_proxy: Option<String>,
     #[serde(default = "default_user_agent")]
@@ -394,8 +405,21 @@ impl Config {
             }
         }
         let s = &self.sip;
-        if s.udp.is_none() && s.tcp.is_none() && s.ws.is_none() {
-            return Err("[sip] needs at least one listener (udp, tcp or ws)".into());
+        if s.udp.is_none()
+            && s.tcp.is_none()
+            && s.ws.is_none()
+            && s.tls.is_none()
+            && s.wss.is_none()
+        {
+            return Err("[sip] needs at least one listener (udp, tcp, ws, tls or wss)".into());
+        }
+        if (s.tls.is_some() || s.wss.is_some())
+            && (s.tls_certificate.is_none() || s.tls_key.is_none())
+        {
+            return Err("sip.tls and sip.wss need sip.tls_certificate and sip.tls_key".into());
+        }
+        if s.tls_certificate.is_some() != s.tls_key.is_some() {
+            return Err("sip.tls_certificate and sip.tls_key go together".into());
         }
         if !(576..=65_535).contains(&s.udp_mtu) {
             return Err(format!(
@@ -425,7 +449,7 @@ impl Config {
                 s.session_expires_secs, s.min_se_secs
             ));
         }
-        let unspecified = [s.udp, s.tcp, s.ws]
+        let unspecified = [s.udp, s.tcp, s.ws, s.tls, s.wss]
             .into_iter()
             .flatten()
             .any(|a| a.ip().is_unspecified());

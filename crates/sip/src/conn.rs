@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use stox_mapping::lograte::LogGate;
 use stox_sipcore::{CallKey, ConnId, Transport};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -40,6 +40,8 @@ pub(crate) struct Conns {
     queued: usize,
     pub keepalive: Duration,
     gate: Arc<Mutex<(LogGate<IpAddr>, Instant)>>,
+    /// For the TLS connections we open.
+    tls_client: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
 }
 
 /// The refusals of new connections are logged at most a few times a second
@@ -61,6 +63,7 @@ impl Conns {
                 LogGate::new(REFUSED_LOG.0, REFUSED_LOG.1, 4096),
                 Instant::now(),
             ))),
+            tls_client: cfg.tls.as_ref().map(|t| t.client.clone()),
         }
     }
 
@@ -147,17 +150,32 @@ impl Conns {
         })
     }
 
-    /// Sends over TCP to `addr`: on a connection already open to it, else
-    /// on a new one (the data waits in its queue while it connects).
-    pub fn send_to(&self, addr: SocketAddr, data: Vec<u8>, call: Option<CallKey>) {
-        let existing = self.lock().by_peer.get(&(Transport::Tcp, addr)).copied();
+    /// Sends over TCP or TLS to `addr`: on a connection already open to it,
+    /// else on a new one (the data waits in its queue while it connects;
+    /// TLS checks the certificate against `server_name`, or the address).
+    pub fn send_to(
+        &self,
+        transport: Transport,
+        addr: SocketAddr,
+        server_name: Option<String>,
+        data: Vec<u8>,
+        call: Option<CallKey>,
+    ) {
+        let existing = self.lock().by_peer.get(&(transport, addr)).copied();
         if let Some(id) = existing
             && self.send(id, data.clone()).is_ok()
         {
             return;
         }
         let this = self.clone();
-        let Some((id, rx)) = self.admit(addr, Transport::Tcp) else {
+        if transport == Transport::Tls && self.tls_client.is_none() {
+            tokio::spawn(async move {
+                this.failed(call, "no TLS configured for a sips:/TLS destination".into())
+                    .await;
+            });
+            return;
+        }
+        let Some((id, rx)) = self.admit(addr, transport) else {
             tokio::spawn(async move {
                 this.failed(
                     call,
@@ -168,6 +186,21 @@ impl Conns {
             return;
         };
         let _ = self.send(id, data);
+        if transport == Transport::Tls {
+            tokio::spawn(async move {
+                let name = server_name.unwrap_or_else(|| addr.ip().to_string());
+                match this.connect_tls(addr, &name).await {
+                    Ok(stream) => {
+                        run_stream(this, id, stream, addr, Transport::Tls, rx, true).await
+                    }
+                    Err(e) => {
+                        this.forget(id);
+                        this.failed(call, e).await;
+                    }
+                }
+            });
+            return;
+        }
         tokio::spawn(async move {
             let connected =
                 tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(addr)).await;
@@ -185,6 +218,29 @@ impl Conns {
                 }
             }
         });
+    }
+
+    /// TCP, then the TLS handshake, checking the certificate for `name`.
+    async fn connect_tls(
+        &self,
+        addr: SocketAddr,
+        name: &str,
+    ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, String> {
+        let client = self.tls_client.clone().ok_or("no TLS configured")?;
+        let server_name = crate::tls::TlsConfig::server_name(name)?;
+        let connect = async {
+            let tcp = TcpStream::connect(addr)
+                .await
+                .map_err(|e| format!("TLS connect to {addr}: {e}"))?;
+            let _ = tcp.set_nodelay(true);
+            tokio_rustls::TlsConnector::from(client)
+                .connect(server_name, tcp)
+                .await
+                .map_err(|e| format!("TLS handshake with {addr} ({name}): {e}"))
+        };
+        tokio::time::timeout(Duration::from_secs(10), connect)
+            .await
+            .map_err(|_| format!("TLS connect to {addr} timed out"))?
     }
 
     /// Closes a connection: dropping its queue's only sender ends its task
@@ -243,6 +299,100 @@ pub(crate) async fn accept_tcp(listener: TcpListener, conns: Conns) {
         |conns, id, stream, peer, rx| run_tcp(conns, id, stream, peer, rx, false),
     )
     .await;
+}
+
+/// Accepts TLS connections within the limits: each completes its handshake
+/// within 10 s or is closed.
+pub(crate) async fn accept_tls(
+    listener: TcpListener,
+    conns: Conns,
+    acceptor: tokio_rustls::TlsAcceptor,
+) {
+    accept(
+        listener,
+        conns,
+        Transport::Tls,
+        move |conns, id, stream, peer, rx| {
+            let acceptor = acceptor.clone();
+            async move {
+                let _ = stream.set_nodelay(true);
+                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
+                    Ok(Ok(tls)) => {
+                        run_stream(conns, id, tls, peer, Transport::Tls, rx, false).await
+                    }
+                    Ok(Err(e)) => {
+                        debug!(%peer, error = %e, "TLS handshake failed");
+                        conns.forget(id);
+                    }
+                    Err(_) => {
+                        debug!(%peer, "TLS handshake timed out");
+                        conns.forget(id);
+                    }
+                }
+            }
+        },
+    )
+    .await;
+}
+
+/// One byte-stream connection of any kind (TLS): as [`run_tcp`].
+pub(crate) async fn run_stream<S>(
+    conns: Conns,
+    id: ConnId,
+    stream: S,
+    peer: SocketAddr,
+    transport: Transport,
+    mut rx: mpsc::Receiver<Vec<u8>>,
+    outbound: bool,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    if !conns
+        .event(IoEvent::Opened {
+            conn: id,
+            transport,
+            peer,
+        })
+        .await
+    {
+        conns.forget(id);
+        return;
+    }
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let mut keepalive = tokio::time::interval(conns.keepalive);
+    keepalive.tick().await;
+    let mut buf = vec![0u8; 4096];
+    loop {
+        tokio::select! {
+            () = conns.cancel.cancelled() => break,
+            read = rd.read(&mut buf) => match read {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    let data = buf.get(..n).unwrap_or_default().to_vec();
+                    if !conns.event(IoEvent::Stream { conn: id, data }).await {
+                        break;
+                    }
+                }
+            },
+            queued = rx.recv() => match queued {
+                Some(data) => {
+                    if let Err(e) = wr.write_all(&data).await {
+                        debug!(conn = id.0, %peer, error = %e, "{transport} write failed");
+                        break;
+                    }
+                }
+                None => break,
+            },
+            _ = keepalive.tick(), if outbound => {
+                if wr.write_all(b"\r\n\r\n").await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = wr.shutdown().await;
+    conns.forget(id);
+    let _ = conns.event(IoEvent::Closed { conn: id }).await;
 }
 
 /// One TCP connection: bytes read go to the SIP layer, queued messages are

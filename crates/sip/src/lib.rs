@@ -28,7 +28,10 @@
 //! pings every `keepalive`) and closed by it otherwise.
 
 mod conn;
+mod tls;
 mod ws;
+
+pub use tls::TlsConfig;
 
 use conn::Conns;
 use std::net::SocketAddr;
@@ -46,6 +49,13 @@ pub struct IoConfig {
     pub udp: Option<SocketAddr>,
     pub tcp: Option<SocketAddr>,
     pub ws: Option<SocketAddr>,
+    /// SIP over TLS listener (RFC 3261 §26.2).
+    pub tls_listen: Option<SocketAddr>,
+    /// Secure WebSocket listener (RFC 7118 `wss`).
+    pub wss: Option<SocketAddr>,
+    /// Certificates: the server side for `tls_listen` and `wss`, the client
+    /// side for TLS connections the gateway opens. `None`: no TLS at all.
+    pub tls: Option<TlsConfig>,
     /// Stream connections open at once, all sources together.
     pub max_connections: usize,
     /// Stream connections open at once from one source IP address.
@@ -63,6 +73,9 @@ impl Default for IoConfig {
             udp: None,
             tcp: None,
             ws: None,
+            tls_listen: None,
+            wss: None,
+            tls: None,
             max_connections: 4096,
             max_connections_per_source: 64,
             max_queued_writes: 256,
@@ -176,6 +189,31 @@ impl SipIo {
             local.push((Transport::Ws, bound));
             tokio::spawn(ws::accept(listener, conns.clone()));
         }
+        let server = cfg.tls.as_ref().and_then(|t| t.server.clone());
+        for (transport, addr) in [(Transport::Tls, cfg.tls_listen), (Transport::Wss, cfg.wss)] {
+            let Some(addr) = addr else { continue };
+            let name = transport.as_str();
+            let Some(server) = server.clone() else {
+                return Err(listen_error(
+                    name,
+                    addr,
+                    &std::io::Error::other("a TLS certificate and key are needed"),
+                ));
+            };
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|e| listen_error(name, addr, &e))?;
+            let bound = listener
+                .local_addr()
+                .map_err(|e| listen_error(name, addr, &e))?;
+            local.push((transport, bound));
+            let acceptor = tokio_rustls::TlsAcceptor::from(server);
+            if transport == Transport::Tls {
+                tokio::spawn(conn::accept_tls(listener, conns.clone(), acceptor));
+            } else {
+                tokio::spawn(ws::accept_secure(listener, conns.clone(), acceptor));
+            }
+        }
         Ok((
             SipIo {
                 udp,
@@ -219,21 +257,23 @@ impl SipIo {
                 Ok(())
             }
             (_, Dest::Conn(conn)) => self.conns.send(conn, t.data).map_err(SipError::Send),
-            (Transport::Tcp, Dest::Addr(addr)) => {
-                self.conns.send_to(addr, t.data, t.call);
+            (transport @ (Transport::Tcp | Transport::Tls), Dest::Addr(addr)) => {
+                self.conns.send_to(transport, addr, None, t.data, t.call);
                 Ok(())
             }
-            (Transport::Tcp, Dest::Name { host, port }) => {
+            (transport @ (Transport::Tcp | Transport::Tls), Dest::Name { host, port }) => {
                 let io = self.clone();
                 tokio::spawn(async move {
                     match resolve(&host, port).await {
-                        Ok(addr) => io.conns.send_to(addr, t.data, t.call),
+                        Ok(addr) => io
+                            .conns
+                            .send_to(transport, addr, Some(host), t.data, t.call),
                         Err(e) => io.failed(t.call, e).await,
                     }
                 });
                 Ok(())
             }
-            (Transport::Ws, _) => Err(SipError::Send(
+            (Transport::Ws | Transport::Wss, _) => Err(SipError::Send(
                 "a WebSocket client can only be reached over the connection it opened".into(),
             )),
         }

@@ -7,7 +7,8 @@ use futures::{SinkExt, StreamExt};
 use std::net::SocketAddr;
 use std::time::Duration;
 use stox_sipcore::{ConnId, Transport};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
@@ -33,24 +34,66 @@ fn config() -> WebSocketConfig {
 }
 
 pub(crate) async fn accept(listener: TcpListener, conns: Conns) {
-    crate::conn::accept(listener, conns, Transport::Ws, handshake).await;
+    crate::conn::accept(
+        listener,
+        conns,
+        Transport::Ws,
+        |conns, id, stream, peer, rx| {
+            let _ = stream.set_nodelay(true);
+            handshake(conns, id, stream, peer, Transport::Ws, rx)
+        },
+    )
+    .await;
 }
 
-async fn handshake(
+/// `wss`: the TLS handshake, then the WebSocket one, within the same time.
+pub(crate) async fn accept_secure(
+    listener: TcpListener,
+    conns: Conns,
+    acceptor: tokio_rustls::TlsAcceptor,
+) {
+    crate::conn::accept(
+        listener,
+        conns,
+        Transport::Wss,
+        move |conns, id, stream, peer, rx| {
+            let acceptor = acceptor.clone();
+            async move {
+                let _ = stream.set_nodelay(true);
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(tls)) => handshake(conns, id, tls, peer, Transport::Wss, rx).await,
+                    Ok(Err(e)) => {
+                        debug!(%peer, error = %e, "wss: TLS handshake failed");
+                        conns.forget(id);
+                    }
+                    Err(_) => {
+                        debug!(%peer, "wss: TLS handshake timed out");
+                        conns.forget(id);
+                    }
+                }
+            }
+        },
+    )
+    .await;
+}
+
+async fn handshake<S>(
     conns: Conns,
     id: ConnId,
-    stream: TcpStream,
+    stream: S,
     peer: SocketAddr,
+    transport: Transport,
     rx: mpsc::Receiver<Vec<u8>>,
-) {
-    let _ = stream.set_nodelay(true);
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
     let accepted = tokio_tungstenite::accept_hdr_async_with_config(
         stream,
         require_sip_subprotocol,
         Some(config()),
     );
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, accepted).await {
-        Ok(Ok(ws)) => run(conns, id, ws, peer, rx).await,
+        Ok(Ok(ws)) => run(conns, id, ws, peer, transport, rx).await,
         Ok(Err(e)) => {
             debug!(%peer, error = %e, "websocket handshake refused or failed");
             conns.forget(id);
@@ -86,17 +129,20 @@ fn require_sip_subprotocol(req: &Request, mut resp: Response) -> Result<Response
 }
 
 /// One WebSocket connection: messages both ways, a ping every `keepalive`.
-async fn run(
+async fn run<S>(
     conns: Conns,
     id: ConnId,
-    ws: tokio_tungstenite::WebSocketStream<TcpStream>,
+    ws: tokio_tungstenite::WebSocketStream<S>,
     peer: SocketAddr,
+    transport: Transport,
     mut rx: mpsc::Receiver<Vec<u8>>,
-) {
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
     if !conns
         .event(IoEvent::Opened {
             conn: id,
-            transport: Transport::Ws,
+            transport,
             peer,
         })
         .await

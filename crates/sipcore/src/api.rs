@@ -52,6 +52,10 @@ pub enum Transport {
     Udp,
     Tcp,
     Ws,
+    /// SIP over TLS (RFC 3261 §26.2; default port 5061).
+    Tls,
+    /// SIP over secure WebSocket (RFC 7118).
+    Wss,
 }
 
 impl Transport {
@@ -60,6 +64,8 @@ impl Transport {
             Transport::Udp => "udp",
             Transport::Tcp => "tcp",
             Transport::Ws => "ws",
+            Transport::Tls => "tls",
+            Transport::Wss => "wss",
         }
     }
 
@@ -69,6 +75,8 @@ impl Transport {
             Transport::Udp => "UDP",
             Transport::Tcp => "TCP",
             Transport::Ws => "WS",
+            Transport::Tls => "TLS",
+            Transport::Wss => "WSS",
         }
     }
 
@@ -78,12 +86,26 @@ impl Transport {
             b"udp" => Some(Transport::Udp),
             b"tcp" => Some(Transport::Tcp),
             b"ws" => Some(Transport::Ws),
+            b"tls" => Some(Transport::Tls),
+            b"wss" => Some(Transport::Wss),
             _ => None,
         }
     }
 
     pub fn is_reliable(self) -> bool {
         self != Transport::Udp
+    }
+
+    /// A byte stream framed by Content-Length (TCP, TLS), not one message
+    /// per datagram or WebSocket message.
+    pub fn is_byte_stream(self) -> bool {
+        matches!(self, Transport::Tcp | Transport::Tls)
+    }
+
+    /// A WebSocket (plain or secure): the client is reachable only over
+    /// the connection it opened (RFC 7118 §5).
+    pub fn is_websocket(self) -> bool {
+        matches!(self, Transport::Ws | Transport::Wss)
     }
 }
 

@@ -647,8 +647,9 @@ impl Sip {
     }
 
     fn on_opened(&mut self, conn: ConnId, transport: Transport, peer: SocketAddr) {
-        let parser =
-            (transport == Transport::Tcp).then(|| Framer::new(STREAM_MAX_HEAD, STREAM_MAX_BODY));
+        let parser = transport
+            .is_byte_stream()
+            .then(|| Framer::new(STREAM_MAX_HEAD, STREAM_MAX_BODY));
         self.conns.insert(
             conn,
             Conn {
@@ -673,7 +674,7 @@ impl Sip {
         let ws = self
             .conns
             .get(&conn)
-            .is_some_and(|c| c.transport == Transport::Ws);
+            .is_some_and(|c| c.transport.is_websocket());
         self.forget_conn(conn);
         let mut lost = Vec::new();
         for (key, call) in &mut self.calls {
@@ -992,7 +993,10 @@ pub(crate) fn reply_dest(origin: Origin, via: Option<&msg::Via>) -> Dest {
 pub(crate) fn uri_hop(uri: &str) -> Result<Hop, String> {
     let parsed = msg::parse_uri(uri)?;
     let host = parsed.host().ok_or_else(|| format!("{uri}: no host"))?;
+    let sips = matches!(parsed.scheme(), msg::Scheme::Sips);
     let transport = match parsed.transport() {
+        // RFC 3261 §26.2: a SIPS URI is reached over TLS.
+        None if sips => Transport::Tls,
         None => Transport::Udp,
         Some(t) => Transport::from_token(t).ok_or_else(|| {
             format!(
@@ -1001,7 +1005,14 @@ pub(crate) fn uri_hop(uri: &str) -> Result<Hop, String> {
             )
         })?,
     };
-    let port = parsed.port().unwrap_or(5060);
+    if sips && !matches!(transport, Transport::Tls | Transport::Wss) {
+        return Err(format!("{uri}: a sips: URI needs TLS, not {transport}"));
+    }
+    let default_port = match transport {
+        Transport::Tls => 5061,
+        _ => 5060,
+    };
+    let port = parsed.port().unwrap_or(default_port);
     let host_text = host.to_string();
     let bare = host_text.trim_start_matches('[').trim_end_matches(']');
     let dest = match bare.parse::<IpAddr>() {

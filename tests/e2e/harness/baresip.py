@@ -21,7 +21,7 @@ class BaresipError(AssertionError):
 
 class Baresip:
     def __init__(self, workdir: Path, aor: str, proxy: str, transport: str = "udp",
-                 port: int | None = None, auto_answer: bool = False):
+                 port: int | None = None, auto_answer: bool = False, pki=None):
         """A phone for `aor` (e.g. sip:romeo@example.net) that sends every
         request through `proxy` (host:port) over `transport`, listening on
         `port` (UDP and TCP; free if None) and answering calls itself when
@@ -31,9 +31,12 @@ class Baresip:
         self.aor, self.proxy, self.transport = aor, proxy, transport
         self.sip_port = port or free_port(udp_too=True)
         self.fixed_port = port is not None
+        # With a harness.pki.Pki, baresip also listens for TLS on
+        # sip_port + 1 with its certificate, and trusts its CA.
+        self.pki = pki
         self.auto_answer = auto_answer
         self.ctrl_port = self.sip_port
-        while self.ctrl_port == self.sip_port:   # free_port may hand out a port twice
+        while self.ctrl_port in (self.sip_port, self.sip_port + 1):   # free_port may hand out a port twice
             self.ctrl_port = free_port()
         self.log = self.dir / "baresip.log"
         self.proc: subprocess.Popen | None = None
@@ -68,7 +71,8 @@ module_app\t\taccount.so
 module_app\t\tmenu.so
 module_app\t\tctrl_tcp.so
 ctrl_tcp_listen\t\t{HOST}:{self.ctrl_port}
-""")
+""" + (f"sip_certificate\t\t{self.pki.combined}\nsip_cafile\t\t{self.pki.ca}\n"
+         if self.pki else ""))
         (self.dir / "accounts").write_text(
             f'<{self.aor}>;regint=0;audio_codecs=PCMA/8000,PCMU/8000;'
             f'answermode={"auto" if self.auto_answer else "manual"};'
@@ -87,7 +91,7 @@ ctrl_tcp_listen\t\t{HOST}:{self.ctrl_port}
                 if not self.fixed_port:
                     self.sip_port = free_port(udp_too=True)
                 self.ctrl_port = self.sip_port
-                while self.ctrl_port == self.sip_port:
+                while self.ctrl_port in (self.sip_port, self.sip_port + 1):
                     self.ctrl_port = free_port()
         raise AssertionError("unreachable")
 

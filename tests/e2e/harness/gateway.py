@@ -60,6 +60,10 @@ class Gateway:
         self.outbound_proxy = options.get("outbound_proxy", True)
         # [[sip.peers]] tables: dicts of their keys.
         self.peers = options.get("peers", [])
+        # A harness.pki.Pki: TLS and WSS listeners with its certificate.
+        self.pki = options.get("pki")
+        self.tls_port = free_port()
+        self.wss_port = free_port()
         self.proc = None
 
     @staticmethod
@@ -75,6 +79,13 @@ class Gateway:
     def _extra(self, section: str) -> str:
         return "\n".join(f"{key} = {self._toml(value)}"
                          for key, value in self.extra.get(section, {}).items())
+
+    def _tls(self) -> str:
+        if self.pki is None:
+            return ""
+        return (f'tls = "{HOST}:{self.tls_port}"\nwss = "{HOST}:{self.wss_port}"\n'
+                f'tls_certificate = "{self.pki.cert}"\ntls_key = "{self.pki.key}"\n'
+                f'tls_ca_file = "{self.pki.ca}"')
 
     def _peers(self) -> str:
         return "\n".join("[[sip.peers]]\n" + "\n".join(f"{k} = {self._toml(v)}" for k, v in p.items())
@@ -98,6 +109,7 @@ udp = "{HOST}:{self.sip_port}"
 tcp = "{HOST}:{self.sip_port}"
 ws = "{HOST}:{self.ws_port}"
 {f'outbound_proxy = "sip:{HOST}:{self.uas_port}"' if self.outbound_proxy else ""}
+{self._tls()}
 {self._extra("sip")}
 
 [store]

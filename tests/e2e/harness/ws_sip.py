@@ -17,8 +17,11 @@ class WsClosed(Exception):
 
 
 class WsSip:
-    def __init__(self, port: int, timeout: float = 5.0):
+    def __init__(self, port: int, timeout: float = 5.0, tls=None):
+        """`tls`: an ssl.SSLContext for wss (the server name is 127.0.0.1)."""
         self.sock = socket.create_connection((HOST, port), timeout=timeout)
+        if tls is not None:
+            self.sock = tls.wrap_socket(self.sock, server_hostname=HOST)
         self.buf = b""
         self.pings = 0
         self.closed = False
