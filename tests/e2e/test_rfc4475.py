@@ -184,6 +184,10 @@ def check(gateway, juliet, transport: str, folder: str, name: str, want, source:
 
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
+# Each vector comes from its own 127.0.0.x: a trusted lab network, so the
+# answers are the parser's, not the trust check's 403.
+@pytest.mark.gateway_config(peers=[{"name": "lab", "sources": ["127.0.0.0/24"]}],
+                            extra={"sip": {"max_requests_per_source": 0}})
 def test_rfc4475_vectors_through_the_running_gateway(gateway, juliet, sipp, transport):
     n = 0
     for folder, table in (("valid", VALID), ("invalid", INVALID), ("semantic", SEMANTIC)):

@@ -21,6 +21,8 @@ pub struct Policy {
     pub outbound_proxy: bool,
     /// Peers that take calls, in order.
     pub peers: Vec<PeerRoute>,
+    /// The registrar's domains: their registered users are reachable.
+    pub registrar_domains: Vec<String>,
 }
 
 /// A peer as the policy sees it.
@@ -43,6 +45,8 @@ pub enum Route {
     Peer(String),
     /// To the outbound proxy.
     Proxy,
+    /// To a registered user of the gateway's registrar.
+    Registrar,
 }
 
 /// Is the bare JID `caller` one of `list` (a domain, or the JID itself)?
@@ -78,6 +82,13 @@ impl Policy {
         if !listed(&self.callers, caller) {
             return Err(format!("{caller} may not call out through this gateway"));
         }
+        if self
+            .registrar_domains
+            .iter()
+            .any(|d| d.eq_ignore_ascii_case(&target.host))
+        {
+            return Ok(Route::Registrar);
+        }
         if let Some(peer) = self.peers.iter().find(|p| p.takes(target)) {
             if !peer.callers.is_empty() && !listed(&peer.callers, caller) {
                 return Err(format!(
@@ -109,6 +120,7 @@ mod tests {
         Policy {
             callers: vec!["example.com".into(), "guest@other.org".into()],
             outbound_proxy: false,
+            registrar_domains: vec!["web.example".into()],
             peers: vec![
                 PeerRoute {
                     name: "trunk".into(),
@@ -166,6 +178,17 @@ mod tests {
         assert!(
             p.route("juliet@example.com", &uri("sip:+3312@trunk.example"))
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn the_registrars_users_are_reachable_without_a_proxy() {
+        let p = policy();
+        let alice = uri("sip:alice@web.example");
+        assert_eq!(p.route("juliet@example.com", &alice), Ok(Route::Registrar));
+        assert!(
+            p.route("eve@evil.example", &alice).is_err(),
+            "callers still apply"
         );
     }
 

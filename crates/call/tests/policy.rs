@@ -14,6 +14,7 @@ fn with_policy(outbound_proxy: bool) -> Harness {
         policy: Some(Policy {
             callers: vec!["example.com".into()],
             outbound_proxy,
+            registrar_domains: Vec::new(),
             peers: vec![PeerRoute {
                 name: "trunk".into(),
                 domains: vec!["trunk.example".into()],

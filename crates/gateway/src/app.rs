@@ -23,6 +23,7 @@ use stox_sip::{IoConfig, IoEvent, SipIo};
 use stox_sipcore::{KeyGen, Sip};
 use stox_store::{LiveRow, Store, StoreEvent, StoreOp, StoreOptions, StoreQueue, WriterConfig};
 use stox_xmpp::{ComponentConfig, IqFailure, XmppEvent, XmppHandle};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::time::DelayQueue;
 use tracing::{debug, error, info, warn};
@@ -137,6 +138,15 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         min_se: cfg.sip.min_se_secs,
         trusted_sources: Some(cfg.trusted_sources().map_err(|e| anyhow::anyhow!(e))?),
         peers: cfg.sip_peers(),
+        registrar: cfg
+            .registrar
+            .as_ref()
+            .map(|r| stox_sipcore::registrar::RegistrarConfig {
+                domains: r.domains.clone(),
+                min_expires: r.min_expires_secs,
+                max_expires: r.max_expires_secs,
+                nonce_secret: rand::random(),
+            }),
         rate_per_source: Some((
             cfg.sip.max_requests_per_source,
             cfg.sip.max_requests_per_source.saturating_mul(2),
@@ -147,6 +157,39 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("sip.outbound_proxy: {e}"))?;
 
     let (resumed, unfinished) = resume_calls(&mut sip, leftovers);
+    if cfg.registrar.is_some() {
+        let users = store.users().await?;
+        let count = users.len();
+        sip.set_users(users_map(users));
+        let now = Clock::start().now();
+        let mut restored = 0;
+        for row in store.live_bindings(now).await? {
+            let record = stox_sipcore::registrar::BindingRecord {
+                key: row.key.clone(),
+                contact: row.contact.clone(),
+                expires_in: u32::try_from(row.expires_at.0.saturating_sub(now.0) / 1000)
+                    .unwrap_or(u32::MAX),
+                transport: stox_sipcore::Transport::from_token(row.transport.as_bytes())
+                    .unwrap_or(stox_sipcore::Transport::Udp),
+                source: row
+                    .source
+                    .parse()
+                    .unwrap_or_else(|_| ([0, 0, 0, 0], 0).into()),
+            };
+            match sip.restore_binding(&row.aor, record) {
+                Ok(()) => restored += 1,
+                Err(e) => {
+                    warn!(aor = %escaped(&row.aor), error = %e, "cannot restore a registrar binding")
+                }
+            }
+        }
+        info!(
+            users = count,
+            bindings = restored,
+            "registrar: users and bindings loaded"
+        );
+    }
+    let (bindings, mut users_rx) = spawn_registrar_store(store.clone(), cfg.registrar.is_some());
 
     let writer_cfg = WriterConfig {
         max_backlog: cfg.store.max_backlog,
@@ -180,6 +223,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         timers: DelayQueue::new(),
         clock: Clock::start(),
         faults: LogGate::new(2, 5, 16),
+        bindings,
     };
     let restored = gw.core.restore(resumed);
     let ended = unfinished.len();
@@ -217,6 +261,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 }
             },
             Some(expired) = gw.timers.next() => gw.core_input(Input::Timer(expired.into_inner())),
+            Some(users) = users_rx.recv() => gw.sip.set_users(users),
             () = sleep_until(sip_deadline), if sip_deadline.is_some() => {
                 gw.sip.handle_timeout(Instant::now());
             }
@@ -303,6 +348,79 @@ fn resume_calls(
     (resumed, unfinished)
 }
 
+/// A binding change for the store: (AOR, key, the row or `None`, when).
+type BindingWrite = (
+    String,
+    String,
+    Option<stox_store::registrar::BindingRow>,
+    stox_call::Millis,
+);
+
+fn users_map(
+    rows: Vec<stox_store::registrar::UserRow>,
+) -> std::collections::HashMap<String, stox_sipcore::registrar::UserKeys> {
+    rows.into_iter()
+        .map(|u| {
+            (
+                u.aor,
+                stox_sipcore::registrar::UserKeys {
+                    ha1_md5: u.ha1_md5,
+                    ha1_sha256: u.ha1_sha256,
+                },
+            )
+        })
+        .collect()
+}
+
+/// The registrar's store side: a task that writes binding changes in order,
+/// and one that re-reads the users when the table changes (`stox-gateway
+/// user add` from another process), every 2 s.
+fn spawn_registrar_store(
+    store: Store,
+    on: bool,
+) -> (
+    mpsc::Sender<BindingWrite>,
+    mpsc::Receiver<std::collections::HashMap<String, stox_sipcore::registrar::UserKeys>>,
+) {
+    let (tx, mut rx) = mpsc::channel::<BindingWrite>(4096);
+    let (users_tx, users_rx) = mpsc::channel(1);
+    if !on {
+        return (tx, users_rx);
+    }
+    let writer = store.clone();
+    tokio::spawn(async move {
+        while let Some((aor, key, row, now)) = rx.recv().await {
+            if let Err(e) = writer.put_binding(&aor, &key, row.as_ref(), now).await {
+                error!(aor = %escaped(&aor), error = %e, "registrar binding NOT stored");
+            }
+        }
+    });
+    tokio::spawn(async move {
+        let mut seen = store.users_version().await.unwrap_or_default();
+        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            tick.tick().await;
+            let Ok(version) = store.users_version().await else {
+                continue;
+            };
+            if version == seen {
+                continue;
+            }
+            match store.users().await {
+                Ok(users) => {
+                    seen = version;
+                    info!(users = users.len(), "registrar: users re-read");
+                    if users_tx.send(users_map(users)).await.is_err() {
+                        break;
+                    }
+                }
+                Err(e) => warn!(error = %e, "registrar: cannot re-read the users"),
+            }
+        }
+    });
+    (tx, users_rx)
+}
+
 #[cfg(unix)]
 fn terminate_signal() -> anyhow::Result<tokio::signal::unix::Signal> {
     tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -345,6 +463,8 @@ struct Gateway {
     clock: Clock,
     /// Lines about inputs a call did not expect, a few a second per kind.
     faults: LogGate<&'static str>,
+    /// Registrar binding changes, to their writer task.
+    bindings: mpsc::Sender<BindingWrite>,
 }
 
 impl Gateway {
@@ -413,6 +533,20 @@ impl Gateway {
                 }
                 stox_sipcore::Output::Event(ev) => self.sip_event(ev),
                 stox_sipcore::Output::Close { conn, reason } => self.io.close(conn, reason),
+                stox_sipcore::Output::Binding { aor, key, binding } => {
+                    let now = self.clock.now();
+                    let row = binding.map(|b| stox_store::registrar::BindingRow {
+                        aor: aor.clone(),
+                        key: key.clone(),
+                        contact: b.contact,
+                        transport: b.transport.as_str().to_owned(),
+                        source: b.source.to_string(),
+                        expires_at: now.plus_ms(u64::from(b.expires_in) * 1000),
+                    });
+                    if self.bindings.try_send((aor, key, row, now)).is_err() {
+                        error!("registrar binding NOT stored: its writer is behind or gone");
+                    }
+                }
             }
         }
     }

@@ -16,6 +16,30 @@ pub struct Config {
     pub store: StoreSection,
     #[serde(default)]
     pub calls: CallsSection,
+    /// The registrar for SIP users of its domains (browsers over ws/wss,
+    /// softphones); absent: REGISTER gets 405.
+    pub registrar: Option<RegistrarSection>,
+}
+
+/// `[registrar]` (docs/configuration.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrarSection {
+    /// SIP domains whose users register here (each its own digest realm).
+    pub domains: Vec<String>,
+    /// The shortest registration taken (423 below it).
+    #[serde(default = "default_min_expires_secs")]
+    pub min_expires_secs: u32,
+    /// The longest registration granted (a longer one is shortened).
+    #[serde(default = "default_max_expires_secs")]
+    pub max_expires_secs: u32,
+}
+
+fn default_min_expires_secs() -> u32 {
+    60
+}
+fn default_max_expires_secs() -> u32 {
+    3600
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -487,6 +511,18 @@ impl Config {
                 ));
             }
         }
+        if let Some(r) = &self.registrar {
+            if r.domains.is_empty()
+                || r.domains
+                    .iter()
+                    .any(|d| d.trim().is_empty() || d.contains(['@', ':', '/']))
+            {
+                return Err("registrar.domains must list SIP domains".into());
+            }
+            if r.min_expires_secs == 0 || r.min_expires_secs > r.max_expires_secs {
+                return Err("registrar.min_expires_secs must be 1..=max_expires_secs".into());
+            }
+        }
         if let Some(callers) = &x.callers
             && callers.iter().any(|c| c.trim().is_empty())
         {
@@ -518,6 +554,11 @@ impl Config {
                 .clone()
                 .unwrap_or_else(|| self.xmpp.domains.clone()),
             outbound_proxy: self.sip.outbound_proxy.is_some(),
+            registrar_domains: self
+                .registrar
+                .as_ref()
+                .map(|r| r.domains.clone())
+                .unwrap_or_default(),
             peers: self
                 .sip
                 .peers

@@ -22,6 +22,114 @@ struct Args {
     /// Path of the TOML configuration file.
     #[arg(long, short = 'c', value_name = "PATH")]
     config: PathBuf,
+    /// Without a command: run the gateway.
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// The registrar's users (kept in the store as digest HA1s only).
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum UserCommand {
+    /// Adds a user, or sets its password: `user@domain` of a registrar
+    /// domain; the password is read from standard input (first line).
+    Add { aor: String },
+    /// Lists the users.
+    List,
+    /// Removes a user and its bindings.
+    Remove { aor: String },
+}
+
+/// `stox-gateway user …`: exit 0 done, 1 failed, 2 refused.
+fn user_command(cfg: &config::Config, cmd: UserCommand) -> ExitCode {
+    let Some(registrar) = &cfg.registrar else {
+        eprintln!("stox-gateway: no [registrar] in the config");
+        return ExitCode::from(2);
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("stox-gateway: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let domains = registrar.domains.clone();
+    let result: Result<String, (u8, String)> = runtime.block_on(async move {
+        let store = stox_store::Store::open(&cfg.store.database)
+            .await
+            .map_err(|e| (1, e.to_string()))?;
+        let out = match cmd {
+            UserCommand::Add { aor } => {
+                let aor = aor.trim().to_ascii_lowercase();
+                let Some((user, domain)) = aor.split_once('@') else {
+                    return Err((2, format!("{aor:?} is not user@domain")));
+                };
+                if user.is_empty() || !domains.iter().any(|d| d.eq_ignore_ascii_case(domain)) {
+                    return Err((2, format!("{domain} is not one of registrar.domains")));
+                }
+                let mut password = String::new();
+                std::io::stdin()
+                    .read_line(&mut password)
+                    .map_err(|e| (1, format!("reading the password: {e}")))?;
+                let password = password.trim_end_matches(['\r', '\n']);
+                if password.is_empty() {
+                    return Err((2, "an empty password".into()));
+                }
+                let keys = stox_sipcore::registrar::UserKeys::derive(user, domain, password);
+                let row = stox_store::registrar::UserRow {
+                    aor: aor.clone(),
+                    ha1_md5: keys.ha1_md5,
+                    ha1_sha256: keys.ha1_sha256,
+                };
+                store
+                    .put_user(&row, app::Clock::start().now())
+                    .await
+                    .map_err(|e| (1, e.to_string()))?;
+                format!("{aor} set")
+            }
+            UserCommand::List => store
+                .users()
+                .await
+                .map_err(|e| (1, e.to_string()))?
+                .into_iter()
+                .map(|u| u.aor)
+                .collect::<Vec<_>>()
+                .join("\n"),
+            UserCommand::Remove { aor } => {
+                let aor = aor.trim().to_ascii_lowercase();
+                if !store
+                    .remove_user(&aor)
+                    .await
+                    .map_err(|e| (1, e.to_string()))?
+                {
+                    return Err((1, format!("no user {aor}")));
+                }
+                format!("{aor} removed")
+            }
+        };
+        store.close().await;
+        Ok(out)
+    });
+    match result {
+        Ok(out) => {
+            if !out.is_empty() {
+                println!("{out}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err((code, msg)) => {
+            eprintln!("stox-gateway: {msg}");
+            ExitCode::from(code)
+        }
+    }
 }
 
 /// jemalloc rather than glibc's malloc (docs/decisions/0005): after a burst
@@ -49,6 +157,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(Command::User(cmd)) = args.command {
+        return user_command(&cfg, cmd);
+    }
     // Colours only on a terminal (not in log files).
     {
         use tracing_subscriber::layer::SubscriberExt;

@@ -72,6 +72,13 @@ pub enum Output {
         conn: ConnId,
         reason: &'static str,
     },
+    /// A registrar binding of `aor` changed (`None`: removed), for the
+    /// store (registrar.rs).
+    Binding {
+        aor: String,
+        key: String,
+        binding: Option<crate::registrar::BindingRecord>,
+    },
 }
 
 /// What the driver (or the core) feeds in.
@@ -150,6 +157,8 @@ pub struct Config {
     /// and in a burst (rate.rs): over it 503 with Retry-After, far over it
     /// no answer. `None`: no limit. Trusted sources are not limited.
     pub rate_per_source: Option<(u32, u32)>,
+    /// The registrar (registrar.rs); `None`: REGISTER gets 405.
+    pub registrar: Option<crate::registrar::RegistrarConfig>,
 }
 
 impl Default for Config {
@@ -169,6 +178,7 @@ impl Default for Config {
             trusted_sources: None,
             peers: Vec::new(),
             rate_per_source: None,
+            registrar: None,
         }
     }
 }
@@ -223,6 +233,8 @@ pub(crate) enum TimerId {
     AckWait(CallKey, u32),
     ConnHello(ConnId),
     ConnIdle(ConnId),
+    /// A registrar binding (AOR, key) expires.
+    BindingExpiry(String, String),
 }
 
 pub(crate) struct Conn {
@@ -357,6 +369,8 @@ pub struct Sip {
     pub(crate) auth_cache: HashMap<String, crate::auth::Cached>,
     /// Requests per untrusted source (rate.rs).
     pub(crate) rates: Option<crate::rate::Rates>,
+    /// Users and bindings (registrar.rs).
+    pub(crate) registrar: crate::registrar::Registrar,
 }
 
 impl Sip {
@@ -365,6 +379,7 @@ impl Sip {
             Some(text) => Some(proxy_hop(text)?),
             None => None,
         };
+        let registrar_cfg = cfg.registrar.clone();
         let rates = cfg
             .rate_per_source
             .filter(|(per_sec, _)| *per_sec > 0)
@@ -393,6 +408,10 @@ impl Sip {
             epoch: now,
             auth_cache: HashMap::new(),
             rates,
+            registrar: crate::registrar::Registrar {
+                cfg: registrar_cfg,
+                ..Default::default()
+            },
         })
     }
 
@@ -456,6 +475,7 @@ impl Sip {
                         self.close(conn, "idle, carries no call");
                     }
                 }
+                TimerId::BindingExpiry(aor, key) => self.remove_binding(&aor, &key),
             }
         }
     }
@@ -671,6 +691,7 @@ impl Sip {
     /// the peer cannot be reached any more (RFC 7118 §5: its Contact is not
     /// an address), so the call is over and the core hears `Terminated`.
     fn on_closed(&mut self, conn: ConnId) {
+        self.flow_closed(conn);
         let ws = self
             .conns
             .get(&conn)

@@ -27,6 +27,7 @@ mod framing;
 mod msg;
 mod pending;
 mod rate;
+pub mod registrar;
 mod timer;
 mod timers;
 mod uac;

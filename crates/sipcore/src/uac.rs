@@ -70,10 +70,30 @@ impl Sip {
         if !msg::is_call_id(call_id) {
             return Err(format!("invalid Call-ID {call_id:?}"));
         }
-        let uri = msg::parse_uri(request_uri)?;
+        let mut uri = msg::parse_uri(request_uri)?;
         msg::parse_uri(from)?;
-        let (mut hop, route) = match (&peer, &self.proxy) {
-            (Some(name), _) => {
+        // A user of our registrar: its binding's contact, over its flow
+        // (registrar.rs); not registered: the call is over (480).
+        let registered = match peer {
+            Some(_) => None,
+            None => match self.registered_target(request_uri) {
+                Ok(found) => found,
+                Err(reason) => {
+                    self.event(SipEvent::Rejected {
+                        call,
+                        status: 480,
+                        reason,
+                    });
+                    return Ok(());
+                }
+            },
+        };
+        let (mut hop, route) = match (registered, &peer, &self.proxy) {
+            (Some((contact, hop)), _, _) => {
+                uri = msg::parse_uri(&contact)?;
+                (hop, None)
+            }
+            (None, Some(name), _) => {
                 let p = self
                     .cfg
                     .peers
@@ -85,8 +105,8 @@ impl Sip {
                     None,
                 )
             }
-            (None, Some((hop, route))) => (hop.clone(), Some(route.clone())),
-            (None, None) => (crate::engine::uri_hop(request_uri)?, None),
+            (None, None, Some((hop, route))) => (hop.clone(), Some(route.clone())),
+            (None, None, None) => (crate::engine::uri_hop(request_uri)?, None),
         };
         let mut tags: Vec<String> = self
             .supported_tags()

@@ -129,17 +129,36 @@ impl Sip {
     fn new_request(&mut self, key: TransactionKey, req: Request, origin: Origin) {
         let in_dialog = msg::to_tag(&req.headers).is_some();
         let method = req.method.clone();
-        if !in_dialog && method != Method::Cancel && !self.trusted(origin.source.ip()) {
-            let ip = origin.source.ip();
-            self.peer_fault(
-                origin.source,
-                "request from an untrusted source",
-                &method.to_string(),
-            );
-            let phrase = format!("Forbidden ({ip} is not a trusted peer)");
-            let resp = self.answer(&req, 403, &phrase, None);
-            self.send_response(&key, resp);
+        // A registrar's REGISTER comes from anywhere: its credentials decide.
+        if method == Method::Register && self.registrar.cfg.is_some() {
+            self.on_register(&key, &req, origin);
             return;
+        }
+        if !in_dialog && method != Method::Cancel && !self.trusted(origin.source.ip()) {
+            // A registered user's call is taken once its credentials check.
+            let checked = match self.registrar.cfg.is_some() {
+                true => self.authenticate_caller(&req),
+                false => Err(None),
+            };
+            match checked {
+                Ok(()) => {}
+                Err(Some(answer)) => {
+                    self.send_response(&key, *answer);
+                    return;
+                }
+                Err(None) => {
+                    let ip = origin.source.ip();
+                    self.peer_fault(
+                        origin.source,
+                        "request from an untrusted source",
+                        &method.to_string(),
+                    );
+                    let phrase = format!("Forbidden ({ip} is not a trusted peer)");
+                    let resp = self.answer(&req, 403, &phrase, None);
+                    self.send_response(&key, resp);
+                    return;
+                }
+            }
         }
         match method {
             Method::Invite if !in_dialog => self.new_invite(key, req, origin),

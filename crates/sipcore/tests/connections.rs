@@ -122,6 +122,7 @@ impl Gw {
                         .push(String::from_utf8_lossy(&t.data).into_owned());
                 }
                 Output::Event(e) => self.events.push(e),
+                Output::Binding { .. } => {} // no registrar here
                 Output::Close { conn, reason } => {
                     assert_eq!(conn, CONN);
                     self.closed.push((self.now - self.t0, reason));

@@ -57,6 +57,8 @@ fn feed(data: &[u8], transport: Transport) -> (Vec<String>, Vec<SipEvent>) {
             }
             Output::Event(e) => events.push(e),
             Output::Close { .. } => answers.push("<close>".into()),
+            // No registrar here: REGISTER is answered 405.
+            Output::Binding { .. } => answers.push("<binding>".into()),
         }
     }
     (answers, events)

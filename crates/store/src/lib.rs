@@ -18,6 +18,7 @@ use stox_call::{CallState, Direction, EndedBy, Hold, Millis, SessionRecord, iso8
 use stox_mapping::ids::{CallId, Sid};
 use stox_mapping::lograte::escape_controls;
 
+pub mod registrar;
 pub mod writer;
 
 pub use writer::{StoreEvent, StoreQueue, WriterConfig, WriterReport, spawn_writer};

@@ -376,3 +376,52 @@ async fn odd_sized_batches_write_every_row_once_and_keep_dialogs() {
         .get(0);
     assert_eq!(dialogs, 433 + 1);
 }
+
+#[tokio::test]
+async fn registrar_users_and_bindings_round_trip_and_expire() {
+    use crate::registrar::{BindingRow, UserRow};
+    let store = Store::open(&temp_db("registrar")).await.expect("open");
+    let now = Millis(1_795_296_000_000);
+    let user = UserRow {
+        aor: "alice@example.net".into(),
+        ha1_md5: "a".repeat(32),
+        ha1_sha256: "b".repeat(64),
+    };
+    let before = store.users_version().await.expect("version");
+    store.put_user(&user, now).await.expect("put");
+    assert_ne!(store.users_version().await.expect("version"), before);
+    assert_eq!(store.users().await.expect("users"), vec![user.clone()]);
+    assert!(!format!("{user:?}").contains("aaaa"), "no HA1 in logs");
+    let binding = |key: &str, expires: u64| BindingRow {
+        aor: "alice@example.net".into(),
+        key: key.into(),
+        contact: "sip:alice@127.0.0.1:5070".into(),
+        transport: "udp".into(),
+        source: "127.0.0.1:5070".into(),
+        expires_at: Millis(now.0 + expires),
+    };
+    for (key, expires) in [("k1", 60_000), ("k2", 1_000)] {
+        store
+            .put_binding("alice@example.net", key, Some(&binding(key, expires)), now)
+            .await
+            .expect("binding");
+    }
+    let later = Millis(now.0 + 2_000);
+    assert_eq!(
+        store.live_bindings(later).await.expect("live"),
+        vec![binding("k1", 60_000)],
+        "the expired one is gone"
+    );
+    store
+        .put_binding("alice@example.net", "k1", None, later)
+        .await
+        .expect("removed");
+    assert!(store.live_bindings(later).await.expect("live").is_empty());
+    assert!(
+        store
+            .remove_user("alice@example.net")
+            .await
+            .expect("remove")
+    );
+    assert!(!store.remove_user("alice@example.net").await.expect("again"));
+}

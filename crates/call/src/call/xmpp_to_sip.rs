@@ -58,7 +58,7 @@ impl Call {
             .as_ref()
             .map(|p| p.route(&caller_bare, &callee))
         {
-            None | Some(Ok(Route::Proxy)) => None,
+            None | Some(Ok(Route::Proxy | Route::Registrar)) => None,
             Some(Ok(Route::Peer(name))) => Some(name),
             Some(Err(why)) => {
                 ctx.error(req, ErrorCondition::Forbidden, &why, None);

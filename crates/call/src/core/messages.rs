@@ -102,7 +102,7 @@ impl Core {
         let routed =
             uri.and_then(
                 |uri| match self.cfg.policy.as_ref().map(|p| p.route(&caller, &uri)) {
-                    None | Some(Ok(Route::Proxy)) => Ok((uri, None)),
+                    None | Some(Ok(Route::Proxy | Route::Registrar)) => Ok((uri, None)),
                     Some(Ok(Route::Peer(name))) => Ok((uri, Some(name))),
                     Some(Err(why)) => {
                         out.push(Output::Fault {

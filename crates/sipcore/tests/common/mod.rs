@@ -70,6 +70,12 @@ pub struct Node {
     pub sip: Sip,
     pub addr: SocketAddr,
     pub events: VecDeque<SipEvent>,
+    /// The registrar's binding changes, in order.
+    pub bindings: Vec<(
+        String,
+        String,
+        Option<stox_sipcore::registrar::BindingRecord>,
+    )>,
 }
 
 /// A stream connection between the two nodes: its id on each side.
@@ -116,11 +122,13 @@ impl Net {
                 sip: Sip::new(a, t0).expect("config"),
                 addr: aa,
                 events: VecDeque::new(),
+                bindings: Vec::new(),
             },
             b: Node {
                 sip: Sip::new(b, t0).expect("config"),
                 addr: ba,
                 events: VecDeque::new(),
+                bindings: Vec::new(),
             },
             wire: Vec::new(),
             queue: VecDeque::new(),
@@ -192,6 +200,9 @@ impl Net {
                     Output::Event(e) => node.events.push_back(e),
                     Output::Close { conn, .. } => {
                         self.closed.push((from_a, conn, self.now - self.t0));
+                    }
+                    Output::Binding { aor, key, binding } => {
+                        node.bindings.push((aor, key, binding));
                     }
                 }
             }
@@ -400,6 +411,7 @@ impl Net {
                 }),
                 Output::Event(e) => self.a.events.push_back(e),
                 Output::Close { .. } => {}
+                Output::Binding { aor, key, binding } => self.a.bindings.push((aor, key, binding)),
             }
         }
     }
