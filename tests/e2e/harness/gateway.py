@@ -64,6 +64,8 @@ class Gateway:
         self.pki = options.get("pki")
         self.tls_port = free_port()
         self.wss_port = free_port()
+        # {"domains": [...]}: a [registrar] section.
+        self.registrar = options.get("registrar")
         self.proc = None
 
     @staticmethod
@@ -86,6 +88,18 @@ class Gateway:
         return (f'tls = "{HOST}:{self.tls_port}"\nwss = "{HOST}:{self.wss_port}"\n'
                 f'tls_certificate = "{self.pki.cert}"\ntls_key = "{self.pki.key}"\n'
                 f'tls_ca_file = "{self.pki.ca}"')
+
+    def _registrar(self) -> str:
+        if not self.registrar:
+            return ""
+        return "[registrar]\n" + "\n".join(f"{k} = {self._toml(v)}" for k, v in self.registrar.items())
+
+    def user(self, *args: str, password: str | None = None) -> subprocess.CompletedProcess:
+        """Runs `stox-gateway --config … user ARGS` (the password on stdin)."""
+        self.write_config()
+        return subprocess.run([str(BINARY), "--config", str(self.config), "user", *args],
+                              input=(password + "\n") if password is not None else "",
+                              capture_output=True, text=True, cwd=self.dir, timeout=30)
 
     def _peers(self) -> str:
         return "\n".join("[[sip.peers]]\n" + "\n".join(f"{k} = {self._toml(v)}" for k, v in p.items())
@@ -119,6 +133,8 @@ database = "{self.db}"
 [calls]
 ring_timeout_secs = {self.ring_timeout_secs}
 {self._extra("calls")}
+
+{self._registrar()}
 
 {self._peers()}
 """)
