@@ -315,24 +315,32 @@ pub(crate) async fn accept_tls(
         move |conns, id, stream, peer, rx| {
             let acceptor = acceptor.clone();
             async move {
-                let _ = stream.set_nodelay(true);
-                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
-                    Ok(Ok(tls)) => {
-                        run_stream(conns, id, tls, peer, Transport::Tls, rx, false).await
-                    }
-                    Ok(Err(e)) => {
-                        debug!(%peer, error = %e, "TLS handshake failed");
-                        conns.forget(id);
-                    }
-                    Err(_) => {
-                        debug!(%peer, "TLS handshake timed out");
-                        conns.forget(id);
-                    }
+                if let Some(tls) = tls_handshake(&conns, id, &acceptor, stream, peer).await {
+                    run_stream(conns, id, tls, peer, Transport::Tls, rx, false).await;
                 }
             }
         },
     )
     .await;
+}
+
+/// The server side of a TLS handshake on an accepted connection, within
+/// 10 s; a failed one forgets the connection.
+pub(crate) async fn tls_handshake(
+    conns: &Conns,
+    id: ConnId,
+    acceptor: &tokio_rustls::TlsAcceptor,
+    stream: TcpStream,
+    peer: SocketAddr,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    let _ = stream.set_nodelay(true);
+    match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => return Some(tls),
+        Ok(Err(e)) => debug!(%peer, error = %e, "TLS handshake failed"),
+        Err(_) => debug!(%peer, "TLS handshake timed out"),
+    }
+    conns.forget(id);
+    None
 }
 
 /// One byte-stream connection of any kind (TLS): as [`run_tcp`].

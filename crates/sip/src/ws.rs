@@ -59,17 +59,9 @@ pub(crate) async fn accept_secure(
         move |conns, id, stream, peer, rx| {
             let acceptor = acceptor.clone();
             async move {
-                let _ = stream.set_nodelay(true);
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                    Ok(Ok(tls)) => handshake(conns, id, tls, peer, Transport::Wss, rx).await,
-                    Ok(Err(e)) => {
-                        debug!(%peer, error = %e, "wss: TLS handshake failed");
-                        conns.forget(id);
-                    }
-                    Err(_) => {
-                        debug!(%peer, "wss: TLS handshake timed out");
-                        conns.forget(id);
-                    }
+                let tls = crate::conn::tls_handshake(&conns, id, &acceptor, stream, peer).await;
+                if let Some(tls) = tls {
+                    handshake(conns, id, tls, peer, Transport::Wss, rx).await;
                 }
             }
         },

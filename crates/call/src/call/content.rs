@@ -6,10 +6,10 @@
 //! answer, or content-reject (port 0, or a refused re-INVITE).
 
 use super::{
-    Call, Change, Ctx, IncomingChange, IncomingKind, IqPurpose, Phase, Reoffer, Session, local_part,
+    Call, Change, Ctx, IncomingChange, IncomingKind, IqPurpose, Phase, Session, local_part,
 };
 use crate::stanza::{AppError, IqHeader};
-use crate::types::{Direction, EndedBy, OfferMethod, Output, RequestId, SipCommand, TimerKey};
+use crate::types::{Direction, EndedBy, Output, RequestId, SipCommand, TimerKey};
 use stox_mapping::jingle::{Action, Content, Creator, Group, Jingle, Reason};
 use stox_mapping::sdp::session::{
     declined_sections, origin_version, section_mids, sections, with_sections_added,
@@ -97,15 +97,7 @@ impl Call {
         ctx.result(req);
         match offer {
             Ok(offer) => {
-                ctx.sip(SipCommand::Reoffer {
-                    call: self.key,
-                    method: OfferMethod::Invite,
-                    sdp: Some(offer.clone()),
-                });
-                session.offering = Some(Reoffer {
-                    sdp: Some(offer),
-                    change: Change::Add(jingle.contents),
-                });
+                self.offer_change(ctx, &mut session, Ok(offer), Change::Add(jingle.contents));
             }
             Err(why) => self.content_rejected(ctx, &jingle.contents, 0, &why),
         }
@@ -234,27 +226,8 @@ impl Call {
             return self.end(ctx, ReasonCondition::Success, EndedBy::Xmpp, None);
         }
         let version = origin_version(&local).unwrap_or(0) + 1;
-        match with_sections_declined(&local, &indexes, version) {
-            Ok(offer) => {
-                ctx.sip(SipCommand::Reoffer {
-                    call: self.key,
-                    method: OfferMethod::Invite,
-                    sdp: Some(offer.clone()),
-                });
-                session.offering = Some(Reoffer {
-                    sdp: Some(offer),
-                    change: Change::Remove(names),
-                });
-            }
-            Err(e) => ctx.fault(
-                self.rec.id,
-                crate::types::Fault::ChangeRefused {
-                    change: "content-remove",
-                    status: 0,
-                    reason: e.to_string(),
-                },
-            ),
-        }
+        let offer = with_sections_declined(&local, &indexes, version).map_err(|e| e.to_string());
+        self.offer_change(ctx, &mut session, offer, Change::Remove(names));
         Phase::Active(session)
     }
 

@@ -97,6 +97,20 @@ impl Call {
                 with_directions(local, &dirs, origin_version(local).unwrap_or(0) + 1)
                     .map_err(|e| e.to_string())
             });
+        let sdp = sdp.map_err(|e| format!("our last SDP cannot be offered again: {e}"));
+        self.offer_change(ctx, session, sdp, Change::Hold(hold));
+    }
+
+    /// Offers our new SDP for `change` in a re-INVITE (one offer at a time:
+    /// the caller checked none is in flight); an SDP that could not be
+    /// built is a refusal in the log, and the session stays as it was.
+    pub(super) fn offer_change(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        session: &mut Session,
+        sdp: Result<String, String>,
+        change: Change,
+    ) {
         match sdp {
             Ok(sdp) => {
                 ctx.sip(SipCommand::Reoffer {
@@ -106,15 +120,15 @@ impl Call {
                 });
                 session.offering = Some(Reoffer {
                     sdp: Some(sdp),
-                    change: Change::Hold(hold),
+                    change,
                 });
             }
-            Err(e) => ctx.fault(
+            Err(reason) => ctx.fault(
                 self.rec.id,
                 Fault::ChangeRefused {
-                    change,
+                    change: change.name(),
                     status: 0,
-                    reason: format!("our last SDP cannot be offered again: {e}"),
+                    reason,
                 },
             ),
         }

@@ -10,9 +10,9 @@
 //!   gets a re-INVITE with them (our SDP, version + 1), and its answer's new
 //!   credentials and candidates go back as transport-info.
 
-use super::{Call, Change, Ctx, IncomingChange, IncomingKind, IqPurpose, Phase, Reoffer, Session};
+use super::{Call, Change, Ctx, IncomingChange, IncomingKind, IqPurpose, Phase, Session};
 use crate::stanza::{AppError, IqHeader};
-use crate::types::{Fault, OfferMethod, Output, RequestId, SipCommand, TimerKey};
+use crate::types::{Fault, Output, RequestId, SipCommand, TimerKey};
 use stox_mapping::jingle::{Action, Content, Creator, IceCandidate, Jingle, Transport};
 use stox_mapping::sdp;
 use stox_mapping::sdp::session::{ice_ufrag, origin_version, section_mids, with_ice};
@@ -191,15 +191,7 @@ impl Call {
                 sdp: Some(sdp),
             });
         } else {
-            ctx.sip(SipCommand::Reoffer {
-                call: self.key,
-                method: OfferMethod::Invite,
-                sdp: Some(sdp.clone()),
-            });
-            session.offering = Some(Reoffer {
-                sdp: Some(sdp),
-                change: Change::IceRestart,
-            });
+            self.offer_change(ctx, &mut session, Ok(sdp), Change::IceRestart);
         }
         Phase::Active(session)
     }

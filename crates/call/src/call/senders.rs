@@ -11,9 +11,9 @@
 //!   with the `senders` the offer gives each changed stream; a full hold
 //!   stays session-info `<hold/>` (hold.rs), as XMPP clients expect.
 
-use super::{Call, Change, Ctx, IqPurpose, Phase, Reoffer, Session};
+use super::{Call, Change, Ctx, IqPurpose, Phase, Session};
 use crate::stanza::IqHeader;
-use crate::types::{Direction, Fault, OfferMethod, SipCommand};
+use crate::types::Direction;
 use stox_mapping::jingle::{Action, Content, Jingle, Senders};
 use stox_mapping::sdp::session::{
     MediaDirection, origin_version, section_mids, stream_directions, with_directions,
@@ -164,27 +164,8 @@ impl Call {
             return Phase::Active(session);
         }
         let version = origin_version(&local).unwrap_or(0) + 1;
-        match with_directions(&local, &wanted_dirs, version) {
-            Ok(sdp) => {
-                ctx.sip(SipCommand::Reoffer {
-                    call: self.key,
-                    method: OfferMethod::Invite,
-                    sdp: Some(sdp.clone()),
-                });
-                session.offering = Some(Reoffer {
-                    sdp: Some(sdp),
-                    change: Change::Senders(next),
-                });
-            }
-            Err(e) => ctx.fault(
-                self.rec.id,
-                Fault::ChangeRefused {
-                    change: "content-modify",
-                    status: 0,
-                    reason: e.to_string(),
-                },
-            ),
-        }
+        let sdp = with_directions(&local, &wanted_dirs, version).map_err(|e| e.to_string());
+        self.offer_change(ctx, &mut session, sdp, Change::Senders(next));
         Phase::Active(session)
     }
 
