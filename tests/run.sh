@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(prosody lua-unbound sip-tester python3-slixmpp python3-pytest sqlite3 baresip-core)
+PACKAGES=(prosody lua-unbound sip-tester python3-slixmpp python3-pytest sqlite3 baresip-core chromium)
 PYTHON=/usr/bin/python3   # Debian's: the python3 first on PATH may not see Debian packages
 
 step() { printf '\n==> %s\n' "$*"; }
@@ -26,6 +26,8 @@ install_missing() {
     command -v sipp >/dev/null || [[ " ${missing[*]} " == *" sip-tester "* ]] || missing+=(sip-tester)
     command -v prosodyctl >/dev/null || [[ " ${missing[*]} " == *" prosody "* ]] || missing+=(prosody)
     command -v baresip >/dev/null || [[ " ${missing[*]} " == *" baresip-core "* ]] || missing+=(baresip-core)
+    # Node.js may come from elsewhere (nodesource): only when there is none.
+    command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
     [ ${#missing[@]} -eq 0 ] && { step "test peers already installed"; return; }
     step "installing ${missing[*]}"
     local sudo=()
@@ -40,6 +42,10 @@ command -v cargo >/dev/null || die "cargo not found (install Rust: https://rustu
 command -v apt-get >/dev/null || die "apt-get not found: the e2e peers come from Debian packages"
 install_missing
 "$PYTHON" -c 'import slixmpp, pytest' || die "$PYTHON cannot import slixmpp and pytest"
+# JsSIP, playwright-core and esbuild for the browser tests (tests/e2e/browser).
+if [ ! -d tests/e2e/browser/node_modules ]; then
+    run "npm ci (tests/e2e/browser)" npm ci --prefix tests/e2e/browser --no-audit --no-fund
+fi
 
 run "cargo fmt --check" cargo fmt --all --check
 run "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings

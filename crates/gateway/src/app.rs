@@ -146,6 +146,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 min_expires: r.min_expires_secs,
                 max_expires: r.max_expires_secs,
                 nonce_secret: rand::random(),
+                algorithms: r.algorithms.clone(),
             }),
         rate_per_source: Some((
             cfg.sip.max_requests_per_source,

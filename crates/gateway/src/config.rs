@@ -33,6 +33,16 @@ pub struct RegistrarSection {
     /// The longest registration granted (a longer one is shortened).
     #[serde(default = "default_max_expires_secs")]
     pub max_expires_secs: u32,
+    /// Digest algorithms challenged with, in the order offered.
+    #[serde(default = "default_algorithms")]
+    pub algorithms: Vec<String>,
+}
+
+/// SHA-256 first (RFC 8760 clients take the first they support), MD5
+/// last: JsSIP keeps only the last `WWW-Authenticate` it parses and knows
+/// only MD5 (seen with JsSIP 3.10 in Chromium).
+fn default_algorithms() -> Vec<String> {
+    vec!["SHA-256".into(), "MD5".into()]
 }
 
 fn default_min_expires_secs() -> u32 {
@@ -518,6 +528,15 @@ impl Config {
                     .any(|d| d.trim().is_empty() || d.contains(['@', ':', '/']))
             {
                 return Err("registrar.domains must list SIP domains".into());
+            }
+            if r.algorithms.is_empty()
+                || r.algorithms
+                    .iter()
+                    .any(|a| !matches!(a.as_str(), "MD5" | "SHA-256"))
+            {
+                return Err(
+                    "registrar.algorithms: MD5 and/or SHA-256, in the order offered".into(),
+                );
             }
             if r.min_expires_secs == 0 || r.min_expires_secs > r.max_expires_secs {
                 return Err("registrar.min_expires_secs must be 1..=max_expires_secs".into());

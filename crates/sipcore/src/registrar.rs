@@ -43,6 +43,10 @@ pub struct RegistrarConfig {
     pub max_expires: u32,
     /// Keys the nonces' MAC (random per process).
     pub nonce_secret: u64,
+    /// The digest algorithms challenged with, in the order offered (`MD5`,
+    /// `SHA-256`). RFC 8760 clients take the first they support; JsSIP
+    /// keeps only the last challenge it parses and knows only MD5.
+    pub algorithms: Vec<String>,
 }
 
 /// What is stored for a user: the HA1 of `user:realm:password` per
@@ -233,11 +237,18 @@ impl Sip {
         Some(age.saturating_sub(t) <= NONCE_LIFE.as_millis() as u64)
     }
 
-    /// The challenges for `realm`: SHA-256 first, then MD5 (RFC 8760 §2.3).
+    /// The challenges for `realm`, one per configured algorithm, in order
+    /// (RFC 8760 §2.3).
     fn challenges(&self, realm: &str, stale: bool) -> Vec<String> {
         let nonce = self.new_nonce();
         let stale = if stale { ", stale=true" } else { "" };
-        ["SHA-256", "MD5"]
+        let algorithms = self
+            .registrar
+            .cfg
+            .as_ref()
+            .map(|c| c.algorithms.clone())
+            .unwrap_or_default();
+        algorithms
             .iter()
             .map(|alg| {
                 format!(
@@ -287,9 +298,18 @@ impl Sip {
             Some(false) => return Err(Denied::Challenge { stale: true }),
             Some(true) => {}
         }
-        let (ha1, sha) = match get("algorithm").to_ascii_uppercase().as_str() {
-            "" | "MD5" => (keys.ha1_md5, false),
-            "SHA-256" => (keys.ha1_sha256, true),
+        let algorithm = match get("algorithm") {
+            "" => "MD5".to_owned(),
+            a => a.to_ascii_uppercase(),
+        };
+        let offered = self.registrar.cfg.as_ref().is_some_and(|c| {
+            c.algorithms
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(&algorithm))
+        });
+        let (ha1, sha) = match algorithm.as_str() {
+            "MD5" if offered => (keys.ha1_md5, false),
+            "SHA-256" if offered => (keys.ha1_sha256, true),
             other => return Err(Denied::Forbidden(format!("algorithm {other} not offered"))),
         };
         let hash = |s: String| {

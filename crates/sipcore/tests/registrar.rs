@@ -18,6 +18,7 @@ fn registrar() -> Net {
             min_expires: 60,
             max_expires: 3600,
             nonce_secret: 9,
+            algorithms: vec!["SHA-256".into(), "MD5".into()],
         }),
         // Nobody is trusted: only registered users get in.
         trusted_sources: Some(Vec::new()),
