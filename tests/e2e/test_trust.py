@@ -91,7 +91,8 @@ def test_rfc8760_a_trunk_that_challenges_gets_the_authenticated_invite(
     from harness.gateway import Gateway
     gw = Gateway(tmp_path, prosody)
     gw.peers = [{"name": "trunk", "uri": f"sip:127.0.0.1:{gw.uas_port}",
-                 "domains": ["trunk.example"], "username": "gw", "password": "s3cret"}]
+                 "domains": ["trunk.example"], "username": "gw", "password": "s3cret",
+                 "from_user": "+4930999", "asserted_identity": True}]
     attach("gateway log", gw.log)
     gw.start(probe)
     try:
@@ -113,6 +114,9 @@ def test_rfc8760_a_trunk_that_challenges_gets_the_authenticated_invite(
         assert f"algorithm={algorithm}" in creds, creds
         assert digest_ok(creds, "s3cret"), creds
         assert (first.header("cseq"), second.header("cseq")) == ("1 INVITE", "2 INVITE")
+        # RFC 3325 identity policy: the trunk's account in From, juliet asserted.
+        assert second.header("from").startswith("<sip:+4930999@example.com>"), second
+        assert second.header("p-asserted-identity") == "<sip:juliet@example.com>", second
         row = gw.wait_row(lambda r: r["jingle_sid"] == sid and r["state"] == "ended")
         assert row["sip_peer"] == "trunk" and row["answered_at"], row
     finally:

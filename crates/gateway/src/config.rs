@@ -245,6 +245,15 @@ pub struct PeerSection {
     pub password: Option<String>,
     /// Only challenges of this realm are answered, when set.
     pub realm: Option<String>,
+    /// The From user part shown to it instead of the caller's (an account
+    /// or DID the trunk expects).
+    pub from_user: Option<String>,
+    /// The From host shown to it instead of the caller's XMPP domain.
+    pub from_domain: Option<String>,
+    /// Add P-Asserted-Identity with the caller (RFC 3325; for a trunk in
+    /// the same trust domain).
+    #[serde(default)]
+    pub asserted_identity: bool,
 }
 
 impl PeerSection {
@@ -515,6 +524,18 @@ impl Config {
                     format!("sip.peers {name:?}: uri {uri:?} is not a SIP URI: {e}")
                 })?;
             }
+            for (key, value) in [
+                ("from_user", &peer.from_user),
+                ("from_domain", &peer.from_domain),
+            ] {
+                if let Some(v) = value
+                    && (v.trim().is_empty() || v.contains(['@', '<', '>', ' ', ';']))
+                {
+                    return Err(format!(
+                        "sip.peers {name:?}: {key} {v:?} is not a SIP user or host"
+                    ));
+                }
+            }
             if peer.username.is_some() != peer.password.is_some() {
                 return Err(format!(
                     "sip.peers {name:?}: username and password go together"
@@ -634,6 +655,11 @@ impl Config {
                         realm: p.realm.clone(),
                     }),
                     _ => None,
+                },
+                identity: stox_sipcore::api::Identity {
+                    from_user: p.from_user.clone(),
+                    from_domain: p.from_domain.clone(),
+                    asserted_identity: p.asserted_identity,
                 },
             })
             .collect()

@@ -327,6 +327,21 @@ pub struct Peer {
     pub uri: Option<String>,
     /// Answers its 401/407 challenges (RFC 3261 §22, RFC 8760).
     pub credentials: Option<Credentials>,
+    /// The identity shown to it ([`Identity`]).
+    pub identity: Identity,
+}
+
+/// What a peer is shown as the caller of an INVITE (RFC 3261 §8.1.1.3
+/// From, RFC 3325 P-Asserted-Identity).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Identity {
+    /// The From user part instead of the caller's (a trunk account or DID).
+    pub from_user: Option<String>,
+    /// The From host instead of the caller's domain (the trunk's domain).
+    pub from_domain: Option<String>,
+    /// Adds `P-Asserted-Identity: <sip:caller@domain>` with the caller as the
+    /// gateway knows it (for trunks inside a trust domain, RFC 3325).
+    pub asserted_identity: bool,
 }
 
 /// A username and password for digest authentication.

@@ -63,7 +63,16 @@ impl Sip {
         else {
             return Err("not an INVITE".into());
         };
-        let (call_id, request_uri, from) = (call_id.as_str(), request_uri.as_str(), from.as_str());
+        let (call_id, request_uri) = (call_id.as_str(), request_uri.as_str());
+        // The caller as a peer is to see it (RFC 3325 identity policy).
+        let identity = peer
+            .as_ref()
+            .and_then(|name| self.cfg.peers.iter().find(|p| &p.name == name))
+            .map(|p| p.identity.clone())
+            .unwrap_or_default();
+        let asserted = identity.asserted_identity.then(|| format!("<{from}>"));
+        let from = shown_from(&from, &identity)?;
+        let from = from.as_str();
         if self.calls.contains_key(&call) || self.by_call_id.contains_key(call_id) {
             return Err(format!("call {call_id} already exists"));
         }
@@ -146,6 +155,10 @@ impl Sip {
             if tags.iter().any(|t| t == "trickle-ice") {
                 req.headers
                     .push(msg::other_header("Recv-Info", "trickle-ice")?);
+            }
+            if let Some(pai) = &asserted {
+                req.headers
+                    .push(msg::other_header("P-Asserted-Identity", pai.clone())?);
             }
             sip.timer_request_headers(None, &mut req);
             msg::fix_content_length(&mut req.headers, sdp.len())?;
@@ -900,4 +913,31 @@ pub(crate) fn uac_dialog(request: &Request, resp: &Response, local_contact: Stri
             .unwrap_or_else(|| request.uri.to_string()),
         route_set,
     }
+}
+
+/// The From URI a peer sees: the caller's, with the user and host its
+/// identity policy sets.
+fn shown_from(from: &str, identity: &crate::api::Identity) -> Result<String, String> {
+    if identity.from_user.is_none() && identity.from_domain.is_none() {
+        return Ok(from.to_owned());
+    }
+    let parsed = msg::parse_uri(from)?;
+    let user = match &identity.from_user {
+        Some(u) => u.clone(),
+        None => parsed
+            .user()
+            .map(|u| String::from_utf8_lossy(u).into_owned())
+            .unwrap_or_default(),
+    };
+    let host = match &identity.from_domain {
+        Some(h) => h.clone(),
+        None => parsed.host().map(|h| h.to_string()).unwrap_or_default(),
+    };
+    let uri = if user.is_empty() {
+        format!("sip:{host}")
+    } else {
+        format!("sip:{user}@{host}")
+    };
+    msg::parse_uri(&uri).map_err(|e| format!("the From shown to the peer, {uri}: {e}"))?;
+    Ok(uri)
 }

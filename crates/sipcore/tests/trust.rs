@@ -8,7 +8,7 @@ mod common;
 
 use common::*;
 use stox_mapping::ids::CallId;
-use stox_sipcore::api::{Credentials, Peer};
+use stox_sipcore::api::{Credentials, Identity, Peer};
 use stox_sipcore::{CallKey, Config, SipCommand, SipEvent, Transport};
 
 fn trusting(nets: &[&str]) -> Config {
@@ -72,6 +72,11 @@ fn trunk(password: &str, realm: Option<&str>) -> Config {
                 password: password.into(),
                 realm: realm.map(str::to_owned),
             }),
+            identity: Identity {
+                from_user: Some("+4930999".into()),
+                from_domain: Some("trunk.example".into()),
+                asserted_identity: true,
+            },
         }],
         ..config("127.0.0.1:5060", 1)
     }
@@ -152,6 +157,17 @@ fn rfc8760_2_4_a_407_is_answered_with_the_strongest_algorithm_offered() {
     let mut net = Net::with(trunk("s3cret", None), config("127.0.0.2:5060", 2));
     let invite = invite_to_trunk(&mut net, 1, "auth1@test");
     assert!(header(&invite, "Proxy-Authorization").is_none());
+    // RFC 3325 identity policy toward the trunk: its account in From, the
+    // caller asserted.
+    assert!(
+        header(&invite, "From")
+            .unwrap()
+            .starts_with("<sip:+4930999@trunk.example>;tag=")
+    );
+    assert_eq!(
+        header(&invite, "P-Asserted-Identity").as_deref(),
+        Some("<sip:juliet@example.com>")
+    );
     let c407 = challenge(
         &invite,
         407,
