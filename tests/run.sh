@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(prosody lua-unbound sip-tester python3-slixmpp python3-pytest sqlite3 baresip-core chromium)
+PACKAGES=(prosody lua-unbound sip-tester python3-slixmpp python3-pytest sqlite3 baresip-core chromium dnsmasq-base)
 PYTHON=/usr/bin/python3   # Debian's: the python3 first on PATH may not see Debian packages
 
 step() { printf '\n==> %s\n' "$*"; }

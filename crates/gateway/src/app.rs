@@ -93,6 +93,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         tcp: cfg.sip.tcp,
         ws: cfg.sip.ws,
         tls_listen: cfg.sip.tls,
+        dns_servers: cfg.sip.dns_servers.clone(),
         wss: cfg.sip.wss,
         tls: Some(
             stox_sip::TlsConfig::load(

@@ -164,6 +164,10 @@ pub struct SipSection {
     /// PEM CA certificates trusted for TLS connections the gateway opens,
     /// besides the Mozilla roots.
     pub tls_ca_file: Option<PathBuf>,
+    /// Name servers for RFC 3263 lookups (`ip:port`); default: the
+    /// system's (/etc/resolv.conf).
+    #[serde(default)]
+    pub dns_servers: Vec<SocketAddr>,
     /// Every out-of-dialog request goes here when set.
     pub outbound_proxy: Option<String>,
     #[serde(default = "default_user_agent")]

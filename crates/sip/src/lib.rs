@@ -28,9 +28,11 @@
 //! pings every `keepalive`) and closed by it otherwise.
 
 mod conn;
+mod dns;
 mod tls;
 mod ws;
 
+pub use dns::Dns;
 pub use tls::TlsConfig;
 
 use conn::Conns;
@@ -56,6 +58,8 @@ pub struct IoConfig {
     /// Certificates: the server side for `tls_listen` and `wss`, the client
     /// side for TLS connections the gateway opens. `None`: no TLS at all.
     pub tls: Option<TlsConfig>,
+    /// Name servers for RFC 3263 lookups; empty: the system's.
+    pub dns_servers: Vec<SocketAddr>,
     /// Stream connections open at once, all sources together.
     pub max_connections: usize,
     /// Stream connections open at once from one source IP address.
@@ -76,6 +80,7 @@ impl Default for IoConfig {
             tls_listen: None,
             wss: None,
             tls: None,
+            dns_servers: Vec::new(),
             max_connections: 4096,
             max_connections_per_source: 64,
             max_queued_writes: 256,
@@ -142,6 +147,7 @@ pub struct SipIo {
     events: mpsc::Sender<IoEvent>,
     local: Vec<(Transport, SocketAddr)>,
     cancel: CancellationToken,
+    dns: Dns,
 }
 
 impl SipIo {
@@ -151,6 +157,11 @@ impl SipIo {
         cfg: IoConfig,
         cancel: CancellationToken,
     ) -> Result<(SipIo, mpsc::Receiver<IoEvent>), SipError> {
+        let dns = Dns::new(&cfg.dns_servers).map_err(|detail| SipError::Listen {
+            transport: "dns",
+            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            detail,
+        })?;
         let (events, rx) = mpsc::channel(EVENTS);
         let conns = Conns::new(&cfg, events.clone(), cancel.clone());
         let mut local = Vec::new();
@@ -221,6 +232,7 @@ impl SipIo {
                 events,
                 local,
                 cancel,
+                dns,
             },
             rx,
         ))
@@ -242,10 +254,10 @@ impl SipIo {
     pub fn transmit(&self, t: Transmit) -> Result<(), SipError> {
         match (t.transport, t.dest) {
             (Transport::Udp, Dest::Addr(addr)) => self.send_udp(addr, t.data, t.call),
-            (Transport::Udp, Dest::Name { host, port }) => {
+            (Transport::Udp, Dest::Name { host, port, srv }) => {
                 let io = self.clone();
                 tokio::spawn(async move {
-                    match resolve(&host, port).await {
+                    match io.dns.resolve(&host, port, srv).await {
                         Ok(addr) => {
                             if let Err(e) = io.send_udp(addr, t.data, t.call) {
                                 io.failed(t.call, e.to_string()).await;
@@ -261,10 +273,10 @@ impl SipIo {
                 self.conns.send_to(transport, addr, None, t.data, t.call);
                 Ok(())
             }
-            (transport @ (Transport::Tcp | Transport::Tls), Dest::Name { host, port }) => {
+            (transport @ (Transport::Tcp | Transport::Tls), Dest::Name { host, port, srv }) => {
                 let io = self.clone();
                 tokio::spawn(async move {
-                    match resolve(&host, port).await {
+                    match io.dns.resolve(&host, port, srv).await {
                         Ok(addr) => io
                             .conns
                             .send_to(transport, addr, Some(host), t.data, t.call),
@@ -322,16 +334,6 @@ fn listen_error(transport: &'static str, addr: SocketAddr, e: &std::io::Error) -
         addr,
         detail: e.to_string(),
     }
-}
-
-/// RFC 3263 for a host name with a port: A/AAAA records (the first
-/// address). NAPTR/SRV are the trust and routing issue's.
-async fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
-    tokio::net::lookup_host((host, port))
-        .await
-        .map_err(|e| format!("cannot resolve {host}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{host} has no address"))
 }
 
 /// Reads the UDP socket: every datagram, whole (65,535 bytes).

@@ -45,8 +45,14 @@ pub struct ConnId(pub u64);
 pub enum Dest {
     /// A socket address (UDP; for TCP: an open connection to it, or a new one).
     Addr(SocketAddr),
-    /// A host name to resolve (RFC 3263 A/AAAA), and a port.
-    Name { host: String, port: u16 },
+    /// A host name to resolve (RFC 3263), and a port. `srv`: the URI named
+    /// no port, so the SRV records of this service (`_sip._udp`,
+    /// `_sip._tcp`, `_sips._tcp`) come first, A/AAAA with `port` after.
+    Name {
+        host: String,
+        port: u16,
+        srv: Option<&'static str>,
+    },
     /// An open stream connection (TCP or WebSocket).
     Conn(ConnId),
 }
@@ -1033,14 +1039,24 @@ pub(crate) fn uri_hop(uri: &str) -> Result<Hop, String> {
         Transport::Tls => 5061,
         _ => 5060,
     };
-    let port = parsed.port().unwrap_or(default_port);
+    let explicit = parsed.port();
+    let port = explicit.unwrap_or(default_port);
     let host_text = host.to_string();
     let bare = host_text.trim_start_matches('[').trim_end_matches(']');
+    // RFC 3263 §4.2: a name without a port is looked up by SRV first.
+    let srv = match (explicit, transport) {
+        (Some(_), _) => None,
+        (None, Transport::Udp) => Some("_sip._udp"),
+        (None, Transport::Tcp) => Some("_sip._tcp"),
+        (None, Transport::Tls) => Some("_sips._tcp"),
+        (None, Transport::Ws | Transport::Wss) => None,
+    };
     let dest = match bare.parse::<IpAddr>() {
         Ok(ip) => Dest::Addr(SocketAddr::new(ip, port)),
         Err(_) => Dest::Name {
             host: bare.to_owned(),
             port,
+            srv,
         },
     };
     Ok(Hop { transport, dest })
@@ -1060,4 +1076,48 @@ pub(crate) fn proxy_hop(text: &str) -> Result<(Hop, String), String> {
         }
     };
     Ok((hop, route))
+}
+
+#[cfg(test)]
+mod rfc3263 {
+    use super::*;
+
+    fn name(uri: &str) -> (Transport, Dest) {
+        let hop = uri_hop(uri).expect("a hop");
+        (hop.transport, hop.dest)
+    }
+
+    #[test]
+    fn rfc3263_4_2_a_name_without_port_is_looked_up_by_srv_first() {
+        let srv = |uri: &str| match name(uri).1 {
+            Dest::Name { srv, port, .. } => (srv, port),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(srv("sip:trunk.example"), (Some("_sip._udp"), 5060));
+        assert_eq!(
+            srv("sip:trunk.example;transport=tcp"),
+            (Some("_sip._tcp"), 5060)
+        );
+        assert_eq!(srv("sips:trunk.example"), (Some("_sips._tcp"), 5061));
+        assert_eq!(
+            srv("sip:trunk.example;transport=tls"),
+            (Some("_sips._tcp"), 5061)
+        );
+        assert_eq!(
+            srv("sip:trunk.example:5070"),
+            (None, 5070),
+            "a port: A/AAAA only"
+        );
+        assert_eq!(
+            name("sip:192.0.2.1"),
+            (
+                Transport::Udp,
+                Dest::Addr("192.0.2.1:5060".parse().expect("addr"))
+            )
+        );
+        assert!(
+            uri_hop("sips:trunk.example;transport=udp").is_err(),
+            "sips needs TLS"
+        );
+    }
 }

@@ -1,0 +1,86 @@
+//! RFC 3263 §4.2 for destinations named without an address: SRV records of
+//! the transport's service (`_sip._udp.example.com`, `_sip._tcp…`,
+//! `_sips._tcp…`) by priority, then weight; each target's A/AAAA; without
+//! SRV records, the name's own A/AAAA with the default port. A name given
+//! with a port is looked up by A/AAAA only (§4.2). NAPTR transport selection
+//! is not done: the transport comes from the URI (`transport=`, `sips:`).
+//!
+//! hickory-resolver, with the system's resolver configuration or the
+//! configured name servers (`sip.dns_servers`).
+
+use hickory_resolver::TokioResolver;
+use hickory_resolver::config::{NameServerConfig, ResolverConfig};
+use hickory_resolver::name_server::TokioConnectionProvider;
+use hickory_resolver::proto::xfer::Protocol;
+use std::net::SocketAddr;
+
+/// The resolver the transports use.
+#[derive(Clone)]
+pub struct Dns {
+    resolver: TokioResolver,
+}
+
+impl std::fmt::Debug for Dns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Dns")
+    }
+}
+
+impl Dns {
+    /// The system's configuration (/etc/resolv.conf), or these servers.
+    pub fn new(servers: &[SocketAddr]) -> Result<Dns, String> {
+        let resolver = if servers.is_empty() {
+            TokioResolver::builder_tokio()
+                .map_err(|e| format!("reading the system's DNS configuration: {e}"))?
+                .build()
+        } else {
+            let mut cfg = ResolverConfig::new();
+            for s in servers {
+                cfg.add_name_server(NameServerConfig::new(*s, Protocol::Udp));
+                cfg.add_name_server(NameServerConfig::new(*s, Protocol::Tcp));
+            }
+            TokioResolver::builder_with_config(cfg, TokioConnectionProvider::default()).build()
+        };
+        Ok(Dns { resolver })
+    }
+
+    /// The address to send to for `host` (see the module docs).
+    pub async fn resolve(
+        &self,
+        host: &str,
+        port: u16,
+        srv: Option<&str>,
+    ) -> Result<SocketAddr, String> {
+        if let Some(service) = srv {
+            let name = format!("{service}.{}.", host.trim_end_matches('.'));
+            if let Ok(found) = self.resolver.srv_lookup(name.as_str()).await {
+                let mut records: Vec<_> = found.iter().cloned().collect();
+                // Lowest priority first; among equals the heaviest (RFC 2782's
+                // random pick is not needed for one gateway's few calls).
+                records.sort_by_key(|r| (r.priority(), std::cmp::Reverse(r.weight())));
+                for r in records {
+                    let target = r.target().to_utf8();
+                    if target == "." {
+                        continue; // RFC 2782: the service is not offered here
+                    }
+                    if let Ok(addr) = self.address(&target, r.port()).await {
+                        return Ok(addr);
+                    }
+                }
+            }
+        }
+        self.address(host, port).await
+    }
+
+    async fn address(&self, host: &str, port: u16) -> Result<SocketAddr, String> {
+        let ips = self
+            .resolver
+            .lookup_ip(host)
+            .await
+            .map_err(|e| format!("cannot resolve {host}: {e}"))?;
+        ips.iter()
+            .next()
+            .map(|ip| SocketAddr::new(ip, port))
+            .ok_or_else(|| format!("{host} has no address"))
+    }
+}
