@@ -86,6 +86,19 @@ fuzz_target!(|data: &[u8]| {
             retry_after_secs: 10,
             peer_ping_ms: 30_000,
             max_duration_ms: 3_600_000,
+            // Small enough to be reached, and the policy's paths explored.
+            max_calls: 64,
+            policy: Some(stox_call::policy::Policy {
+                callers: vec!["example.com".into()],
+                outbound_proxy: true,
+                peers: vec![stox_call::policy::PeerRoute {
+                    name: "trunk".into(),
+                    domains: vec!["trunk.example".into()],
+                    prefixes: vec!["+49".into()],
+                    callers: Vec::new(),
+                }],
+                registrar_domains: vec!["web.example".into()],
+            }),
             jingle_limits: JingleLimits {
                 max_contents: 4,
                 max_payload_types: 8,
