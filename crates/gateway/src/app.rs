@@ -126,9 +126,21 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             "sip.min_se_secs is below RFC 4028's 90 s: for tests only"
         );
     }
+    // RFC 3263 §4.1: a peer or proxy named by domain alone takes the
+    // transport its NAPTR records prefer.
+    let mut peers = cfg.sip_peers();
+    for peer in &mut peers {
+        if let Some(uri) = peer.uri.clone() {
+            peer.uri = Some(with_naptr_transport(io.dns(), &uri).await);
+        }
+    }
+    let outbound_proxy = match &cfg.sip.outbound_proxy {
+        Some(uri) => Some(with_naptr_transport(io.dns(), uri).await),
+        None => None,
+    };
     let sip_cfg = stox_sipcore::Config {
         local,
-        outbound_proxy: cfg.sip.outbound_proxy.clone(),
+        outbound_proxy,
         user_agent: cfg.sip.user_agent.clone(),
         udp_mtu: cfg.sip.udp_mtu,
         large_requests_over_tcp: cfg.sip.large_requests_over_tcp,
@@ -138,7 +150,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         session_expires: cfg.sip.session_expires_secs,
         min_se: cfg.sip.min_se_secs,
         trusted_sources: Some(cfg.trusted_sources().map_err(|e| anyhow::anyhow!(e))?),
-        peers: cfg.sip_peers(),
+        peers,
         registrar: cfg
             .registrar
             .as_ref()
@@ -348,6 +360,32 @@ fn resume_calls(
         );
     }
     (resumed, unfinished)
+}
+
+/// `uri` with the transport its domain's NAPTR records prefer, when it
+/// names neither transport nor port and its host is a name (RFC 3263 §4.1);
+/// else `uri` as it is.
+async fn with_naptr_transport(dns: &stox_sip::Dns, uri: &str) -> String {
+    let Ok(parsed) = stox_mapping::address::SipUri::parse(uri) else {
+        return uri.to_owned();
+    };
+    let named = parsed.host.parse::<std::net::IpAddr>().is_err() && !parsed.host.starts_with('[');
+    let open = parsed.port.is_none()
+        && !parsed
+            .params
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("transport"))
+        && !uri.trim_start().to_ascii_lowercase().starts_with("sips:");
+    if !(named && open) {
+        return uri.to_owned();
+    }
+    match dns.naptr_transport(&parsed.host).await {
+        Some(transport) => {
+            info!(uri = %escaped(uri), transport, "RFC 3263 NAPTR: transport chosen");
+            format!("{uri};transport={transport}")
+        }
+        None => uri.to_owned(),
+    }
 }
 
 /// A binding change for the store: (AOR, key, the row or `None`, when).

@@ -1,9 +1,16 @@
-//! RFC 3263 §4.2 for destinations named without an address: SRV records of
-//! the transport's service (`_sip._udp.example.com`, `_sip._tcp…`,
-//! `_sips._tcp…`) by priority, then weight; each target's A/AAAA; without
-//! SRV records, the name's own A/AAAA with the default port. A name given
-//! with a port is looked up by A/AAAA only (§4.2). NAPTR transport selection
-//! is not done: the transport comes from the URI (`transport=`, `sips:`).
+//! RFC 3263 for destinations named without an address.
+//!
+//! - §4.1, transport: [`Dns::naptr_transport`] reads the NAPTR records of a
+//!   configured peer's (or the proxy's) domain when its URI names neither
+//!   transport nor port: the first record, by order then preference, whose
+//!   service is `SIP+D2U`, `SIP+D2T` or `SIPS+D2T` gives the transport the
+//!   gateway writes into that URI at start. (The SRV name is then the
+//!   conventional one for that transport.)
+//! - §4.2, address: SRV records of the transport's service
+//!   (`_sip._udp.example.com`, `_sip._tcp…`, `_sips._tcp…`) by priority,
+//!   then weight; each target's A/AAAA; without SRV records, the name's own
+//!   A/AAAA with the default port. A name given with a port is looked up by
+//!   A/AAAA only.
 //!
 //! hickory-resolver, with the system's resolver configuration or the
 //! configured name servers (`sip.dns_servers`).
@@ -70,6 +77,41 @@ impl Dns {
             }
         }
         self.address(host, port).await
+    }
+
+    /// RFC 3263 §4.1: the transport the NAPTR records of `domain` prefer
+    /// (`udp`, `tcp` or `tls`), if any.
+    pub async fn naptr_transport(&self, domain: &str) -> Option<&'static str> {
+        use hickory_resolver::proto::rr::{RData, RecordType};
+        let name = format!("{}.", domain.trim_end_matches('.'));
+        let found = self
+            .resolver
+            .lookup(name.as_str(), RecordType::NAPTR)
+            .await
+            .ok()?;
+        let mut records: Vec<_> = found
+            .iter()
+            .filter_map(|r| match r {
+                RData::NAPTR(n) => Some(n.clone()),
+                _ => None,
+            })
+            .collect();
+        records.sort_by_key(|n| (n.order(), n.preference()));
+        records.iter().find_map(|n| {
+            let flags = String::from_utf8_lossy(n.flags()).to_ascii_lowercase();
+            if !flags.contains('s') {
+                return None; // only "s" (an SRV next) is followed here
+            }
+            match String::from_utf8_lossy(n.services())
+                .to_ascii_uppercase()
+                .as_str()
+            {
+                "SIP+D2U" => Some("udp"),
+                "SIP+D2T" => Some("tcp"),
+                "SIPS+D2T" => Some("tls"),
+                _ => None,
+            }
+        })
     }
 
     async fn address(&self, host: &str, port: u16) -> Result<SocketAddr, String> {

@@ -238,6 +238,11 @@ impl SipIo {
         ))
     }
 
+    /// The resolver the transports use (RFC 3263).
+    pub fn dns(&self) -> &Dns {
+        &self.dns
+    }
+
     /// The addresses bound, per transport (useful with port 0).
     pub fn local_addrs(&self) -> Vec<(Transport, SocketAddr)> {
         self.local.clone()
