@@ -4,7 +4,7 @@
 #   2. cargo-deny: licences, banned crates, duplicate versions, sources;
 #   3. cargo doc with -D warnings;
 #   4. the fuzz targets build;
-#   5. the pure crates depend on no runtime, database or socket crate;
+#   5. the pure crates (mapping, call, sipcore, rtpengine) depend on no runtime, database or socket crate;
 #   6. the SIP message crate is named in one module only (replaceable).
 # Each installs what it needs (a toolchain, cargo-deny) when missing.
 set -euo pipefail
@@ -43,7 +43,7 @@ CARGO_TARGET_DIR=target/fuzz cargo build --manifest-path fuzz/Cargo.toml --bins 
 # 5. Pure crates: no IO underneath them.
 step "pure crates depend on no tokio / sqlx / socket crate"
 IO_CRATES='^(tokio|tokio-[a-z-]+|mio|socket2|sqlx|sqlx-[a-z-]+|libsqlite3-sys|tungstenite|hyper|reqwest|async-std|smol|async-io|futures-io|rustls)$'
-for crate in stox-mapping stox-call stox-sipcore; do
+for crate in stox-mapping stox-call stox-sipcore stox-rtpengine; do
     found=$(cargo tree -p "$crate" -e normal --prefix none --format '{p}' --locked \
         | awk '{print $1}' | sort -u | grep -E "$IO_CRATES" || true)
     [ -z "$found" ] || die "$crate depends on IO crates: $(echo "$found" | tr '\n' ' ')"

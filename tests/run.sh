@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(prosody lua-unbound sip-tester python3-slixmpp python3-pytest sqlite3 baresip-core chromium dnsmasq-base)
+PACKAGES=(prosody lua-unbound sip-tester python3-slixmpp python3-pytest sqlite3 baresip-core chromium dnsmasq-base rtpengine-daemon)
 PYTHON=/usr/bin/python3   # Debian's: the python3 first on PATH may not see Debian packages
 
 step() { printf '\n==> %s\n' "$*"; }
@@ -26,6 +26,7 @@ install_missing() {
     command -v sipp >/dev/null || [[ " ${missing[*]} " == *" sip-tester "* ]] || missing+=(sip-tester)
     command -v prosodyctl >/dev/null || [[ " ${missing[*]} " == *" prosody "* ]] || missing+=(prosody)
     command -v baresip >/dev/null || [[ " ${missing[*]} " == *" baresip-core "* ]] || missing+=(baresip-core)
+    command -v rtpengine >/dev/null || [[ " ${missing[*]} " == *" rtpengine-daemon "* ]] || missing+=(rtpengine-daemon)
     # Node.js may come from elsewhere (nodesource): only when there is none.
     command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
     [ ${#missing[@]} -eq 0 ] && { step "test peers already installed"; return; }
