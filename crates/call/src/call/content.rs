@@ -12,7 +12,7 @@ use crate::stanza::{AppError, IqHeader};
 use crate::types::{Direction, EndedBy, Output, RequestId, SipCommand, TimerKey};
 use stox_mapping::jingle::{Action, Content, Creator, Group, Jingle, Reason};
 use stox_mapping::sdp::session::{
-    declined_sections, origin_version, section_mids, sections, with_sections_added,
+    declined_sections, next_version, section_mids, sections, with_sections_added,
     with_sections_declined,
 };
 
@@ -89,7 +89,7 @@ impl Call {
         let offer = sdp::jingle_to_sdp_offer(&jingle.contents, &jingle.groups, author, &origin)
             .map_err(|e| e.to_string())
             .and_then(|added| {
-                let version = origin_version(&local).unwrap_or(0) + 1;
+                let version = next_version(&local);
                 with_sections_added(&local, &sections(&added).1, version).map_err(|e| e.to_string())
             });
         // XEP-0166 §7.2.1: acknowledged first; a content that cannot be
@@ -195,12 +195,8 @@ impl Call {
         }
         let names: Vec<String> = jingle.contents.iter().map(|c| c.name.clone()).collect();
         let local = self.rec.local_sdp.clone().unwrap_or_default();
-        let mids = section_mids(&local);
-        let index_of = |name: &String| {
-            mids.iter()
-                .position(|m| m.as_ref() == Some(name))
-                .or_else(|| session.contents.iter().position(|c| &c.name == name))
-        };
+        let sections = self.section_names(&session, &local);
+        let index_of = |name: &String| sections.iter().position(|n| n.as_ref() == Some(name));
         let indexes: Option<Vec<usize>> = names.iter().map(index_of).collect();
         let (Some(indexes), false) = (indexes, names.is_empty()) else {
             ctx.error(
@@ -225,7 +221,7 @@ impl Call {
             });
             return self.end(ctx, ReasonCondition::Success, EndedBy::Xmpp, None);
         }
-        let version = origin_version(&local).unwrap_or(0) + 1;
+        let version = next_version(&local);
         let offer = with_sections_declined(&local, &indexes, version).map_err(|e| e.to_string());
         self.offer_change(ctx, &mut session, offer, Change::Remove(names));
         Phase::Active(session)
@@ -314,7 +310,7 @@ impl Call {
                     added.iter().filter_map(|&i| secs.get(i).cloned()).collect()
                 })
         };
-        let version = origin_version(&local).unwrap_or(0) + 1;
+        let version = next_version(&local);
         let answer = new.and_then(|new: Vec<String>| {
             with_sections_added(&local, &new, version).map_err(|e| e.to_string())
         });
@@ -451,7 +447,7 @@ impl Call {
                 Some(c)
             })
             .collect();
-        let version = origin_version(&local).unwrap_or(0) + 1;
+        let version = next_version(&local);
         match with_sections_declined(&local, removed, version) {
             Ok(answer) => {
                 if !gone.is_empty() {

@@ -24,7 +24,7 @@
 use super::{Call, Change, Ctx, IqPurpose, Phase, Reoffer, Session};
 use crate::types::{Direction, EndedBy, Fault, OfferMethod, Output, SipCommand, TimerKey};
 use stox_mapping::jingle::{Action, Jingle};
-use stox_mapping::sdp::session::{origin_version, with_directions};
+use stox_mapping::sdp::session::{next_version, with_directions};
 use stox_mapping::status::ReasonCondition;
 
 /// What a session-info asks of the hold state: `Some(true)` hold,
@@ -94,8 +94,7 @@ impl Call {
                     .iter()
                     .map(|d| d.map(|d| if hold { d.without_receiving() } else { d }))
                     .collect();
-                with_directions(local, &dirs, origin_version(local).unwrap_or(0) + 1)
-                    .map_err(|e| e.to_string())
+                with_directions(local, &dirs, next_version(local)).map_err(|e| e.to_string())
             });
         let sdp = sdp.map_err(|e| format!("our last SDP cannot be offered again: {e}"));
         self.offer_change(ctx, session, sdp, Change::Hold(hold));

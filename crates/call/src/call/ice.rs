@@ -15,7 +15,7 @@ use crate::stanza::{AppError, IqHeader};
 use crate::types::{Fault, Output, RequestId, SipCommand, TimerKey};
 use stox_mapping::jingle::{Action, Content, Creator, IceCandidate, Jingle, Transport};
 use stox_mapping::sdp;
-use stox_mapping::sdp::session::{ice_ufrag, origin_version, section_mids, with_ice};
+use stox_mapping::sdp::session::{ice_ufrag, next_version, section_mids, with_ice};
 use stox_mapping::status::ErrorCondition;
 
 /// The new credentials of a transport-info, if any: (ufrag, pwd).
@@ -42,17 +42,17 @@ impl Call {
         contents: &[Content],
     ) -> Vec<Vec<IceCandidate>> {
         let local = self.rec.local_sdp.as_deref().unwrap_or_default();
-        let mids = section_mids(local);
-        (0..mids.len())
-            .map(|i| {
-                let name = mids[i]
-                    .clone()
-                    .or_else(|| session.contents.get(i).map(|c| c.name.clone()));
+        let names = self.section_names(session, local);
+        let count = names.len();
+        names
+            .into_iter()
+            .enumerate()
+            .map(|(i, name)| {
                 let content = match &name {
                     Some(n) => contents.iter().find(|c| &c.name == n),
                     None => None,
                 }
-                .or_else(|| (contents.len() == mids.len()).then(|| &contents[i]));
+                .or_else(|| (contents.len() == count).then(|| &contents[i]));
                 match content.and_then(|c| c.transport.as_ref()) {
                     Some(Transport::IceUdp(t)) => t.candidates.clone(),
                     _ => Vec::new(),
@@ -66,7 +66,7 @@ impl Call {
         let local = self.rec.local_sdp.clone().unwrap_or_default();
         let (ufrag, pwd) = credentials(jingle).ok_or("no ICE credentials")?;
         let candidates = self.candidates_per_section(session, &jingle.contents);
-        let version = origin_version(&local).unwrap_or(0) + 1;
+        let version = next_version(&local);
         with_ice(&local, &ufrag, &pwd, &candidates, version).map_err(|e| e.to_string())
     }
 

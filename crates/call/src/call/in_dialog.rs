@@ -10,8 +10,8 @@ use super::trickle::is_sdpfrag;
 use super::{Call, Ctx, Phase};
 use crate::types::{RequestId, SipCommand};
 use stox_mapping::sdp::session::{
-    MediaDirection, StreamChange, holds, ice_restart, origin_version, same_media_for,
-    stream_change, stream_directions, with_directions,
+    MediaDirection, StreamChange, holds, ice_restart, next_version, same_media_for, stream_change,
+    stream_directions, with_directions,
 };
 
 /// What a request is answered: status, reason phrase, SDP.
@@ -164,7 +164,7 @@ impl Call {
         let answer = if answering == ours {
             local
         } else {
-            let version = origin_version(&local).unwrap_or(0) + 1;
+            let version = next_version(&local);
             match with_directions(&local, &answering, version) {
                 Ok(sdp) => sdp,
                 Err(e) => return refused(&format!("our SDP cannot be answered again: {e}")),

@@ -16,7 +16,7 @@ use crate::stanza::IqHeader;
 use crate::types::Direction;
 use stox_mapping::jingle::{Action, Content, Jingle, Senders};
 use stox_mapping::sdp::session::{
-    MediaDirection, origin_version, section_mids, stream_directions, with_directions,
+    MediaDirection, next_version, section_mids, stream_directions, with_directions,
 };
 use stox_mapping::sdp::{SdpAuthor, direction_for_senders, senders_from_direction};
 use stox_mapping::status::ErrorCondition;
@@ -32,7 +32,7 @@ impl Call {
 
     /// The content name of each m= section of our SDP (its mid, else the
     /// session's content at that position).
-    fn section_names(&self, session: &Session, local: &str) -> Vec<Option<String>> {
+    pub(super) fn section_names(&self, session: &Session, local: &str) -> Vec<Option<String>> {
         section_mids(local)
             .into_iter()
             .enumerate()
@@ -163,7 +163,7 @@ impl Call {
             session.contents = next;
             return Phase::Active(session);
         }
-        let version = origin_version(&local).unwrap_or(0) + 1;
+        let version = next_version(&local);
         let sdp = with_directions(&local, &wanted_dirs, version).map_err(|e| e.to_string());
         self.offer_change(ctx, &mut session, sdp, Change::Senders(next));
         Phase::Active(session)

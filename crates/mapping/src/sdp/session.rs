@@ -126,6 +126,12 @@ pub fn origin_version(sdp: &str) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// The `o=` version a new SDP of ours takes after `sdp` (RFC 3264 §8: one
+/// up; 1 after an SDP without a readable one).
+pub fn next_version(sdp: &str) -> u64 {
+    origin_version(sdp).unwrap_or(0) + 1
+}
+
 /// `sdp` (one we sent) with each live stream's direction set to
 /// `directions` (m= order; `None` leaves a stream as it is), no session-level
 /// direction, and `o=` version `version`. Every other line is kept as it was.
