@@ -403,4 +403,21 @@ mod tests {
         assert_eq!(ng.pending(), 0);
         assert_eq!(ng.poll_timeout(), None);
     }
+
+    #[test]
+    fn requests_in_flight_and_reply_sizes_are_bounded() {
+        let t0 = Instant::now();
+        let mut ng = Ng::new(3);
+        let ping = Request {
+            command: "ping".into(),
+            ..Request::default()
+        };
+        for _ in 0..MAX_PENDING {
+            ng.request(t0, &ping).expect("room");
+        }
+        assert_eq!(ng.request(t0, &ping), Err(NgError::Busy(MAX_PENDING)));
+        let huge = vec![b'x'; MAX_REPLY + 1];
+        assert!(matches!(decode(&huge), Err(NgError::Malformed(_))));
+        assert!(ng.on_datagram(&huge).is_none());
+    }
 }

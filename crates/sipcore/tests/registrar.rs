@@ -191,3 +191,17 @@ fn rfc5626_a_binding_with_instance_and_reg_id_keeps_its_flow_and_expires() {
     assert!(net.b.sip.bindings("alice@web.example").is_empty());
     assert!(matches!(net.b.bindings.last(), Some((_, _, None))));
 }
+
+#[test]
+fn rfc3261_10_3_a_user_has_at_most_16_bindings() {
+    let mut net = registrar();
+    net.inject_b(&register(1, "<sip:alice@127.0.0.1:6000>", None));
+    for n in 0..17u32 {
+        let creds = answer(&net, "alice", "s3cret", n + 1);
+        let contact = format!("<sip:alice@127.0.0.1:{}>", 6000 + n);
+        net.inject_b(&register(n + 2, &contact, Some(creds)));
+    }
+    assert_eq!(net.b.sip.bindings("alice@web.example").len(), 16);
+    let refused = net.sent("SIP/2.0 403").last().expect("a 403").text.clone();
+    assert!(refused.contains("at most 16 bindings"), "{refused}");
+}
