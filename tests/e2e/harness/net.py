@@ -1,10 +1,14 @@
 """Loopback helpers: free ports, waiting for a port, reading log tails."""
 
+import random
 import socket
 import time
 from pathlib import Path
 
 HOST = "127.0.0.1"
+
+# Ports free_port has handed out in this run.
+_handed_out: set[int] = set()
 
 
 def _free(kind: int, port: int = 0) -> int:
@@ -18,16 +22,24 @@ def _free(kind: int, port: int = 0) -> int:
 def free_port(udp_too: bool = False) -> int:
     """A loopback port that is free for TCP (and for UDP when asked).
 
-    There is a small race between closing the probe socket and the real
-    process binding the port; on a test machine that is acceptable."""
-    for _ in range(50):
-        port = _free(socket.SOCK_STREAM)
-        if not udp_too:
-            return port
+    Taken below the kernel's ephemeral range (32768-60999 on Linux), so
+    that a socket some process opens meanwhile (a client's TCP connection,
+    a UDP socket bound to port 0) cannot be handed the same port between
+    this probe and the real bind (seen: SIPp failing with EADDRINUSE on the
+    port the gateway was configured with). Ports a test run hands out are
+    not handed out again by it."""
+    for _ in range(200):
+        port = random.randrange(20000, 32000)
+        if port in _handed_out:
+            continue
         try:
-            return _free(socket.SOCK_DGRAM, port)
+            _free(socket.SOCK_STREAM, port)
+            if udp_too:
+                _free(socket.SOCK_DGRAM, port)
         except OSError:
             continue
+        _handed_out.add(port)
+        return port
     raise RuntimeError("no free loopback port found")
 
 

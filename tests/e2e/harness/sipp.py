@@ -4,6 +4,7 @@ import os
 import re
 import signal
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -171,18 +172,28 @@ class Sipp:
             "-trace_err", "-error_file", str(f["errors"])]
         return cmd
 
-    def start(self):
-        with open(self.files["screen"], "wb") as screen:
-            self.proc = subprocess.Popen(self.command(), cwd=self.dir, stdout=screen,
-                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         start_new_session=True)
-        if self.remote is None:   # a UAS: wait until it listens
+    def start(self, attempts: int = 4):
+        for attempt in range(attempts):
+            with open(self.files["screen"], "wb") as screen:
+                self.proc = subprocess.Popen(self.command(), cwd=self.dir, stdout=screen,
+                                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                             start_new_session=True)
+            if self.remote is not None:
+                return self
+            # A UAS: wait until it listens.
             udp = self.transport == "udp"
             if not wait_until(lambda: self.proc.poll() is not None
                               or port_in_use(self.port, udp=udp), 5):
                 raise RuntimeError(f"SIPp {self.name} did not bind port {self.port}")
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"SIPp {self.name} exited at once:\n{tail(self.files['screen'])}")
+            if self.proc.poll() is None:
+                return self
+            screen_text = tail(self.files["screen"])
+            # The port the gateway was configured with is briefly held by a
+            # process that is going away (a SIPp of the test before): again.
+            if "errno = 98" in screen_text and attempt + 1 < attempts:
+                time.sleep(0.5)
+                continue
+            raise RuntimeError(f"SIPp {self.name} exited at once:\n{screen_text}")
         return self
 
     def wait(self, timeout: float | None = None) -> SippResult:
