@@ -39,6 +39,11 @@ install_missing() {
         || die "apt-get install ${missing[*]}"
 }
 
+# Incremental compilation only pays back in an edit-build loop; here it
+# would only take disk.
+export CARGO_INCREMENTAL=0
+step "disk free before the build"
+df -h . | tail -1
 command -v cargo >/dev/null || die "cargo not found (install Rust: https://rustup.rs)"
 command -v apt-get >/dev/null || die "apt-get not found: the e2e peers come from Debian packages"
 install_missing
@@ -55,4 +60,6 @@ run "cargo build -p stox-gateway" cargo build -p stox-gateway
 run "cargo test" cargo test --workspace
 step "end-to-end tests (Prosody + slixmpp + SIPp)"
 STOX_E2E_REQUIRE_GATEWAY=1 "$PYTHON" -m pytest -v tests/e2e "$@" || die "end-to-end tests"
+step "disk free after the tests"
+df -h . | tail -1
 step "all tests passed"
