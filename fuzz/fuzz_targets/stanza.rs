@@ -88,6 +88,7 @@ fuzz_target!(|data: &[u8]| {
             max_duration_ms: 3_600_000,
             // Small enough to be reached, and the policy's paths explored.
             max_calls: 64,
+            media: Default::default(),
             policy: Some(stox_call::policy::Policy {
                 callers: vec!["example.com".into()],
                 outbound_proxy: true,

@@ -81,6 +81,17 @@ pub(crate) struct Offer {
     groups: Vec<Group>,
 }
 
+/// Which SDP rtpengine failed to rewrite ([`Call::media_failed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MediaFailure {
+    /// The offer of our INVITE: it never left.
+    Offer,
+    /// Our answer to the SIP caller's INVITE: it gets 503 instead.
+    Answer,
+    /// An SDP of the confirmed (or answered) dialog: it ends with BYE.
+    Dialog,
+}
+
 /// Where a call is. The operator-visible [`CallState`] is written with it.
 #[derive(Debug)]
 pub(crate) enum Phase {
@@ -417,6 +428,7 @@ impl Call {
                 remote_sdp: None,
                 hold: Hold::default(),
                 sip_peer: None,
+                media_relay: None,
                 updated_at: now,
             },
             key,
@@ -653,6 +665,57 @@ impl Call {
         call.rec.end_detail = Some(format!("{text}: {}", told.join(", ")));
         call.phase = call.end(ctx, condition, EndedBy::Gateway, status);
         call
+    }
+
+    /// The rtpengine anchoring this call answered for the first time: the
+    /// row names it (and a restart finds it there).
+    pub fn set_media_relay(&mut self, ctx: &mut Ctx<'_>, relay: String) {
+        if self.rec.media_relay.as_deref() != Some(relay.as_str()) && !self.is_finished() {
+            self.rec.media_relay = Some(relay);
+            self.persist(ctx);
+        }
+    }
+
+    /// The rtpengine anchoring this call could not rewrite an SDP that the
+    /// call needs (docs/media.md): the call cannot have media, so it ends
+    /// with `failed-application` on the XMPP side and, on the SIP side,
+    /// what `failure` says is due.
+    pub fn media_failed(&mut self, ctx: &mut Ctx<'_>, failure: MediaFailure, reason: &str) {
+        let phase = self.take_phase();
+        if matches!(phase, Phase::Finished) {
+            self.phase = phase;
+            return;
+        }
+        let text = format!("media relay: {reason}");
+        let status = match failure {
+            MediaFailure::Offer => None,
+            MediaFailure::Answer => {
+                ctx.sip(SipCommand::Respond {
+                    call: self.key,
+                    status: 503,
+                    reason: Some("Service Unavailable (media relay)".into()),
+                    sdp: None,
+                    retry_after: Some(ctx.cfg.retry_after_secs),
+                });
+                Some(503)
+            }
+            MediaFailure::Dialog => {
+                ctx.sip(SipCommand::Bye {
+                    call: self.key,
+                    reason: Some("SIP;cause=503;text=\"media relay unavailable\"".into()),
+                });
+                None
+            }
+        };
+        let condition = ReasonCondition::FailedApplication;
+        match &phase {
+            Phase::In(In::Proposing { .. }) => self.retract(ctx, condition, &text),
+            // The XMPP caller's session-initiate was acknowledged and
+            // nothing else reached it yet: it is told all the same.
+            _ => self.terminate_xmpp(ctx, condition, None, Some(text.clone())),
+        }
+        self.rec.end_detail = Some(text);
+        self.phase = self.end(ctx, condition, EndedBy::Gateway, status);
     }
 
     /// Did this call come in from SIP?

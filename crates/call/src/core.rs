@@ -1,6 +1,7 @@
 //! Routing: which call an input belongs to, and what to answer when it
 //! belongs to none.
 
+mod anchor;
 mod messages;
 
 use crate::call::{Call, CallTimer, Ctx, IqPurpose};
@@ -50,6 +51,8 @@ pub struct CoreConfig {
     /// (the Request-URI or the SIP layer's outbound proxy decides). The
     /// gateway always sets one.
     pub policy: Option<crate::policy::Policy>,
+    /// Which calls rtpengine anchors (docs/media.md); default: none.
+    pub media: crate::media::MediaPolicy,
 }
 
 /// The gateway core: every call in memory, and the indexes that route
@@ -82,6 +85,10 @@ pub struct Core {
     xmpp_online: bool,
     /// The store's queue of unwritten rows is over its limit.
     store_backlogged: bool,
+    /// Anchored calls' queues (anchor.rs).
+    anchors: anchor::Anchors,
+    /// Some peer's media goes through rtpengine.
+    media_on: bool,
 }
 
 impl Core {
@@ -90,6 +97,8 @@ impl Core {
         let first_key_seed = |cfg: &CoreConfig| cfg.token_salt ^ 0x6b65_7973_0000_0000;
         Core {
             keys: KeyGen::new(first_key_seed(&cfg)),
+            media_on: cfg.media.anchors_any(),
+            anchors: anchor::Anchors::default(),
             cfg,
             calls: HashMap::new(),
             by_jingle: HashMap::new(),
@@ -120,6 +129,7 @@ impl Core {
                 continue;
             }
             self.next_id = self.next_id.max(rec.id + 1);
+            self.restore_anchor(key, &rec);
             self.insert(Call::restored(key, rec));
             n += 1;
         }
@@ -138,11 +148,15 @@ impl Core {
         let mut out = Vec::new();
         for (key, rec, sip_pending) in rows {
             self.next_id = self.next_id.max(rec.id + 1);
-            let mut ctx = Self::ctx(&self.cfg, &mut self.iqs, &mut self.iq_seq, now, &mut out);
+            // A call anchored by rtpengine has its session deleted there.
+            self.restore_anchor(key, &rec);
+            let mut raw = Vec::new();
+            let mut ctx = Self::ctx(&self.cfg, &mut self.iqs, &mut self.iq_seq, now, &mut raw);
             let call = Call::recover(&mut ctx, key, rec, sip_pending);
             let id = call.id();
             self.calls.insert(id, call);
             self.reap(id);
+            self.route_outputs(now, raw, &mut out);
         }
         out
     }
@@ -155,16 +169,25 @@ impl Core {
     /// Handles one input at time `now`; returns what the adapters must do,
     /// in order.
     pub fn handle(&mut self, now: Millis, input: Input) -> Vec<Output> {
+        // What the calls output goes through the media anchors (anchor.rs)
+        // into `out`.
+        let mut raw = Vec::new();
         let mut out = Vec::new();
         match input {
-            Input::Stanza(el) => self.on_stanza(now, el, &mut out),
-            Input::IqResponse { id, outcome } => self.on_iq_response(now, id, outcome, &mut out),
-            Input::Sip(sip) => self.on_sip(now, sip, &mut out),
-            Input::Timer(key) => self.on_timer(now, key, &mut out),
-            Input::StanzaRejected(r) => Self::on_rejected(&r, &mut out),
+            Input::Stanza(el) => self.on_stanza(now, el, &mut raw),
+            Input::IqResponse { id, outcome } => self.on_iq_response(now, id, outcome, &mut raw),
+            Input::Sip(sip) => {
+                if let Some(sip) = self.anchor_event(now, sip, &mut out) {
+                    self.on_sip(now, sip, &mut raw);
+                }
+            }
+            Input::Timer(key) => self.on_timer(now, key, &mut raw),
+            Input::StanzaRejected(r) => Self::on_rejected(&r, &mut raw),
             Input::XmppLink { online } => self.xmpp_online = online,
             Input::StoreBacklog { over_limit } => self.store_backlogged = over_limit,
+            Input::Media { ticket, result } => self.on_media(now, ticket, result, &mut out),
         }
+        self.route_outputs(now, raw, &mut out);
         out
     }
 
@@ -355,6 +378,24 @@ impl Core {
     }
 
     fn on_sip(&mut self, now: Millis, sip: SipEvent, out: &mut Vec<Output>) {
+        let unavailable = self.unavailable();
+        self.incoming_or_event(now, sip, unavailable, out);
+    }
+
+    /// Refuses a new INVITE with 503 `phrase` (a row records it).
+    fn refuse_invite(&mut self, now: Millis, sip: SipEvent, phrase: &str, out: &mut Vec<Output>) {
+        self.incoming_or_event(now, sip, Some(phrase), out);
+    }
+
+    /// A SIP event: a new INVITE starts a call (or is refused with 503
+    /// `unavailable`), anything else goes to its call.
+    fn incoming_or_event(
+        &mut self,
+        now: Millis,
+        sip: SipEvent,
+        unavailable: Option<&str>,
+        out: &mut Vec<Output>,
+    ) {
         if let SipEvent::IncomingInvite {
             call: key,
             call_id,
@@ -368,7 +409,6 @@ impl Core {
             // The SIP layer refuses an INVITE whose Call-ID is live (482).
             let id = self.allocate_id();
             let sid = self.sid_for(&call_id);
-            let unavailable = self.unavailable();
             let mut ctx = Self::ctx(&self.cfg, &mut self.iqs, &mut self.iq_seq, now, out);
             let call = match unavailable {
                 Some(phrase) => Call::refused_invite(

@@ -21,6 +21,7 @@
 mod call;
 mod core;
 pub mod jmi;
+pub mod media;
 pub mod policy;
 mod stanza;
 mod time;
@@ -30,7 +31,7 @@ pub use crate::core::{Core, CoreConfig};
 pub use crate::stanza::error_condition;
 pub use crate::time::{Millis, iso8601};
 pub use crate::types::{
-    CallKey, CallState, Command, Direction, EndedBy, Fault, Hold, Input, IqOutcome, OfferMethod,
-    Output, Refresher, RejectedStanza, RequestId, SessionRecord, SessionTimer, SipCommand,
-    SipEvent, TimerKey,
+    CallKey, CallState, Command, Direction, EndedBy, Fault, Hold, Input, IqOutcome, MediaReply,
+    MediaRequest, OfferMethod, Output, Refresher, RejectedStanza, RequestId, SessionRecord,
+    SessionTimer, SipCommand, SipEvent, TimerKey,
 };

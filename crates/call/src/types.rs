@@ -94,6 +94,9 @@ pub struct SessionRecord {
     pub hold: Hold,
     /// The configured SIP peer an XMPP → SIP call went to (policy.rs).
     pub sip_peer: Option<String>,
+    /// The rtpengine (NG address) anchoring the call's media; `None`: the
+    /// media passes through (docs/media.md).
+    pub media_relay: Option<String>,
 }
 
 /// Who has put the call on hold (`sessions.hold`).
@@ -221,6 +224,31 @@ pub enum Input {
     StoreBacklog {
         over_limit: bool,
     },
+    /// rtpengine's answer to [`Output::Media`] `ticket`, or why there is
+    /// none (every address refused or timed out).
+    Media {
+        ticket: u64,
+        result: Result<MediaReply, String>,
+    },
+}
+
+/// An NG request for rtpengine ([`Output::Media`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaRequest {
+    /// Names the answer ([`Input::Media`]).
+    pub ticket: u64,
+    /// The rtpengine this call uses; `None`: the configured ones in order,
+    /// the first that answers.
+    pub relay: Option<String>,
+    pub request: stox_rtpengine::Request,
+}
+
+/// rtpengine's answer ([`Input::Media`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MediaReply {
+    /// The address that answered.
+    pub relay: String,
+    pub reply: stox_rtpengine::Reply,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -238,6 +266,15 @@ pub enum Output {
     SetTimer {
         key: TimerKey,
         at: Millis,
+    },
+    /// Send this NG request to rtpengine; its answer comes back as
+    /// [`Input::Media`].
+    Media(MediaRequest),
+    /// rtpengine's figures for row `id`'s media, from the `delete` that
+    /// ended its session (`sessions.media_*`).
+    MediaStats {
+        id: i64,
+        stats: crate::media::MediaStats,
     },
     /// An input the call's phase did not expect, when nothing is due on the
     /// wire for it (what was due, an IQ error or a SIP reply, has been
@@ -285,6 +322,9 @@ pub enum Fault {
         reason: String,
         phase: &'static str,
     },
+    /// rtpengine failed a request where the call goes on, or after it
+    /// ended (a `delete`).
+    MediaRelay { command: String, reason: String },
     /// The call policy refused an XMPP user's call (policy.rs): nothing
     /// went to SIP.
     Forbidden {
@@ -314,6 +354,9 @@ impl std::fmt::Display for Fault {
                 f,
                 "{purpose} answered {outcome:?} while {phase}; the call goes on"
             ),
+            Fault::MediaRelay { command, reason } => {
+                write!(f, "rtpengine {command} failed: {reason}")
+            }
             Fault::Forbidden {
                 caller,
                 target,

@@ -322,6 +322,7 @@ fn leftover(
         remote_sdp: None,
         hold: stox_call::Hold::default(),
         sip_peer: None,
+        media_relay: None,
         updated_at: stox_call::Millis(1_795_296_000_000),
     }
 }

@@ -225,9 +225,19 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             jingle_limits: cfg.xmpp.limits.jingle(),
             policy: Some(cfg.policy()),
             max_calls: cfg.calls.max_calls,
+            media: cfg.media_policy().map_err(|e| anyhow::anyhow!(e))?,
         },
         first_id,
     );
+    let (media, mut media_results) = match &cfg.rtpengine {
+        Some(r) => {
+            let (handle, results) = crate::media::spawn(r.ng.clone(), cancel.child_token())
+                .await
+                .context("starting the rtpengine NG driver")?;
+            (Some(handle), Some(results))
+        }
+        None => (None, None),
+    };
     let mut gw = Gateway {
         core,
         sip,
@@ -238,6 +248,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         clock: Clock::start(),
         faults: LogGate::new(2, 5, 16),
         bindings,
+        media,
     };
     let restored = gw.core.restore(resumed);
     let ended = unfinished.len();
@@ -276,6 +287,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             },
             Some(expired) = gw.timers.next() => gw.core_input(Input::Timer(expired.into_inner())),
             Some(users) = users_rx.recv() => gw.sip.set_users(users),
+            Some((ticket, result)) = recv_opt(&mut media_results) => {
+                gw.core_input(Input::Media { ticket, result });
+            }
             () = sleep_until(sip_deadline), if sip_deadline.is_some() => {
                 gw.sip.handle_timeout(Instant::now());
             }
@@ -295,6 +309,14 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     store.close().await;
     info!(live_calls, "stopped");
     Ok(())
+}
+
+/// The next item of an optional channel (never, without one).
+async fn recv_opt<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_until(at: Option<tokio::time::Instant>) {
@@ -505,6 +527,8 @@ struct Gateway {
     faults: LogGate<&'static str>,
     /// Registrar binding changes, to their writer task.
     bindings: mpsc::Sender<BindingWrite>,
+    /// The rtpengine NG driver, when `[rtpengine]` is configured.
+    media: Option<crate::media::MediaHandle>,
 }
 
 impl Gateway {
@@ -609,8 +633,32 @@ impl Gateway {
     /// Carries out the core's outputs (SIP commands go into the SIP layer;
     /// what they make it output is carried out by `pump`).
     fn execute(&mut self, t: Millis, outputs: Vec<Output>) {
+        // NG requests that cannot even be queued fail back into the core
+        // once this batch is carried out (their order with it kept).
+        let mut media_failed = Vec::new();
         for output in outputs {
             match output {
+                Output::Media(req) => {
+                    let sent = match &self.media {
+                        Some(h) => h.send(req),
+                        None => Err((req.ticket, "no [rtpengine] configured".to_owned())),
+                    };
+                    if let Err(failed) = sent {
+                        media_failed.push(failed);
+                    }
+                }
+                Output::MediaStats { id, stats } => {
+                    info!(
+                        id,
+                        from_xmpp = stats.packets_from_xmpp,
+                        from_sip = stats.packets_from_sip,
+                        errors = stats.errors,
+                        "media: rtpengine session deleted"
+                    );
+                    if !self.store.push(StoreOp::Media { id, stats }) {
+                        error!(id, "store writer is gone; media figures NOT written");
+                    }
+                }
                 Output::Xmpp(el) => {
                     self.log_iq_error(&el, t);
                     if !self.xmpp.send(el) {
@@ -650,12 +698,20 @@ impl Gateway {
                         stox_call::Fault::CommandFailed { .. } => "command-failed",
                         stox_call::Fault::ChangeRefused { .. } => "change-refused",
                         stox_call::Fault::Forbidden { .. } => "forbidden",
+                        stox_call::Fault::MediaRelay { .. } => "media-relay",
                     };
                     if let Some(held_back) = self.faults.admit(&kind, t.0) {
                         info!(call, kind, held_back, "{}", escaped(&fault.to_string()));
                     }
                 }
             }
+        }
+        for (ticket, reason) in media_failed {
+            warn!(ticket, reason = %reason, "rtpengine request not sent");
+            self.core_input(Input::Media {
+                ticket,
+                result: Err(reason),
+            });
         }
     }
 

@@ -19,6 +19,49 @@ pub struct Config {
     /// The registrar for SIP users of its domains (browsers over ws/wss,
     /// softphones); absent: REGISTER gets 405.
     pub registrar: Option<RegistrarSection>,
+    /// The rtpengines that anchor the media of peers with
+    /// `media = "rtpengine"` (docs/media.md).
+    pub rtpengine: Option<RtpengineSection>,
+}
+
+/// `[rtpengine]` (docs/media.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RtpengineSection {
+    /// NG control addresses (`ip:port`, UDP), tried in order: a call uses
+    /// the first that answers, and keeps it.
+    pub ng: Vec<SocketAddr>,
+}
+
+/// `media = …` of `[sip]` and of a peer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MediaSetting {
+    /// The SDP goes through as mapped.
+    #[default]
+    Passthrough,
+    /// rtpengine anchors the media.
+    Rtpengine,
+}
+
+/// `media_transport = …`: what an anchored SIP side is offered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum MediaTransport {
+    #[default]
+    #[serde(rename = "RTP/AVP")]
+    RtpAvp,
+    /// SRTP keyed by SDES (RFC 4568).
+    #[serde(rename = "RTP/SAVP")]
+    RtpSavp,
+}
+
+fn media_mode(setting: MediaSetting, transport: MediaTransport) -> stox_call::media::MediaMode {
+    use stox_call::media::{MediaMode, SipMedia};
+    match (setting, transport) {
+        (MediaSetting::Passthrough, _) => MediaMode::Passthrough,
+        (MediaSetting::Rtpengine, MediaTransport::RtpAvp) => MediaMode::Rtpengine(SipMedia::Rtp),
+        (MediaSetting::Rtpengine, MediaTransport::RtpSavp) => MediaMode::Rtpengine(SipMedia::Sdes),
+    }
 }
 
 /// `[registrar]` (docs/configuration.md).
@@ -220,6 +263,13 @@ pub struct SipSection {
     /// where calls to their domains go, their credentials.
     #[serde(default)]
     pub peers: Vec<PeerSection>,
+    /// How media is handled for every peer that does not say (and for the
+    /// outbound proxy, registered users and other sources).
+    #[serde(default)]
+    pub media: MediaSetting,
+    /// What an anchored SIP side is offered: "RTP/AVP" or "RTP/SAVP".
+    #[serde(default)]
+    pub media_transport: MediaTransport,
 }
 
 /// `[[sip.peers]]` (docs/configuration.md, docs/security.md).
@@ -258,6 +308,10 @@ pub struct PeerSection {
     /// the same trust domain).
     #[serde(default)]
     pub asserted_identity: bool,
+    /// Overrides `[sip] media` for this peer.
+    pub media: Option<MediaSetting>,
+    /// Overrides `[sip] media_transport` for this peer.
+    pub media_transport: Option<MediaTransport>,
 }
 
 impl PeerSection {
@@ -546,6 +600,19 @@ impl Config {
                 ));
             }
         }
+        let anchored = s.media == MediaSetting::Rtpengine
+            || s.peers
+                .iter()
+                .any(|p| p.media == Some(MediaSetting::Rtpengine));
+        match &self.rtpengine {
+            Some(r) if r.ng.is_empty() => {
+                return Err("rtpengine.ng must list at least one NG address".into());
+            }
+            None if anchored => {
+                return Err("media = \"rtpengine\" needs [rtpengine] ng = [\"ip:port\", …]".into());
+            }
+            _ => {}
+        }
         if let Some(r) = &self.registrar {
             if r.domains.is_empty()
                 || r.domains
@@ -615,6 +682,26 @@ impl Config {
                 })
                 .collect(),
         }
+    }
+
+    /// Which calls rtpengine anchors, for the core.
+    pub fn media_policy(&self) -> Result<stox_call::media::MediaPolicy, String> {
+        let s = &self.sip;
+        let mut peers = Vec::new();
+        for p in &s.peers {
+            peers.push(stox_call::media::PeerMedia {
+                name: p.name.clone(),
+                sources: p.source_nets()?,
+                mode: media_mode(
+                    p.media.unwrap_or(s.media),
+                    p.media_transport.unwrap_or(s.media_transport),
+                ),
+            });
+        }
+        Ok(stox_call::media::MediaPolicy {
+            default: media_mode(s.media, s.media_transport),
+            peers,
+        })
     }
 
     /// The sources whose requests the SIP layer takes: every peer's, and
@@ -734,6 +821,34 @@ mod tests {
 
     const PEER: &str = "\n[[sip.peers]]\nname = \"trunk1\"\nsources = [\"192.0.2.10\", \"198.51.100.0/24\", \"2001:db8::/32\"]\n\
                         uri = \"sip:192.0.2.10:5060\"\ndomains = [\"trunk.example\"]\nusername = \"gw\"\npassword = \"pw\"\n";
+
+    #[test]
+    fn media_modes_per_peer_need_an_rtpengine() {
+        use stox_call::media::{MediaMode, SipMedia};
+        let base = include_str!("../../../config/gateway.toml");
+        let anchored =
+            format!("{base}{PEER}media = \"rtpengine\"\nmedia_transport = \"RTP/SAVP\"\n");
+        let err = Config::parse(&anchored).expect_err("no [rtpengine]");
+        assert!(err.contains("[rtpengine]"), "{err}");
+        let cfg = Config::parse(&format!(
+            "{anchored}\n[rtpengine]\nng = [\"127.0.0.1:2223\"]\n"
+        ))
+        .expect("valid");
+        let policy = cfg.media_policy().expect("policy");
+        assert_eq!(policy.default, MediaMode::Passthrough);
+        assert_eq!(
+            policy.for_peer(Some("trunk1")),
+            MediaMode::Rtpengine(SipMedia::Sdes)
+        );
+        assert_eq!(
+            policy.for_source("198.51.100.7".parse().expect("ip")),
+            MediaMode::Rtpengine(SipMedia::Sdes)
+        );
+        let empty = format!("{base}\n[rtpengine]\nng = []\n");
+        assert!(Config::parse(&empty).is_err(), "an empty ng list");
+        let bad = base.replace("outbound_proxy = ", "media = \"relay\"\noutbound_proxy = ");
+        assert!(Config::parse(&bad).is_err(), "an unknown media mode");
+    }
 
     #[test]
     fn peers_make_the_trust_list_and_the_policy() {

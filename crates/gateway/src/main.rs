@@ -7,6 +7,7 @@
 mod app;
 mod config;
 mod log;
+mod media;
 
 use clap::Parser;
 use std::path::PathBuf;

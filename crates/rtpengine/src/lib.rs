@@ -10,7 +10,8 @@
 //! send, [`Ng::on_datagram`] matches a reply, [`Ng::on_timeout`] gives the
 //! retransmissions and the failures due at a time, [`Ng::poll_timeout`]
 //! when to call it next. No socket, no clock, no task: the gateway's driver
-//! moves the bytes (issue 15 wires it into the call core).
+//! moves the bytes (the gateway's `media.rs`; the call core builds the
+//! requests and reads the answers).
 
 use serde_bencode::value::Value;
 use std::collections::{BTreeMap, HashMap};
@@ -77,6 +78,54 @@ impl Reply {
                 .and_then(int)
         };
         Some((packets(b"RTP")?, packets(b"RTCP").unwrap_or(0)))
+    }
+}
+
+/// What rtpengine counted on one leg (a tag) of a call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LegStats {
+    /// Packets received from that leg's endpoint, RTP and RTCP.
+    pub packets: i64,
+    pub bytes: i64,
+    /// Packets it could not handle (bad SRTP, wrong source, …).
+    pub errors: i64,
+}
+
+impl Reply {
+    /// The figures of the leg named `tag` (the `tags` section of a `delete`
+    /// or `query`: the `stats` of every stream of every media summed);
+    /// zero when the reply has none.
+    pub fn tag_stats(&self, tag: &str) -> LegStats {
+        let mut sum = LegStats::default();
+        let streams = self
+            .body
+            .get(b"tags".as_slice())
+            .and_then(dict)
+            .and_then(|tags| tags.get(tag.as_bytes()))
+            .and_then(dict)
+            .and_then(|t| t.get(b"medias".as_slice()))
+            .and_then(list)
+            .into_iter()
+            .flatten()
+            .filter_map(dict)
+            .filter_map(|m| m.get(b"streams".as_slice()).and_then(list))
+            .flatten()
+            .filter_map(dict)
+            .filter_map(|s| s.get(b"stats".as_slice()).and_then(dict));
+        for stats in streams {
+            let get = |k: &[u8]| stats.get(k).and_then(int).unwrap_or(0);
+            sum.packets += get(b"packets");
+            sum.bytes += get(b"bytes");
+            sum.errors += get(b"errors");
+        }
+        sum
+    }
+}
+
+fn list(v: &Value) -> Option<&Vec<Value>> {
+    match v {
+        Value::List(l) => Some(l),
+        _ => None,
     }
 }
 
@@ -290,6 +339,23 @@ impl Ng {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn leg_figures_sum_the_streams_of_a_tag() {
+        // Shaped as rtpengine 10.5 answers a delete (two streams: RTP, RTCP).
+        let reply = b"c1 d6:result2:ok4:tagsd3:sipd6:mediasld7:streamsld5:statsd7:packetsi54e5:bytesi9288e6:errorsi1eeed5:statsd7:packetsi3e5:bytesi120e6:errorsi0eeeeeee4:xmppd6:mediasld7:streamsld5:statsd7:packetsi50e5:bytesi8000e6:errorsi0eeeeeeeee";
+        let reply = decode(reply).expect("a well-formed reply");
+        assert_eq!(
+            reply.tag_stats("sip"),
+            LegStats {
+                packets: 57,
+                bytes: 9408,
+                errors: 1
+            }
+        );
+        assert_eq!(reply.tag_stats("xmpp").packets, 50);
+        assert_eq!(reply.tag_stats("none"), LegStats::default());
+    }
 
     #[test]
     fn a_request_is_a_cookie_and_a_bencoded_dictionary() {

@@ -14,6 +14,7 @@ use sqlx::{Connection, Row, SqlitePool};
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
+use stox_call::media::MediaStats;
 use stox_call::{CallState, Direction, EndedBy, Hold, Millis, SessionRecord, iso8601};
 use stox_mapping::ids::{CallId, Sid};
 use stox_mapping::lograte::escape_controls;
@@ -43,8 +44,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
 
 const COLUMNS: &str = "id, jingle_sid, sip_call_id, direction, xmpp_jid, sip_uri, gateway_jid, \
      state, created_at, answered_at, ended_at, end_reason, sip_status, ended_by, end_detail, \
-     updated_at, sip_dialog, sip_pending, local_sdp, remote_sdp, hold, sip_peer";
-const ROW_PARAMS: usize = 22;
+     updated_at, sip_dialog, sip_pending, local_sdp, remote_sdp, hold, sip_peer, media_relay";
+const ROW_PARAMS: usize = 23;
 /// A row already in the table is overwritten whole, except its stored SIP
 /// state (dialog, pending INVITE), which a row without one (NULL) leaves as
 /// it is.
@@ -56,7 +57,8 @@ const ON_CONFLICT: &str = " ON CONFLICT(id) DO UPDATE SET jingle_sid = excluded.
      sip_dialog = COALESCE(excluded.sip_dialog, sessions.sip_dialog), \
      sip_pending = COALESCE(excluded.sip_pending, sessions.sip_pending), \
      local_sdp = excluded.local_sdp, remote_sdp = excluded.remote_sdp, hold = excluded.hold, \
-     sip_peer = excluded.sip_peer";
+     sip_peer = excluded.sip_peer, \
+     media_relay = COALESCE(excluded.media_relay, sessions.media_relay)";
 /// Rows per statement are powers of two up to this, so a batch of any size
 /// is written by at most `log2(MAX_ROWS) + 1` statements drawn from as many
 /// cached prepared statements (22 × 512 parameters is well under SQLite's
@@ -85,10 +87,12 @@ struct MergedRow<'a> {
     pending: Option<&'a str>,
 }
 
-/// SIP state for a row that is not in the batch (written earlier).
+/// What updates a row apart from its whole-row write: SIP state for a row
+/// that is not in the batch (written earlier), and rtpengine's figures.
 enum Orphan<'a> {
     Dialog(i64, &'a str),
     Pending(i64, &'a str),
+    Media(i64, &'a MediaStats),
 }
 
 /// Folds a batch into one row per id (the last record wins; SIP state
@@ -122,6 +126,8 @@ fn merge(ops: &[StoreOp]) -> (Vec<MergedRow<'_>>, Vec<Orphan<'_>>) {
                 Some(&i) => rows[i].pending = Some(snapshot),
                 None => orphans.push(Orphan::Pending(*id, snapshot.as_str())),
             },
+            // Applied after the rows: the columns are never in a row write.
+            StoreOp::Media { id, stats } => orphans.push(Orphan::Media(*id, stats)),
         }
     }
     (rows, orphans)
@@ -286,6 +292,8 @@ pub enum StoreOp {
     Dialog { id: i64, snapshot: String },
     /// The unanswered INVITE of row `id` (see migration 0003).
     Pending { id: i64, snapshot: String },
+    /// rtpengine's figures for row `id` (see migration 0008).
+    Media { id: i64, stats: MediaStats },
 }
 
 impl StoreOp {
@@ -293,7 +301,9 @@ impl StoreOp {
     pub fn id(&self) -> i64 {
         match self {
             StoreOp::Session(r) => r.id,
-            StoreOp::Dialog { id, .. } | StoreOp::Pending { id, .. } => *id,
+            StoreOp::Dialog { id, .. }
+            | StoreOp::Pending { id, .. }
+            | StoreOp::Media { id, .. } => *id,
         }
     }
 }
@@ -360,20 +370,31 @@ pub(crate) async fn apply_on(
                     r.sip_peer
                         .as_deref()
                         .map(|t| escape_controls(t).into_owned()),
-                );
+                )
+                .bind(r.media_relay.as_deref());
         }
         query.execute(&mut *tx).await?;
     }
     for orphan in orphans {
-        let (sql, id, snapshot) = match orphan {
-            Orphan::Dialog(id, s) => ("UPDATE sessions SET sip_dialog = ? WHERE id = ?", id, s),
-            Orphan::Pending(id, s) => ("UPDATE sessions SET sip_pending = ? WHERE id = ?", id, s),
+        let query = match orphan {
+            Orphan::Dialog(id, s) => sqlx::query("UPDATE sessions SET sip_dialog = ? WHERE id = ?")
+                .bind(s)
+                .bind(id),
+            Orphan::Pending(id, s) => {
+                sqlx::query("UPDATE sessions SET sip_pending = ? WHERE id = ?")
+                    .bind(s)
+                    .bind(id)
+            }
+            Orphan::Media(id, m) => sqlx::query(
+                "UPDATE sessions SET media_packets_from_xmpp = ?, media_packets_from_sip = ?, \
+                 media_errors = ? WHERE id = ?",
+            )
+            .bind(m.packets_from_xmpp)
+            .bind(m.packets_from_sip)
+            .bind(m.errors)
+            .bind(id),
         };
-        sqlx::query(sql)
-            .bind(snapshot)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        query.execute(&mut *tx).await?;
     }
     tx.commit().await?;
     Ok(())
@@ -433,6 +454,7 @@ fn record_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<SessionRecord, Store
             Hold::parse(hold.as_deref()).ok_or_else(|| corrupt(format!("hold = {hold:?}")))?
         },
         sip_peer: row.try_get("sip_peer")?,
+        media_relay: row.try_get("media_relay")?,
     })
 }
 

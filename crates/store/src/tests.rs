@@ -22,6 +22,7 @@ fn record(id: i64, state: CallState) -> SessionRecord {
         remote_sdp: None,
         hold: Hold::default(),
         sip_peer: None,
+        media_relay: None,
         updated_at: Millis(1_795_296_363_000),
     }
 }
@@ -424,4 +425,39 @@ async fn registrar_users_and_bindings_round_trip_and_expire() {
             .expect("remove")
     );
     assert!(!store.remove_user("alice@example.net").await.expect("again"));
+}
+
+#[tokio::test]
+async fn media_relay_sticks_and_media_figures_follow_the_last_row_write() {
+    let path = temp_db("media");
+    let store = Store::open(&path).await.expect("open");
+    let mut r = record(1, CallState::Pending);
+    r.media_relay = Some("127.0.0.1:2223".into());
+    store.save(std::slice::from_ref(&r)).await.expect("insert");
+    // A later write without the relay (a record cloned before it was
+    // known) leaves it as it is.
+    let mut ended = r.clone();
+    ended.media_relay = None;
+    ended.state = CallState::Ended;
+    let stats = MediaStats {
+        packets_from_xmpp: 250,
+        packets_from_sip: 251,
+        errors: 1,
+    };
+    store
+        .apply(&[StoreOp::Session(ended), StoreOp::Media { id: 1, stats }])
+        .await
+        .expect("end and figures in one batch");
+    let row: (Option<String>, Option<i64>, Option<i64>, Option<i64>) = sqlx::query_as(
+        "SELECT media_relay, media_packets_from_xmpp, media_packets_from_sip, media_errors \
+         FROM sessions WHERE id = 1",
+    )
+    .fetch_one(&store.pool)
+    .await
+    .expect("row");
+    assert_eq!(
+        row,
+        (Some("127.0.0.1:2223".into()), Some(250), Some(251), Some(1))
+    );
+    store.close().await;
 }

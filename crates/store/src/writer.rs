@@ -114,6 +114,7 @@ struct Slot {
     record: Option<SessionRecord>,
     dialog: Option<String>,
     pending: Option<String>,
+    media: Option<stox_call::media::MediaStats>,
 }
 
 #[derive(Default)]
@@ -141,11 +142,13 @@ impl Backlog {
             record: None,
             dialog: None,
             pending: None,
+            media: None,
         });
         match op {
             StoreOp::Session(r) => slot.record = Some(r),
             StoreOp::Dialog { snapshot, .. } => slot.dialog = Some(snapshot),
             StoreOp::Pending { snapshot, .. } => slot.pending = Some(snapshot),
+            StoreOp::Media { stats, .. } => slot.media = Some(stats),
         }
         true
     }
@@ -170,6 +173,9 @@ impl Backlog {
                     id,
                     snapshot: snapshot.clone(),
                 });
+            }
+            if let Some(stats) = slot.media {
+                ops.push(StoreOp::Media { id, stats });
             }
         }
         ops

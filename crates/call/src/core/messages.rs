@@ -236,6 +236,7 @@ impl Core {
                 remote_sdp: None,
                 hold: crate::types::Hold::default(),
                 sip_peer: p.peer.clone(),
+                media_relay: None,
                 updated_at: now,
             },
         });

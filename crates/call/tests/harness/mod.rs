@@ -27,6 +27,7 @@ pub fn config() -> CoreConfig {
         jingle_limits: stox_mapping::jingle::JingleLimits::default(),
         policy: None,
         max_calls: 0,
+        media: Default::default(),
     }
 }
 pub const ROMEO_GW: &str = "romeo\\40example.net@sip.example.com";
