@@ -8,8 +8,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(prosody lua-unbound sip-tester python3-slixmpp python3-pytest sqlite3 baresip-core chromium dnsmasq-base rtpengine-daemon)
-PYTHON=/usr/bin/python3   # Debian's: the python3 first on PATH may not see Debian packages
+PACKAGES=(prosody lua-unbound sip-tester python3-slixmpp python3-pytest python3-venv sqlite3 baresip-core chromium dnsmasq-base rtpengine-daemon)
+DEBIAN_PYTHON=/usr/bin/python3   # Debian's: the python3 first on PATH may not see Debian packages
+# The e2e tests run in a venv on Debian's python that also sees its packages
+# (slixmpp, pytest) and adds aiortc for the media tests (requirements.txt).
+VENV=tests/.venv
+PYTHON=$VENV/bin/python
 
 step() { printf '\n==> %s\n' "$*"; }
 die() { printf '\ntests/run.sh: FAILED: %s\n' "$*" >&2; exit 1; }
@@ -47,7 +51,15 @@ df -h . | tail -1
 command -v cargo >/dev/null || die "cargo not found (install Rust: https://rustup.rs)"
 command -v apt-get >/dev/null || die "apt-get not found: the e2e peers come from Debian packages"
 install_missing
-"$PYTHON" -c 'import slixmpp, pytest' || die "$PYTHON cannot import slixmpp and pytest"
+"$DEBIAN_PYTHON" -c 'import slixmpp, pytest' || die "$DEBIAN_PYTHON cannot import slixmpp and pytest"
+if ! "$PYTHON" -c 'import slixmpp, pytest, aiortc' 2>/dev/null \
+    || ! cmp -s tests/e2e/requirements.txt "$VENV/requirements.txt"; then
+    run "venv $VENV" "$DEBIAN_PYTHON" -m venv --system-site-packages --clear "$VENV"
+    run "pip install (tests/e2e/requirements.txt)" "$VENV/bin/pip" install --quiet \
+        --disable-pip-version-check -r tests/e2e/requirements.txt
+    cp tests/e2e/requirements.txt "$VENV/requirements.txt"
+fi
+"$PYTHON" -c 'import slixmpp, pytest, aiortc' || die "$PYTHON cannot import slixmpp, pytest and aiortc"
 # JsSIP, playwright-core and esbuild for the browser tests (tests/e2e/browser).
 if [ ! -d tests/e2e/browser/node_modules ]; then
     run "npm ci (tests/e2e/browser)" npm ci --prefix tests/e2e/browser --no-audit --no-fund
@@ -58,8 +70,9 @@ run "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
 run "gates (tests/gates.sh)" tests/gates.sh
 run "cargo build -p stox-gateway" cargo build -p stox-gateway
 run "cargo test" cargo test --workspace
-step "end-to-end tests (Prosody + slixmpp + SIPp)"
-STOX_E2E_REQUIRE_GATEWAY=1 "$PYTHON" -m pytest -v tests/e2e "$@" || die "end-to-end tests"
+step "end-to-end tests (Prosody, slixmpp, SIPp, baresip, Chromium, rtpengine, aiortc)"
+STOX_E2E_REQUIRE_GATEWAY=1 STOX_E2E_REQUIRE_MEDIA=1 "$PYTHON" -m pytest -v tests/e2e "$@" \
+    || die "end-to-end tests"
 step "disk free after the tests"
 df -h . | tail -1
 step "all tests passed"

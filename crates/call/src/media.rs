@@ -174,12 +174,14 @@ pub(crate) fn request(call_id: &str, step: Step, sdp: &str, sip: SipMedia) -> Re
     req
 }
 
-/// `delete`: the whole call (both legs) goes.
+/// `delete`: the whole call (both legs) goes now (`delete-delay` 0:
+/// rtpengine otherwise keeps the session and its ports 30 s).
 pub(crate) fn delete(call_id: &str) -> Request {
     Request {
         command: "delete".into(),
         call_id: Some(call_id.into()),
         from_tag: Some(Leg::Xmpp.tag().into()),
+        options: vec![("delete-delay".into(), "0".into())],
         ..Request::default()
     }
 }

@@ -174,6 +174,7 @@ fn xmpp_to_sip_offer_answer_and_delete_go_through_rtpengine() {
     let delete = one_media(&out);
     assert_eq!(delete.request.command, "delete");
     assert_eq!(delete.relay.as_deref(), Some(RELAY));
+    assert_eq!(option(&delete, "delete-delay"), Some("0"), "gone at once");
     let id = h.last_row().id;
     let body = "d6:result2:ok4:tagsd3:sipd6:mediasld7:streamsld5:statsd7:packetsi61e6:errorsi0eeeeeee4:xmppd6:mediasld7:streamsld5:statsd7:packetsi58e6:errorsi2eeeeeeeee";
     let reply = stox_rtpengine::decode(format!("c {body}").as_bytes()).expect("reply");
@@ -213,6 +214,7 @@ fn sip_to_xmpp_offer_and_answer_go_through_rtpengine() {
     let out = ok(&mut h, &offer, Some(RELAY_XMPP_SDP));
     let si = jingle_set(&out);
     assert_eq!(si.attr("action"), Some("session-initiate"));
+    assert_eq!(h.last_row().media_relay.as_deref(), Some(RELAY));
     assert!(String::from(si).contains("31028"));
     let si_id = iq(&out, "set").attr("id").expect("id").to_owned();
     h.iq_response(&si_id, IqOutcome::Result);

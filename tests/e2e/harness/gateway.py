@@ -66,6 +66,8 @@ class Gateway:
         self.wss_port = free_port()
         # {"domains": [...]}: a [registrar] section.
         self.registrar = options.get("registrar")
+        # NG addresses ("ip:port"): an [rtpengine] section.
+        self.rtpengine = options.get("rtpengine")
         self.proc = None
 
     @staticmethod
@@ -101,6 +103,11 @@ class Gateway:
                               input=(password + "\n") if password is not None else "",
                               capture_output=True, text=True, cwd=self.dir, timeout=30)
 
+    def _rtpengine(self) -> str:
+        if not self.rtpengine:
+            return ""
+        return f"[rtpengine]\nng = {self._toml(list(self.rtpengine))}\n"
+
     def _peers(self) -> str:
         return "\n".join("[[sip.peers]]\n" + "\n".join(f"{k} = {self._toml(v)}" for k, v in p.items())
                          + "\n" for p in self.peers)
@@ -135,6 +142,8 @@ ring_timeout_secs = {self.ring_timeout_secs}
 {self._extra("calls")}
 
 {self._registrar()}
+
+{self._rtpengine()}
 
 {self._peers()}
 """)

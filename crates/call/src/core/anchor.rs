@@ -418,12 +418,10 @@ impl Core {
         let Some(a) = self.anchors.calls.get_mut(&key) else {
             return;
         };
-        if a.relay.is_none() {
-            a.relay = Some(reply.relay.clone());
-            self.with_call(now, key, out, |call, ctx| {
-                call.set_media_relay(ctx, reply.relay.clone());
-            });
-        }
+        // The first answer names the call's rtpengine; the row says so once
+        // the call exists (a SIP caller's is created by the event below).
+        let first = a.relay.is_none();
+        a.relay.get_or_insert_with(|| reply.relay.clone());
         let sdp = reply.reply.sdp.clone();
         match held {
             Held::Out(mut cmd) => {
@@ -449,7 +447,13 @@ impl Core {
                 for ev in self.drop_anchor(key) {
                     self.dispatch(now, ev, out);
                 }
+                return;
             }
+        }
+        if first {
+            self.with_call(now, key, out, |call, ctx| {
+                call.set_media_relay(ctx, reply.relay.clone());
+            });
         }
     }
 
