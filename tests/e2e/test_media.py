@@ -136,6 +136,23 @@ def test_xmpp_calls_a_plain_rtp_phone_through_rtpengine(juliet, rtpengine, media
     assert received >= PACKETS and phone_received >= PACKETS, (sent, received, phone_sent,
                                                                phone_received)
 
+    # Hold and resume from Jingle (XEP-0167 §7) go through rtpengine: the
+    # phone's re-INVITEs offer rtpengine's address and port, as before.
+    relay_port = invite.body.split("m=audio ")[1].split()[0]
+    for what, direction in (("hold", "a=sendonly"), ("active", "a=sendrecv")):
+        assert_result(juliet.send_iq(PHONE, jingle(
+            "session-info", sid, f"<{what} xmlns='urn:xmpp:jingle:apps:rtp:info:1'/>")),
+            f"session-info {what}")
+        reinvite = wait_until(lambda d=direction: next(
+            (m for m in phone.messages(direction="received", method="INVITE")[1:]
+             if d in m.body), None), 10)
+        assert reinvite, f"no re-INVITE with {direction}:\n{phone.summary()}\n" + "\n".join(
+            m.body for m in phone.messages(direction="received", method="INVITE"))
+        assert f"m=audio {relay_port} RTP/AVP" in reinvite.body, reinvite.body
+    before = peer.stats()[1]
+    assert wait_until(lambda: peer.stats()[1] >= before + PACKETS, 10), \
+        f"media stopped after the resume: {peer.describe()}"
+
     assert_result(juliet.send_iq(PHONE, jingle("session-terminate", sid,
                                                "<reason><success/></reason>")),
                   "session-terminate")
@@ -180,7 +197,7 @@ def test_rtpengine_unreachable_refuses_the_call_cleanly(juliet, media_gateway, c
                                                initiator=juliet.full_jid)), "session-initiate")
     terminate = juliet.expect("session-terminate", timeout=15, sid=sid)
     assert "failed-application" in terminate.text(), terminate.text()
-    assert not phone.messages(direction="in", method="INVITE")[1:], phone.summary()
+    assert not phone.messages(direction="received", method="INVITE"), phone.summary()
     row = gw.wait_row(lambda r: r["jingle_sid"] == sid and r["state"] == "ended")
     assert "media relay" in (row["end_detail"] or ""), row
     assert "rtpengine" in gw.log_text()

@@ -117,11 +117,12 @@ impl Leg {
     }
 }
 
-/// An `offer` from `from` (the SDP goes to the other leg), or an `answer`
-/// to an offer `from` made (the SDP goes back to `from`).
+/// An `offer` from `from` (the SDP goes to the other leg; `again`: a
+/// re-offer in the dialog, which names both legs), or an `answer` to an
+/// offer `offerer` made (the SDP goes back to it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Step {
-    Offer { from: Leg },
+    Offer { from: Leg, again: bool },
     Answer { offerer: Leg },
 }
 
@@ -135,7 +136,7 @@ pub(crate) enum Step {
 /// request comes from the gateway, not from them).
 pub(crate) fn request(call_id: &str, step: Step, sdp: &str, sip: SipMedia) -> Request {
     let (command, from_tag, to_tag, toward) = match step {
-        Step::Offer { from } => ("offer", from, None, from.other()),
+        Step::Offer { from, again } => ("offer", from, again.then(|| from.other()), from.other()),
         Step::Answer { offerer } => ("answer", offerer, Some(offerer.other()), offerer),
     };
     let mut req = Request {
@@ -256,7 +257,15 @@ mod tests {
 
     #[test]
     fn an_offer_toward_sip_asks_for_plain_rtp_without_ice_or_dtls() {
-        let req = request("c1", Step::Offer { from: Leg::Xmpp }, "v=0", SipMedia::Rtp);
+        let req = request(
+            "c1",
+            Step::Offer {
+                from: Leg::Xmpp,
+                again: false,
+            },
+            "v=0",
+            SipMedia::Rtp,
+        );
         assert_eq!(req.command, "offer");
         assert_eq!(req.from_tag.as_deref(), Some("xmpp"));
         assert_eq!(req.to_tag, None);
@@ -264,7 +273,15 @@ mod tests {
         assert_eq!(option(&req, "ICE"), Some("remove"));
         assert_eq!(option(&req, "DTLS"), Some("off"));
         assert!(req.flags.contains(&"trust-address".to_owned()));
-        let sdes = request("c1", Step::Offer { from: Leg::Xmpp }, "v=0", SipMedia::Sdes);
+        let sdes = request(
+            "c1",
+            Step::Offer {
+                from: Leg::Xmpp,
+                again: false,
+            },
+            "v=0",
+            SipMedia::Sdes,
+        );
         assert_eq!(option(&sdes, "transport-protocol"), Some("RTP/SAVP"));
         assert!(!sdes.lists.iter().any(|(k, _)| k == "SDES"));
     }
@@ -301,7 +318,15 @@ mod tests {
 
     #[test]
     fn an_offer_toward_xmpp_asks_for_ice_and_dtls_srtp() {
-        let req = request("c1", Step::Offer { from: Leg::Sip }, "v=0", SipMedia::Rtp);
+        let req = request(
+            "c1",
+            Step::Offer {
+                from: Leg::Sip,
+                again: false,
+            },
+            "v=0",
+            SipMedia::Rtp,
+        );
         assert_eq!(
             option(&req, "transport-protocol"),
             Some("UDP/TLS/RTP/SAVPF")

@@ -375,6 +375,11 @@ fn a_sip_reoffer_goes_through_rtpengine_and_is_refused_when_it_fails() {
     let reoffer = one_media(&out);
     assert_eq!(reoffer.request.command, "offer");
     assert_eq!(reoffer.request.from_tag.as_deref(), Some("sip"));
+    assert_eq!(
+        reoffer.request.to_tag.as_deref(),
+        Some("xmpp"),
+        "in the dialog"
+    );
     let out = fail(&mut h, &reoffer);
     let SipCommand::Reply {
         request: answered,
@@ -433,4 +438,113 @@ fn a_restart_deletes_the_session_of_a_call_it_cannot_resume() {
         delete.request.call_id.as_deref(),
         Some("m5@sip.example.com")
     );
+}
+
+/// XMPP → SIP call through rtpengine, answered.
+fn active_outgoing(h: &mut Harness, sid: &str) -> stox_call::CallKey {
+    place_anchored_call(h, sid);
+    let key = h.key(&cid(&format!("{sid}@sip.example.com")));
+    let out = h.sip(SipEvent::Answered {
+        call: key,
+        sdp: Some(ANSWER_SDP.into()),
+        supported: Vec::new(),
+    });
+    let answer = one_media(&out);
+    ok(h, &answer, Some(RELAY_XMPP_SDP));
+    assert_eq!(h.last_state(), CallState::Active);
+    key
+}
+
+#[test]
+fn xep0167_7_an_xmpp_hold_goes_through_rtpengine_both_ways() {
+    let mut h = rtpengine();
+    let key = active_outgoing(&mut h, "m6");
+    let out = h.stanza(&juliet_action(
+        "si-hold",
+        "m6",
+        "session-info",
+        "<hold xmlns='urn:xmpp:jingle:apps:rtp:info:1'/>",
+    ));
+    iq(&out, "result");
+    assert!(
+        sip_commands(&out).is_empty(),
+        "no re-INVITE before rtpengine"
+    );
+    let offer = one_media(&out);
+    assert_eq!(offer.request.command, "offer");
+    assert_eq!(offer.request.from_tag.as_deref(), Some("xmpp"));
+    assert_eq!(offer.request.to_tag.as_deref(), Some("sip"));
+    let sent = offer.request.sdp.clone().expect("sdp");
+    assert!(sent.contains("a=sendonly"), "{sent}");
+    let relayed = RELAY_SIP_SDP
+        .replace("o=juliet 1 1", "o=juliet 1 2")
+        .replace("a=sendrecv", "a=sendonly");
+    let out = ok(&mut h, &offer, Some(&relayed));
+    let SipCommand::Reoffer { sdp: Some(sdp), .. } = one_sip(&out) else {
+        panic!("re-INVITE expected: {out:?}")
+    };
+    assert_eq!(sdp, &relayed, "rtpengine's SDP goes to the phone");
+
+    // The phone's answer goes back through rtpengine.
+    let out = h.sip(SipEvent::ReofferAnswered {
+        call: key,
+        sdp: Some(ANSWER_SDP.replace("a=sendrecv", "a=recvonly")),
+    });
+    let answer = one_media(&out);
+    assert_eq!(answer.request.command, "answer");
+    assert_eq!(answer.request.from_tag.as_deref(), Some("xmpp"));
+    ok(
+        &mut h,
+        &answer,
+        Some(&RELAY_XMPP_SDP.replace("a=sendrecv", "a=recvonly")),
+    );
+    assert!(h.last_row().hold.xmpp, "{:?}", h.last_row());
+}
+
+#[test]
+fn rfc3262_early_media_goes_through_rtpengine_and_serves_the_answer() {
+    let mut h = rtpengine();
+    place_anchored_call(&mut h, "m7");
+    let key = h.key(&cid("m7@sip.example.com"));
+    let out = h.sip(SipEvent::Provisional {
+        call: key,
+        status: 183,
+        sdp: Some(ANSWER_SDP.into()),
+        reliable: true,
+        supported: Vec::new(),
+    });
+    assert!(stanzas(&out).is_empty(), "nothing to XMPP before rtpengine");
+    let early = one_media(&out);
+    assert_eq!(early.request.command, "answer");
+    let out = ok(&mut h, &early, Some(RELAY_XMPP_SDP));
+    assert_eq!(jingle_set(&out).attr("action"), Some("session-info"));
+    // The 2xx carries no SDP: the early answer (rewritten) is the answer.
+    let out = h.sip(SipEvent::Answered {
+        call: key,
+        sdp: None,
+        supported: Vec::new(),
+    });
+    assert!(
+        media_requests(&out).is_empty(),
+        "nothing more for rtpengine"
+    );
+    let accept = jingle_set(&out);
+    assert_eq!(accept.attr("action"), Some("session-accept"));
+    assert!(String::from(accept).contains("31028"), "rtpengine's port");
+
+    // rtpengine failing on an early SDP loses the early media only.
+    let mut h = rtpengine();
+    place_anchored_call(&mut h, "m8");
+    let key = h.key(&cid("m8@sip.example.com"));
+    let out = h.sip(SipEvent::Provisional {
+        call: key,
+        status: 183,
+        sdp: Some(ANSWER_SDP.into()),
+        reliable: false,
+        supported: Vec::new(),
+    });
+    let early = one_media(&out);
+    let out = fail(&mut h, &early);
+    assert_eq!(jingle_set(&out).attr("action"), Some("session-info"));
+    assert_eq!(h.last_state(), CallState::Ringing, "the call goes on");
 }

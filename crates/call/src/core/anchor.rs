@@ -77,11 +77,17 @@ impl Anchors {
 /// always offers: one without SDP is refused with 488.)
 fn command_step(cmd: &SipCommand) -> Option<Step> {
     match cmd {
-        SipCommand::Invite { .. } => Some(Step::Offer { from: Leg::Xmpp }),
+        SipCommand::Invite { .. } => Some(Step::Offer {
+            from: Leg::Xmpp,
+            again: false,
+        }),
         SipCommand::Respond { sdp: Some(_), .. } | SipCommand::Reply { sdp: Some(_), .. } => {
             Some(Step::Answer { offerer: Leg::Sip })
         }
-        SipCommand::Reoffer { sdp: Some(_), .. } => Some(Step::Offer { from: Leg::Xmpp }),
+        SipCommand::Reoffer { sdp: Some(_), .. } => Some(Step::Offer {
+            from: Leg::Xmpp,
+            again: true,
+        }),
         _ => None,
     }
 }
@@ -89,7 +95,10 @@ fn command_step(cmd: &SipCommand) -> Option<Step> {
 /// The rtpengine step an SDP the SIP peer sent needs.
 fn event_step(ev: &SipEvent) -> Option<Step> {
     match ev {
-        SipEvent::IncomingInvite { sdp: Some(_), .. } => Some(Step::Offer { from: Leg::Sip }),
+        SipEvent::IncomingInvite { sdp: Some(_), .. } => Some(Step::Offer {
+            from: Leg::Sip,
+            again: false,
+        }),
         SipEvent::Provisional { sdp: Some(_), .. }
         | SipEvent::Answered { sdp: Some(_), .. }
         | SipEvent::ReofferAnswered { sdp: Some(_), .. } => {
@@ -105,7 +114,10 @@ fn event_step(ev: &SipEvent) -> Option<Step> {
                 .as_deref()
                 .is_some_and(|t| t.eq_ignore_ascii_case("application/sdp")) =>
         {
-            Some(Step::Offer { from: Leg::Sip })
+            Some(Step::Offer {
+                from: Leg::Sip,
+                again: true,
+            })
         }
         _ => None,
     }
