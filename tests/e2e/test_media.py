@@ -9,6 +9,7 @@ Packets are counted at both ends (aiortc counts SRTP it decrypted), the
 rows carry rtpengine's figures, and rtpengine holds no session afterwards."""
 
 import os
+import re
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -18,6 +19,7 @@ if os.environ.get("STOX_E2E_REQUIRE_MEDIA"):
 else:
     pytest.importorskip("aiortc", reason="aiortc not installed: see tests/e2e/requirements.txt")
 
+from harness.baresip import Baresip                                 # noqa: E402
 from harness.calls import assert_result, new_sid                   # noqa: E402
 from harness.gateway import Gateway                                # noqa: E402
 from harness.jingle import jingle                       # noqa: E402
@@ -201,6 +203,78 @@ def test_rtpengine_unreachable_refuses_the_call_cleanly(juliet, media_gateway, c
     row = gw.wait_row(lambda r: r["jingle_sid"] == sid and r["state"] == "ended")
     assert "media relay" in (row["end_detail"] or ""), row
     assert "rtpengine" in gw.log_text()
+
+
+# --- anchored with a real phone: baresip (PCMU/PCMA, a 440 Hz sine) ---------
+
+def receiving_seconds(bs: Baresip) -> int:
+    """Whole seconds of the call in which baresip received PCMU at its full
+    rate: its status line `[h:mm:ss] audio=TX/RX (bit/s)` says RX >= 60 kbit/s
+    (PCMU is 64 kbit/s of payload: 50 packets of 20 ms a second)."""
+    text = bs.log.read_text(errors="replace")
+    seconds = set(re.findall(r"\[(\d+:\d\d:\d\d)\] audio=\d+/(\d+) \(bit/s\)", text))
+    return len({t for t, rx in seconds if int(rx) >= 60000})
+
+
+@pytest.fixture
+def baresip_phone(tmp_path, attach):
+    made = []
+
+    def make(proxy: str, port: int, auto_answer: bool) -> Baresip:
+        bs = Baresip(tmp_path, "sip:phone@pbx.example", proxy, port=port,
+                     auto_answer=auto_answer).start()
+        attach("baresip log", bs.log)
+        made.append(bs)
+        return bs
+
+    yield make
+    for bs in made:
+        bs.stop()
+
+
+def assert_baresip_media(peer: WebRtcPeer, bs: Baresip):
+    peer.wait_connected(timeout=15)
+    sent, received = peer.wait_packets(PACKETS, timeout=15)
+    # Three seconds at the full rate: well over 50 packets received.
+    assert wait_until(lambda: receiving_seconds(bs) >= 3, 15), \
+        f"baresip received at full rate for {receiving_seconds(bs)} s " \
+        f"(aiortc sent {sent}, received {received})"
+
+
+@pytest.mark.timeout(60)
+def test_xmpp_calls_baresip_through_rtpengine(juliet, rtpengine, media_gateway, baresip_phone,
+                                              closing):
+    port = free_port(udp_too=True)
+    gw = media_gateway(port, "rtpengine", rtpengine.ng)
+    bs = baresip_phone(gw.sip_addr(), port, auto_answer=True)
+    peer = closing(WebRtcPeer("juliet"))
+    sid = new_sid("baresip-out")
+    xmpp_calls_sip(juliet, peer, sid)
+    bs.expect_event("CALL_ESTABLISHED")
+    assert_baresip_media(peer, bs)
+    bs.command("hangup")
+    juliet.expect("session-terminate", timeout=10, sid=sid)
+    assert_anchored_figures(media_row(gw), rtpengine)
+
+
+@pytest.mark.timeout(60)
+def test_baresip_calls_xmpp_through_rtpengine(juliet, rtpengine, media_gateway, baresip_phone,
+                                              closing):
+    port = free_port(udp_too=True)
+    gw = media_gateway(port, "rtpengine", rtpengine.ng)
+    bs = baresip_phone(gw.sip_addr(), port, auto_answer=False)
+    peer = closing(WebRtcPeer("juliet"))
+    bs.command("dial", f"sip:juliet@{DOMAIN};gr=balcony")
+    initiate = juliet.expect("session-initiate", timeout=15)
+    answer_sdp = peer.accept_offer(jingle_to_sdp(jingle_of(initiate), "offer"))
+    assert_result(juliet.send_iq(initiate.frm, jingle(
+        "session-accept", initiate.sid, sdp_to_jingle(answer_sdp, author="responder"),
+        responder=juliet.full_jid)), "session-accept")
+    bs.expect_event("CALL_ESTABLISHED")
+    assert_baresip_media(peer, bs)
+    bs.command("hangup")
+    juliet.expect("session-terminate", timeout=10, sid=initiate.sid)
+    assert_anchored_figures(media_row(gw), rtpengine)
 
 
 # --- pass-through: aiortc <-> aiortc, ICE and DTLS end to end ----------------
