@@ -718,6 +718,12 @@ impl Call {
         self.phase = self.end(ctx, condition, EndedBy::Gateway, status);
     }
 
+    /// Has the call ended on our side (only the INVITE's final answer to
+    /// a CANCEL is still awaited)?
+    pub fn is_ending(&self) -> bool {
+        matches!(self.phase, Phase::Out(Out::Cancelling) | Phase::Finished)
+    }
+
     /// Did this call come in from SIP?
     pub fn is_from_sip(&self) -> bool {
         self.rec.direction == Direction::SipToXmpp

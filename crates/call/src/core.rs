@@ -89,6 +89,8 @@ pub struct Core {
     anchors: anchor::Anchors,
     /// Some peer's media goes through rtpengine.
     media_on: bool,
+    /// The gateway is stopping: no new calls.
+    draining: bool,
 }
 
 impl Core {
@@ -98,6 +100,7 @@ impl Core {
         Core {
             keys: KeyGen::new(first_key_seed(&cfg)),
             media_on: cfg.media.anchors_any(),
+            draining: false,
             anchors: anchor::Anchors::default(),
             cfg,
             calls: HashMap::new(),
@@ -161,6 +164,31 @@ impl Core {
         out
     }
 
+    /// The drain time is over: every live call is ended on both sides
+    /// (`Call::shut_down`). Returns what the adapters must send and store.
+    pub fn shut_down(&mut self, now: Millis) -> Vec<Output> {
+        self.draining = true;
+        let mut ids: Vec<i64> = self.calls.keys().copied().collect();
+        ids.sort_unstable();
+        let mut out = Vec::new();
+        for id in ids {
+            let mut raw = Vec::new();
+            if let Some(call) = self.calls.get_mut(&id) {
+                let mut ctx = Self::ctx(&self.cfg, &mut self.iqs, &mut self.iq_seq, now, &mut raw);
+                call.shut_down(&mut ctx);
+            }
+            self.reap(id);
+            self.route_outputs(now, raw, &mut out);
+        }
+        out
+    }
+
+    /// Calls not ended yet (what a drain waits for): live calls, not those
+    /// only waiting for the last answer of a CANCEL.
+    pub fn active_calls(&self) -> usize {
+        self.calls.values().filter(|c| !c.is_ending()).count()
+    }
+
     /// Number of calls held in memory (live calls and calls winding down).
     pub fn live_calls(&self) -> usize {
         self.calls.len()
@@ -185,6 +213,7 @@ impl Core {
             Input::StanzaRejected(r) => Self::on_rejected(&r, &mut raw),
             Input::XmppLink { online } => self.xmpp_online = online,
             Input::StoreBacklog { over_limit } => self.store_backlogged = over_limit,
+            Input::Draining { on } => self.draining = on,
             Input::Media { ticket, result } => self.on_media(now, ticket, result, &mut out),
         }
         self.route_outputs(now, raw, &mut out);
@@ -194,7 +223,9 @@ impl Core {
     /// Why new calls are refused right now, if they are: the status and
     /// reason phrase of the 503 (RFC 3261 §21.5.4; with Retry-After).
     fn unavailable(&self) -> Option<&'static str> {
-        if !self.xmpp_online {
+        if self.draining {
+            Some("Service Unavailable (the gateway is shutting down)")
+        } else if !self.xmpp_online {
             Some("Service Unavailable (XMPP server not connected)")
         } else if self.store_backlogged {
             Some("Service Unavailable (session store backlog)")
@@ -335,6 +366,15 @@ impl Core {
                 ErrorCondition::ItemNotFound,
                 &format!("no Jingle session '{}' with {}", jingle.sid, header.from),
                 Some(AppError::UnknownSession),
+            )));
+            return;
+        }
+        if self.draining {
+            out.push(Output::Xmpp(stanza::iq_error(
+                header,
+                ErrorCondition::ServiceUnavailable,
+                "the gateway is shutting down; try again later",
+                None,
             )));
             return;
         }

@@ -224,6 +224,12 @@ pub enum Input {
     StoreBacklog {
         over_limit: bool,
     },
+    /// The gateway is stopping (`true`): new calls are refused (SIP 503
+    /// with Retry-After, Jingle `service-unavailable`) while the live ones
+    /// go on. See [`crate::Core::shut_down`] for the end of the drain.
+    Draining {
+        on: bool,
+    },
     /// rtpengine's answer to [`Output::Media`] `ticket`, or why there is
     /// none (every address refused or timed out).
     Media {

@@ -57,6 +57,25 @@ impl Clock {
 
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let started = Instant::now();
+    // The operations endpoint first: /health answers while the rest starts.
+    let cancel = CancellationToken::new();
+    let ready = std::sync::Arc::new(crate::http::Readiness::default());
+    if let Some(http) = &cfg.http {
+        let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                metrics_exporter_prometheus::Matcher::Suffix("seconds".into()),
+                &[
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                    30.0, 60.0,
+                ],
+            )
+            .context("metrics buckets")?
+            .install_recorder()
+            .context("installing the metrics recorder")?;
+        crate::http::serve(http.listen, handle, ready.clone(), cancel.child_token())
+            .await
+            .with_context(|| format!("http.listen {}", http.listen))?;
+    }
     let store = Store::open_with(
         &cfg.store.database,
         StoreOptions {
@@ -66,7 +85,6 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     .await
     .context("opening the session store")?;
 
-    let cancel = CancellationToken::new();
     // The component connects while the previous run's calls are restored:
     // what the server sends meanwhile waits in the event queue.
     let xmpp_cfg = ComponentConfig {
@@ -249,6 +267,12 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         faults: LogGate::new(2, 5, 16),
         bindings,
         media,
+        ready,
+        retry_after_secs: cfg.calls.retry_after_secs,
+        drain: cfg.calls.drain_secs,
+        draining: None,
+        xmpp_online: false,
+        seen_online: false,
     };
     let restored = gw.core.restore(resumed);
     let ended = unfinished.len();
@@ -267,10 +291,17 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let mut sigterm = terminate_signal()?;
     loop {
         let sip_deadline = gw.sip.poll_timeout().map(tokio::time::Instant::from_std);
+        // While draining, look at the calls left every 100 ms.
+        let drain_tick = gw
+            .draining
+            .map(|_| tokio::time::Instant::now() + Duration::from_millis(100));
         tokio::select! {
             ev = xmpp_events.recv() => match ev {
                 Some(ev) => {
                     if let Some(input) = xmpp_input(ev) {
+                        if let Input::XmppLink { online } = input {
+                            gw.xmpp_link(online);
+                        }
                         gw.core_input(input);
                     }
                 }
@@ -282,21 +313,34 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             },
             Some(ev) = store_events.recv() => match ev {
                 StoreEvent::Backlog { over_limit, .. } => {
+                    gw.ready.store_backlogged.store(over_limit, std::sync::atomic::Ordering::Relaxed);
                     gw.core_input(Input::StoreBacklog { over_limit });
                 }
             },
             Some(expired) = gw.timers.next() => gw.core_input(Input::Timer(expired.into_inner())),
             Some(users) = users_rx.recv() => gw.sip.set_users(users),
             Some((ticket, result)) = recv_opt(&mut media_results) => {
+                let outcome = if result.is_ok() { "ok" } else { "failed" };
+                metrics::counter!("stox_media_requests_total", "result" => outcome).increment(1);
                 gw.core_input(Input::Media { ticket, result });
             }
             () = sleep_until(sip_deadline), if sip_deadline.is_some() => {
                 gw.sip.handle_timeout(Instant::now());
             }
-            _ = tokio::signal::ctrl_c() => { info!("SIGINT: shutting down"); break }
-            _ = sigterm.recv() => { info!("SIGTERM: shutting down"); break }
+            _ = tokio::signal::ctrl_c() => {
+                if gw.draining.is_some() { info!("SIGINT again: stopping now"); break }
+                gw.start_drain("SIGINT");
+            }
+            _ = sigterm.recv() => {
+                if gw.draining.is_some() { info!("SIGTERM again: stopping now"); break }
+                gw.start_drain("SIGTERM");
+            }
+            () = sleep_until(drain_tick), if drain_tick.is_some() => {}
         }
         gw.pump();
+        if gw.drained() {
+            break;
+        }
     }
 
     cancel.cancel();
@@ -318,6 +362,80 @@ async fn recv_opt<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
         None => std::future::pending().await,
     }
 }
+
+/// The status code of a response about to be sent (`SIP/2.0 NNN …`).
+fn response_code(data: &[u8]) -> Option<&'static str> {
+    let code = data.strip_prefix(b"SIP/2.0 ")?.get(..3)?;
+    // Static labels: the codes a gateway sends are few; anything else is
+    // "other" (a label per value a peer could choose is unbounded).
+    Some(match code {
+        b"100" => "100",
+        b"180" => "180",
+        b"183" => "183",
+        b"200" => "200",
+        b"202" => "202",
+        b"400" => "400",
+        b"401" => "401",
+        b"403" => "403",
+        b"404" => "404",
+        b"405" => "405",
+        b"407" => "407",
+        b"408" => "408",
+        b"415" => "415",
+        b"416" => "416",
+        b"420" => "420",
+        b"422" => "422",
+        b"423" => "423",
+        b"480" => "480",
+        b"481" => "481",
+        b"482" => "482",
+        b"486" => "486",
+        b"487" => "487",
+        b"488" => "488",
+        b"491" => "491",
+        b"500" => "500",
+        b"501" => "501",
+        b"503" => "503",
+        b"505" => "505",
+        b"513" => "513",
+        b"603" => "603",
+        _ => "other",
+    })
+}
+
+/// Counters and the set-up latency of a call, from the row it writes.
+/// Each is counted once: a row starts (`created_at` = `updated_at`), is
+/// answered (`answered_at` = `updated_at`) and ends (`ended_at` =
+/// `updated_at`) in exactly one write.
+fn call_metrics(rec: &SessionRecord) {
+    let direction = rec.direction.as_str();
+    match rec.state {
+        CallState::Pending if rec.created_at == rec.updated_at => {
+            metrics::counter!("stox_calls_started_total", "direction" => direction).increment(1);
+        }
+        CallState::Active if rec.answered_at == Some(rec.updated_at) => {
+            let setup = rec.updated_at.0.saturating_sub(rec.created_at.0) as f64 / 1000.0;
+            metrics::histogram!("stox_call_setup_seconds", "direction" => direction).record(setup);
+        }
+        CallState::Ended if rec.ended_at == Some(rec.updated_at) => {
+            let outcome = if rec.answered_at.is_some() {
+                "answered"
+            } else {
+                "unanswered"
+            };
+            metrics::counter!("stox_calls_ended_total",
+                "direction" => direction,
+                "outcome" => outcome,
+                "reason" => rec.end_reason.clone().unwrap_or_default())
+            .increment(1);
+        }
+        _ => {}
+    }
+}
+
+/// After the drain: how long calls ended by the gateway may wait for the
+/// answers to their BYEs and CANCELs before the process exits.
+const LINGER: Duration = Duration::from_secs(2);
 
 async fn sleep_until(at: Option<tokio::time::Instant>) {
     match at {
@@ -497,7 +615,13 @@ fn xmpp_input(ev: XmppEvent) -> Option<Input> {
         XmppEvent::IqResponse { id, result } => {
             let outcome = match result {
                 Ok(_) => IqOutcome::Result,
-                Err(IqFailure::Error(el)) => IqOutcome::Error(error_condition(&el)),
+                Err(IqFailure::Error(el)) => {
+                    let condition = error_condition(&el);
+                    metrics::counter!("stox_jingle_errors_received_total",
+                        "condition" => condition.as_str().to_owned())
+                    .increment(1);
+                    IqOutcome::Error(condition)
+                }
                 Err(IqFailure::Timeout) => IqOutcome::Timeout,
                 Err(IqFailure::Undelivered) => IqOutcome::Undelivered,
             };
@@ -529,6 +653,16 @@ struct Gateway {
     bindings: mpsc::Sender<BindingWrite>,
     /// The rtpengine NG driver, when `[rtpengine]` is configured.
     media: Option<crate::media::MediaHandle>,
+    /// What `/ready` reports.
+    ready: std::sync::Arc<crate::http::Readiness>,
+    retry_after_secs: u32,
+    /// `[calls] drain_secs`.
+    drain: u64,
+    /// Draining since SIGTERM: when what is left is ended.
+    draining: Option<Instant>,
+    xmpp_online: bool,
+    /// The component was online once (later onlines are reconnects).
+    seen_online: bool,
 }
 
 impl Gateway {
@@ -536,6 +670,77 @@ impl Gateway {
         let t = self.clock.now();
         let outputs = self.core.handle(t, input);
         self.execute(t, outputs);
+        metrics::gauge!("stox_calls_in_memory").set(self.core.live_calls() as f64);
+    }
+
+    /// The component went up or down: OPTIONS, /ready and the metrics
+    /// follow (the core refuses INVITEs itself).
+    fn xmpp_link(&mut self, online: bool) {
+        use std::sync::atomic::Ordering;
+        self.xmpp_online = online;
+        self.ready.component.store(online, Ordering::Relaxed);
+        metrics::gauge!("stox_xmpp_component_connected").set(if online { 1.0 } else { 0.0 });
+        if online {
+            if self.seen_online {
+                metrics::counter!("stox_xmpp_reconnects_total").increment(1);
+            }
+            self.seen_online = true;
+        }
+        self.sip_availability();
+    }
+
+    fn sip_availability(&mut self) {
+        let why = if self.draining.is_some() {
+            Some("Service Unavailable (the gateway is shutting down)")
+        } else if !self.xmpp_online {
+            Some("Service Unavailable (XMPP server not connected)")
+        } else {
+            None
+        };
+        self.sip
+            .set_unavailable(why.map(|w| (w.to_owned(), self.retry_after_secs)));
+    }
+
+    /// SIGTERM: no new calls; live ones have `drain` seconds.
+    fn start_drain(&mut self, signal: &str) {
+        let live = self.core.active_calls();
+        info!(
+            signal,
+            live_calls = live,
+            drain_secs = self.drain,
+            "draining: new calls refused, live calls go on until they end or the drain time is over"
+        );
+        self.draining = Some(Instant::now() + Duration::from_secs(self.drain));
+        self.ready
+            .draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.sip_availability();
+        self.core_input(Input::Draining { on: true });
+    }
+
+    /// Draining, and nothing is left (or the drain time is over: what is
+    /// left is ended on both sides, and its BYEs get a moment to go out and
+    /// be answered).
+    fn drained(&mut self) -> bool {
+        let Some(deadline) = self.draining else {
+            return false;
+        };
+        if self.core.active_calls() == 0 {
+            return self.core.live_calls() == 0 || Instant::now() >= deadline + LINGER;
+        }
+        if Instant::now() < deadline {
+            return false;
+        }
+        let left = self.core.active_calls();
+        info!(
+            calls = left,
+            "drain time over: ending the calls left on both sides"
+        );
+        let t = self.clock.now();
+        let outputs = self.core.shut_down(t);
+        self.execute(t, outputs);
+        self.pump();
+        false
     }
 
     fn io_event(&mut self, ev: IoEvent) {
@@ -583,6 +788,10 @@ impl Gateway {
         while let Some(out) = self.sip.poll_output() {
             match out {
                 stox_sipcore::Output::Transmit(t) => {
+                    if let Some(code) = response_code(&t.data) {
+                        metrics::counter!("stox_sip_responses_sent_total", "code" => code)
+                            .increment(1);
+                    }
                     let call = t.call;
                     if let Err(e) = self.io.transmit(t) {
                         debug!(error = %e, "sip transmit failed");
@@ -616,6 +825,17 @@ impl Gateway {
     }
 
     fn sip_event(&mut self, ev: SipEvent) {
+        let received = match &ev {
+            SipEvent::Provisional { status, .. } | SipEvent::Rejected { status, .. } => {
+                Some(*status)
+            }
+            SipEvent::Answered { .. } => Some(200),
+            _ => None,
+        };
+        if let Some(status) = received {
+            metrics::counter!("stox_sip_invite_responses_received_total", "code" => status.to_string())
+                .increment(1);
+        }
         if let SipEvent::IncomingInvite {
             call_id,
             transport,
@@ -734,6 +954,8 @@ impl Gateway {
             .find(|c| c.ns() == STANZAS && c.name() == "text")
             .map(|c| c.text())
             .unwrap_or_default();
+        metrics::counter!("stox_jingle_errors_sent_total", "condition" => condition.to_owned())
+            .increment(1);
         if let Some(held_back) = self.faults.admit(&"iq-refused", t.0) {
             info!(
                 to = %escaped(el.attr("to").unwrap_or("")),
@@ -772,6 +994,7 @@ impl Gateway {
         } else {
             call_line!(debug);
         }
+        call_metrics(&rec);
         // An answered call's confirmed dialog is stored with it, so the
         // call survives a restart; a call being set up stores its INVITE,
         // so that a restart can still end it on the wire.

@@ -22,6 +22,16 @@ pub struct Config {
     /// The rtpengines that anchor the media of peers with
     /// `media = "rtpengine"` (docs/media.md).
     pub rtpengine: Option<RtpengineSection>,
+    /// The operations endpoint: /metrics, /health, /ready.
+    pub http: Option<HttpSection>,
+}
+
+/// `[http]` (docs/operations.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSection {
+    /// `ip:port` serving /metrics (Prometheus text), /health and /ready.
+    pub listen: SocketAddr,
 }
 
 /// `[rtpengine]` (docs/media.md).
@@ -373,6 +383,10 @@ pub struct CallsSection {
     /// The longest an answered call may last; 0 = no limit.
     #[serde(default)]
     pub max_duration_secs: u64,
+    /// On SIGTERM: how long live calls may go on (new ones refused) before
+    /// what is left is ended on both sides.
+    #[serde(default = "default_drain_secs")]
+    pub drain_secs: u64,
 }
 
 impl Default for CallsSection {
@@ -384,8 +398,13 @@ impl Default for CallsSection {
             peer_ping_secs: default_peer_ping_secs(),
             max_duration_secs: 0,
             max_calls: default_max_calls(),
+            drain_secs: default_drain_secs(),
         }
     }
+}
+
+fn default_drain_secs() -> u64 {
+    30
 }
 
 fn default_iq_timeout_ms() -> u64 {

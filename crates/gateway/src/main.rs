@@ -6,6 +6,7 @@
 
 mod app;
 mod config;
+mod http;
 mod log;
 mod media;
 

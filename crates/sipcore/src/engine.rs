@@ -377,6 +377,10 @@ pub struct Sip {
     pub(crate) rates: Option<crate::rate::Rates>,
     /// Users and bindings (registrar.rs).
     pub(crate) registrar: crate::registrar::Registrar,
+    /// Why the gateway takes no calls now, and the `Retry-After` seconds:
+    /// an OPTIONS outside a dialog then gets 503 (RFC 3261 §11.2, §21.5.4),
+    /// so that a dispatcher probing it fails over.
+    pub(crate) unavailable: Option<(String, u32)>,
 }
 
 impl Sip {
@@ -418,7 +422,16 @@ impl Sip {
                 cfg: registrar_cfg,
                 ..Default::default()
             },
+            unavailable: None,
         })
+    }
+
+    /// Says whether the gateway takes calls: `Some((reason phrase,
+    /// retry_after_secs))` while it does not (the XMPP component is down,
+    /// the gateway is draining), `None` when it does again. OPTIONS
+    /// follows it; INVITEs are refused by the call core.
+    pub fn set_unavailable(&mut self, why: Option<(String, u32)>) {
+        self.unavailable = why;
     }
 
     /// Logs a peer's fault: at most a burst of 5, then 2 a second per

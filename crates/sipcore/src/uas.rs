@@ -164,7 +164,16 @@ impl Sip {
             Method::Invite if !in_dialog => self.new_invite(key, req, origin),
             Method::Cancel => self.on_cancel(key, &req),
             Method::Options if !in_dialog => {
-                let mut resp = self.answer(&req, 200, "OK", None);
+                let mut resp = match &self.unavailable {
+                    Some((phrase, retry_after)) => {
+                        let mut resp = self.answer(&req, 503, phrase, None);
+                        if let Ok(h) = msg::other_header("Retry-After", retry_after.to_string()) {
+                            resp.headers.push(h);
+                        }
+                        resp
+                    }
+                    None => self.answer(&req, 200, "OK", None),
+                };
                 for (name, value) in [("Accept", "application/sdp"), ("Allow", ALLOW)] {
                     if let Ok(h) = msg::other_header(name, value) {
                         resp.headers.push(h);

@@ -328,3 +328,27 @@ fn an_untrusted_flood_gets_403_then_503_with_retry_after_then_nothing() {
     );
     assert!(net.b.events.is_empty());
 }
+
+#[test]
+fn rfc3261_11_2_options_gets_503_with_retry_after_while_the_gateway_takes_no_calls() {
+    let mut net = Net::with(config("127.0.0.1:5060", 1), trusting(&["127.0.0.0/8"]));
+    let options = |n: u32| {
+        format!(
+            "OPTIONS sip:127.0.0.2 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bKu{n}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:x@127.0.0.1>;tag=u{n}\r\nTo: <sip:127.0.0.2>\r\n\
+             Call-ID: u{n}@test\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    net.b.sip.set_unavailable(Some((
+        "Service Unavailable (XMPP server not connected)".into(),
+        10,
+    )));
+    net.inject_b(&options(1));
+    let refused = net.sent("SIP/2.0 503")[0].text.clone();
+    assert!(refused.contains("XMPP server not connected"), "{refused}");
+    assert_eq!(header(&refused, "Retry-After").as_deref(), Some("10"));
+    // Available again: 200.
+    net.b.sip.set_unavailable(None);
+    net.inject_b(&options(2));
+    assert_eq!(net.count("SIP/2.0 200"), 1);
+}

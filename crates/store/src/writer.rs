@@ -353,6 +353,7 @@ impl Writer {
             return Ok(());
         }
         let ops = self.backlog.ops();
+        let started = Instant::now();
         let result = match self.conn.as_mut() {
             Some(conn) => apply_on(conn, &ops).await,
             None => match self.store.connect().await {
@@ -360,9 +361,12 @@ impl Writer {
                 Err(e) => Err(e),
             },
         };
+        // Metrics (docs/operations.md); no-ops without a recorder.
+        metrics::histogram!("stox_store_write_seconds").record(started.elapsed().as_secs_f64());
         match result {
             Ok(()) => {
                 let rows = self.backlog.len() as u64;
+                metrics::counter!("stox_store_rows_written_total").increment(rows);
                 self.report.written += rows;
                 self.backlog.clear();
                 if let Some(f) = self.failing.take() {
@@ -376,6 +380,7 @@ impl Writer {
                 Ok(())
             }
             Err(e) => {
+                metrics::counter!("stox_store_write_failures_total").increment(1);
                 self.conn = None;
                 self.failed(&e);
                 Err(())

@@ -68,6 +68,10 @@ class Gateway:
         self.registrar = options.get("registrar")
         # NG addresses ("ip:port"): an [rtpengine] section.
         self.rtpengine = options.get("rtpengine")
+        # /metrics, /health, /ready ([http]).
+        self.http_port = free_port()
+        # SIGTERM drains this long (the tests' stop() must not wait 30 s).
+        self.drain_secs = options.get("drain_secs", 1)
         self.proc = None
 
     @staticmethod
@@ -139,7 +143,11 @@ database = "{self.db}"
 
 [calls]
 ring_timeout_secs = {self.ring_timeout_secs}
+{"" if "drain_secs" in self.extra.get("calls", {}) else f"drain_secs = {self.drain_secs}"}
 {self._extra("calls")}
+
+[http]
+listen = "{HOST}:{self.http_port}"
 
 {self._registrar()}
 
@@ -173,14 +181,46 @@ ring_timeout_secs = {self.ring_timeout_secs}
         return self.proc.poll()
 
     def stop(self, timeout: float = 5.0):
+        """SIGTERM (a drain of `drain_secs`), then a second SIGTERM (stop
+        now), then SIGKILL."""
         if self.proc is None or self.proc.poll() is not None:
             return
         self.proc.send_signal(signal.SIGTERM)
         try:
             self.proc.wait(timeout)
+            return
+        except subprocess.TimeoutExpired:
+            pass
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(2)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(timeout)
+
+    # --- the operations endpoint (docs/operations.md) --------------------
+
+    def http_get(self, path: str, timeout: float = 3.0) -> tuple[int, str]:
+        """GET http://[http].listen/path: (status, body)."""
+        import urllib.error
+        import urllib.request
+        try:
+            with urllib.request.urlopen(f"http://{HOST}:{self.http_port}{path}",
+                                        timeout=timeout) as resp:
+                return resp.status, resp.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    def metrics(self) -> dict[str, float]:
+        """/metrics as {'name{labels}': value} (Prometheus text format)."""
+        status, body = self.http_get("/metrics")
+        assert status == 200, (status, body)
+        values = {}
+        for line in body.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                values[name] = float(value)
+        return values
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""

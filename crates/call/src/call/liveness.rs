@@ -113,6 +113,56 @@ impl Call {
         self.phase = self.xmpp_peer_gone(ctx, phase, "unavailable presence".to_owned());
     }
 
+    /// The gateway is stopping and its drain time is over: both sides are
+    /// ended with what is due in the call's phase (BYE and session-terminate
+    /// for an answered call; CANCEL, or 503 to the SIP caller, before the
+    /// answer; a JMI retract to devices still ringing), and the row says
+    /// why.
+    pub(crate) fn shut_down(&mut self, ctx: &mut Ctx<'_>) {
+        let text = "the gateway is shutting down";
+        let condition = ReasonCondition::Gone;
+        let phase = self.take_phase();
+        let proposing = matches!(phase, Phase::In(In::Proposing { .. }));
+        let mut status = None;
+        let mut next = Phase::Finished;
+        match phase {
+            Phase::Active(_) | Phase::In(In::AwaitingAck(_)) => {
+                ctx.sip(SipCommand::Bye {
+                    call: self.key,
+                    reason: Some(format!("SIP;cause=503;text=\"{text}\"")),
+                });
+            }
+            Phase::In(In::Proposing { .. } | In::Initiating(_) | In::Offered(_)) => {
+                ctx.sip(SipCommand::Respond {
+                    call: self.key,
+                    status: 503,
+                    reason: Some("Service Unavailable (the gateway is shutting down)".into()),
+                    sdp: None,
+                    retry_after: Some(ctx.cfg.retry_after_secs),
+                });
+                status = Some(503);
+            }
+            Phase::Out(Out::Inviting(_) | Out::Alerting(_)) => {
+                ctx.sip(SipCommand::Cancel { call: self.key });
+                next = Phase::Out(Out::Cancelling);
+            }
+            Phase::Out(Out::Gathering { .. }) => {}
+            // Already ending.
+            phase @ (Phase::Out(Out::Cancelling) | Phase::Finished) => {
+                self.phase = phase;
+                return;
+            }
+        }
+        if proposing {
+            self.retract(ctx, condition, text);
+        } else {
+            self.terminate_xmpp(ctx, condition, None, Some(text.to_owned()));
+        }
+        self.rec.end_detail = Some(text.to_owned());
+        self.end(ctx, condition, EndedBy::Gateway, status);
+        self.phase = next;
+    }
+
     /// The longest call duration is over.
     pub(super) fn max_duration_reached(&mut self, ctx: &mut Ctx<'_>) -> Phase {
         let text = "the call reached the gateway's maximum duration";

@@ -1,0 +1,167 @@
+//! The operations endpoint (`[http] listen`, docs/operations.md):
+//!
+//! * `GET /metrics`: every metric in Prometheus text format (the `metrics`
+//!   facade, rendered by `metrics-exporter-prometheus`);
+//! * `GET /health`: 200 while the process runs (for the service manager);
+//! * `GET /ready`: 200 when the gateway takes calls — the XMPP component is
+//!   connected, the store keeps up, it is not draining — else 503 with the
+//!   reasons (for a SIP dispatcher or a load balancer).
+//!
+//! Anything else is 404 (405 for a method other than GET or HEAD). At most
+//! [`MAX_CONNECTIONS`] connections are served at once; one past it is
+//! closed at once, and one idle for [`IDLE`] is closed.
+
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::{Method, Request, Response, StatusCode};
+use metrics_exporter_prometheus::PrometheusHandle;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// Connections served at once at most.
+pub const MAX_CONNECTIONS: usize = 64;
+/// A connection that sends nothing this long is closed.
+const IDLE: Duration = Duration::from_secs(10);
+
+/// What `/ready` reports; the run loop keeps it up to date.
+#[derive(Debug, Default)]
+pub struct Readiness {
+    pub component: AtomicBool,
+    pub store_backlogged: AtomicBool,
+    pub draining: AtomicBool,
+}
+
+impl Readiness {
+    /// Why the gateway takes no calls now (empty: it does).
+    pub fn reasons(&self) -> Vec<&'static str> {
+        let mut why = Vec::new();
+        if !self.component.load(Ordering::Relaxed) {
+            why.push("xmpp component not connected");
+        }
+        if self.store_backlogged.load(Ordering::Relaxed) {
+            why.push("session store backlog over its limit");
+        }
+        if self.draining.load(Ordering::Relaxed) {
+            why.push("draining: the gateway is shutting down");
+        }
+        why
+    }
+}
+
+/// Starts serving on `listen`; the bound address is returned (port 0 takes
+/// a free one).
+pub async fn serve(
+    listen: SocketAddr,
+    metrics: PrometheusHandle,
+    ready: Arc<Readiness>,
+    cancel: CancellationToken,
+) -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind(listen).await?;
+    let local = listener.local_addr()?;
+    info!(%local, "http: /metrics /health /ready");
+    let open = Arc::new(AtomicUsize::new(0));
+    tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                () = cancel.cancelled() => return,
+                a = listener.accept() => a,
+            };
+            let (stream, peer) = match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    warn!(error = %e, "http accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            if open.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
+                warn!(%peer, limit = MAX_CONNECTIONS, "http: too many connections; closed");
+                continue;
+            }
+            open.fetch_add(1, Ordering::Relaxed);
+            let (metrics, ready, open) = (metrics.clone(), ready.clone(), open.clone());
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let reply = answer(&req, &metrics, &ready);
+                    async move { Ok::<_, std::convert::Infallible>(reply) }
+                });
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(IDLE)
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                if let Err(e) = conn.await {
+                    tracing::debug!(%peer, error = %e, "http connection ended");
+                }
+                open.fetch_sub(1, Ordering::Relaxed);
+            });
+        }
+    });
+    Ok(local)
+}
+
+fn answer<B>(
+    req: &Request<B>,
+    metrics: &PrometheusHandle,
+    ready: &Readiness,
+) -> Response<Full<Bytes>> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "GET only\n".into());
+    }
+    match req.uri().path() {
+        "/metrics" => {
+            let mut resp = text(StatusCode::OK, metrics.render());
+            resp.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            resp
+        }
+        "/health" => text(StatusCode::OK, "ok\n".into()),
+        "/ready" => {
+            let why = ready.reasons();
+            if why.is_empty() {
+                text(StatusCode::OK, "ready\n".into())
+            } else {
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("not ready: {}\n", why.join("; ")),
+                )
+            }
+        }
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "not found: /metrics, /health, /ready\n".into(),
+        ),
+    }
+}
+
+fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_names_every_reason_and_is_ready_with_none() {
+        let r = Readiness::default();
+        assert_eq!(r.reasons(), ["xmpp component not connected"]);
+        r.component.store(true, Ordering::Relaxed);
+        assert!(r.reasons().is_empty());
+        r.draining.store(true, Ordering::Relaxed);
+        r.store_backlogged.store(true, Ordering::Relaxed);
+        assert_eq!(r.reasons().len(), 2);
+    }
+}
