@@ -153,3 +153,43 @@ def test_sigterm_exits_as_soon_as_the_last_call_ends(gateway, juliet, sipp):
     uac.wait().assert_ok()
     row = gateway.wait_row(lambda r: r["jingle_sid"] == init.sid)
     assert (row["state"], row["end_reason"], row["ended_by"]) == ("ended", "success", "sip")
+
+
+@pytest.mark.timeout(60)
+def test_sighup_reloads_the_peers_without_dropping_calls_and_keeps_them_on_a_bad_file(
+        gateway, juliet, sipp):
+    # A call in progress across the reloads.
+    uac, init = call_xmpp(gateway, juliet, sipp, "uac_call_bye", hold_ms=6000)
+    accept(juliet, init)
+    gateway.wait_row(lambda r: r["jingle_sid"] == init.sid and r["state"] == "active")
+
+    # 127.0.0.3 is nobody's: 403.
+    sipp.uac("uac_expect_error", remote=gateway.sip_addr(), local_ip="127.0.0.3",
+             code=403).wait().assert_ok()
+
+    # It becomes a peer: after SIGHUP its INVITE reaches Juliet.
+    gateway.peers = [{"name": "pbx", "sources": ["127.0.0.3/32"]}]
+    gateway.write_config()
+    gateway.proc.send_signal(signal.SIGHUP)
+    assert wait_until(lambda: "SIGHUP: config reloaded" in gateway.log_text(), 5)
+    uac2, init2 = call_xmpp(gateway, juliet, sipp, "uac_call_bye", local_ip="127.0.0.3",
+                            hold_ms=300)
+    accept(juliet, init2)
+    uac2.wait().assert_ok()
+
+    # A broken file is refused: the running config stays, and so do calls.
+    gateway.config.write_text(gateway.config.read_text() + "\n[sip.nonsense\n")
+    gateway.proc.send_signal(signal.SIGHUP)
+    assert wait_until(lambda: "reload refused" in gateway.log_text(), 5)
+    uac3, init3 = call_xmpp(gateway, juliet, sipp, "uac_call_bye", local_ip="127.0.0.3",
+                            hold_ms=300)
+    accept(juliet, init3)
+    uac3.wait().assert_ok()
+
+    # The first call went on through all of it.
+    uac.wait().assert_ok()
+    row = gateway.wait_row(lambda r: r["jingle_sid"] == init.sid and r["state"] == "ended")
+    assert (row["end_reason"], row["ended_by"]) == ("success", "sip"), row
+    m = gateway.metrics()
+    assert metric(m, "stox_config_reloads_total", result="applied") == 1
+    assert metric(m, "stox_config_reloads_total", result="refused") == 1

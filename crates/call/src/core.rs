@@ -164,6 +164,18 @@ impl Core {
         out
     }
 
+    /// Replaces the call policy and the media modes (a reload): new calls
+    /// follow them; calls in progress keep their route and their media.
+    pub fn reload_policy(
+        &mut self,
+        policy: Option<crate::policy::Policy>,
+        media: crate::media::MediaPolicy,
+    ) {
+        self.cfg.policy = policy;
+        self.media_on = media.anchors_any();
+        self.cfg.media = media;
+    }
+
     /// The drain time is over: every live call is ended on both sides
     /// (`Call::shut_down`). Returns what the adapters must send and store.
     pub fn shut_down(&mut self, now: Millis) -> Vec<Output> {

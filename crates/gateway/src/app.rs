@@ -289,6 +289,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     );
 
     let mut sigterm = terminate_signal()?;
+    let mut sighup = hangup_signal()?;
+    let mut running_cfg = cfg;
     loop {
         let sip_deadline = gw.sip.poll_timeout().map(tokio::time::Instant::from_std);
         // While draining, look at the calls left every 100 ms.
@@ -336,6 +338,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 gw.start_drain("SIGTERM");
             }
             () = sleep_until(drain_tick), if drain_tick.is_some() => {}
+            _ = sighup.recv() => gw.reload(&mut running_cfg, io_dns(&gw)).await,
         }
         gw.pump();
         if gw.drained() {
@@ -602,6 +605,16 @@ fn spawn_registrar_store(
 }
 
 #[cfg(unix)]
+fn hangup_signal() -> anyhow::Result<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("installing the SIGHUP handler")
+}
+
+/// The SIP IO's resolver (for RFC 3263 lookups of reloaded peers).
+fn io_dns(gw: &Gateway) -> stox_sip::Dns {
+    gw.io.dns().clone()
+}
+
 fn terminate_signal() -> anyhow::Result<tokio::signal::unix::Signal> {
     tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")
@@ -699,6 +712,73 @@ impl Gateway {
         };
         self.sip
             .set_unavailable(why.map(|w| (w.to_owned(), self.retry_after_secs)));
+    }
+
+    /// SIGHUP: the config file is read again and its policy tables
+    /// applied — peers (addresses, routes, credentials, identity, media),
+    /// who may call out, the trusted sources — without touching calls in
+    /// progress. A file that does not load, or a peer that does not apply,
+    /// keeps everything as it was; keys only a restart applies are named
+    /// in the log and left as they were.
+    async fn reload(&mut self, running: &mut Config, dns: stox_sip::Dns) {
+        let Some(path) = running.source.clone() else {
+            warn!("SIGHUP: the config has no file to read again; nothing reloaded");
+            return;
+        };
+        let new = match Config::load(&path) {
+            Ok(new) => new,
+            Err(e) => {
+                error!(error = %e, "SIGHUP: reload refused; the running config stays");
+                metrics::counter!("stox_config_reloads_total", "result" => "refused").increment(1);
+                return;
+            }
+        };
+        let (trusted, media) = match (new.trusted_sources(), new.media_policy()) {
+            (Ok(t), Ok(m)) => (t, m),
+            (Err(e), _) | (_, Err(e)) => {
+                error!(error = %e, "SIGHUP: reload refused; the running config stays");
+                metrics::counter!("stox_config_reloads_total", "result" => "refused").increment(1);
+                return;
+            }
+        };
+        if media.anchors_any() && self.media.is_none() {
+            error!(
+                "SIGHUP: reload refused: media = \"rtpengine\" needs [rtpengine], which only a restart starts"
+            );
+            metrics::counter!("stox_config_reloads_total", "result" => "refused").increment(1);
+            return;
+        }
+        let mut peers = new.sip_peers();
+        for peer in &mut peers {
+            if let Some(uri) = peer.uri.clone() {
+                peer.uri = Some(with_naptr_transport(&dns, &uri).await);
+            }
+        }
+        if let Err(e) = self.sip.reload_peers(peers, Some(trusted)) {
+            error!(error = %e, "SIGHUP: reload refused; the running config stays");
+            metrics::counter!("stox_config_reloads_total", "result" => "refused").increment(1);
+            return;
+        }
+        self.core.reload_policy(Some(new.policy()), media);
+        let restart = running.needs_restart(&new);
+        if !restart.is_empty() {
+            warn!(
+                keys = %restart.join(", "),
+                "SIGHUP: these changes need a restart; the running values stay"
+            );
+        }
+        info!(
+            peers = new.sip.peers.len(),
+            live_calls = self.core.live_calls(),
+            "SIGHUP: config reloaded (peers, callers, routes, media modes)"
+        );
+        metrics::counter!("stox_config_reloads_total", "result" => "applied").increment(1);
+        // What a reload applies is now the running config's; the rest
+        // stays as it was started.
+        running.sip.peers = new.sip.peers;
+        running.sip.media = new.sip.media;
+        running.sip.media_transport = new.sip.media_transport;
+        running.xmpp.callers = new.xmpp.callers;
     }
 
     /// SIGTERM: no new calls; live ones have `drain` seconds.

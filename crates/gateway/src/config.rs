@@ -24,6 +24,9 @@ pub struct Config {
     pub rtpengine: Option<RtpengineSection>,
     /// The operations endpoint: /metrics, /health, /ready.
     pub http: Option<HttpSection>,
+    /// The file it was read from (SIGHUP reads it again).
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
 }
 
 /// `[http]` (docs/operations.md).
@@ -479,7 +482,48 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
-        Config::parse(&text).map_err(|e| format!("invalid config {}: {e}", path.display()))
+        let mut cfg =
+            Config::parse(&text).map_err(|e| format!("invalid config {}: {e}", path.display()))?;
+        cfg.source = Some(path.to_owned());
+        Ok(cfg)
+    }
+
+    /// What differs between `self` and `new` that a reload (SIGHUP) cannot
+    /// apply: listeners, the XMPP connection, the store, the registrar's
+    /// domains, `[http]`, `[rtpengine]`. Empty: everything applies.
+    pub fn needs_restart(&self, new: &Config) -> Vec<&'static str> {
+        let mut keys = Vec::new();
+        let (a, b) = (&self.sip, &new.sip);
+        if (a.udp, a.tcp, a.ws, a.tls, a.wss) != (b.udp, b.tcp, b.ws, b.tls, b.wss) {
+            keys.push("sip listeners");
+        }
+        if a.outbound_proxy != b.outbound_proxy {
+            keys.push("sip.outbound_proxy");
+        }
+        if (&a.tls_certificate, &a.tls_key, &a.tls_ca_file)
+            != (&b.tls_certificate, &b.tls_key, &b.tls_ca_file)
+        {
+            keys.push("sip TLS files");
+        }
+        if (&self.xmpp.server, &self.xmpp.component, &self.xmpp.secret)
+            != (&new.xmpp.server, &new.xmpp.component, &new.xmpp.secret)
+        {
+            keys.push("xmpp.server/component/secret");
+        }
+        if self.store.database != new.store.database {
+            keys.push("store.database");
+        }
+        if self.registrar.as_ref().map(|r| &r.domains) != new.registrar.as_ref().map(|r| &r.domains)
+        {
+            keys.push("registrar");
+        }
+        if self.http.as_ref().map(|h| h.listen) != new.http.as_ref().map(|h| h.listen) {
+            keys.push("http.listen");
+        }
+        if self.rtpengine.as_ref().map(|r| &r.ng) != new.rtpengine.as_ref().map(|r| &r.ng) {
+            keys.push("rtpengine.ng");
+        }
+        keys
     }
 
     pub fn parse(text: &str) -> Result<Config, String> {

@@ -426,6 +426,26 @@ impl Sip {
         })
     }
 
+    /// Replaces the configured peers and the trusted sources (a reload):
+    /// requests and calls from now on follow them; dialogs in progress go
+    /// on. `Err` (nothing changed) when a peer's `uri` is not usable.
+    pub fn reload_peers(
+        &mut self,
+        peers: Vec<crate::api::Peer>,
+        trusted_sources: Option<Vec<ipnet::IpNet>>,
+    ) -> Result<(), String> {
+        for peer in &peers {
+            if let Some(uri) = &peer.uri {
+                uri_hop(uri).map_err(|e| format!("peer {}: {e}", peer.name))?;
+            }
+        }
+        // Challenges cached for peers that are gone or changed are stale.
+        self.auth_cache.clear();
+        self.cfg.peers = peers;
+        self.cfg.trusted_sources = trusted_sources;
+        Ok(())
+    }
+
     /// Says whether the gateway takes calls: `Some((reason phrase,
     /// retry_after_secs))` while it does not (the XMPP component is down,
     /// the gateway is draining), `None` when it does again. OPTIONS

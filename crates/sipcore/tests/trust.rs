@@ -352,3 +352,37 @@ fn rfc3261_11_2_options_gets_503_with_retry_after_while_the_gateway_takes_no_cal
     net.inject_b(&options(2));
     assert_eq!(net.count("SIP/2.0 200"), 1);
 }
+
+#[test]
+fn a_reload_changes_who_is_trusted_for_the_next_request_and_refuses_a_bad_peer() {
+    let mut net = Net::with(config("127.0.0.1:5060", 1), trusting(&["10.0.0.0/8"]));
+    net.command(
+        true,
+        SipCommand::Invite {
+            call: CallKey(1),
+            call_id: CallId::new("before@test"),
+            request_uri: format!("sip:bob@{}", net.b.addr),
+            from: "sip:alice@example.com".into(),
+            sdp: OFFER.into(),
+            supported: Vec::new(),
+            peer: None,
+        },
+    );
+    net.settle();
+    assert_eq!(net.count("SIP/2.0 403"), 1, "127.0.0.1 not trusted yet");
+    let bad = vec![Peer {
+        name: "broken".into(),
+        uri: Some("not a uri".into()),
+        credentials: None,
+        identity: Default::default(),
+    }];
+    assert!(net.b.sip.reload_peers(bad, None).is_err());
+    net.b
+        .sip
+        .reload_peers(Vec::new(), Some(vec!["127.0.0.0/8".parse().expect("net")]))
+        .expect("reloaded");
+    let (_, b) = net.call("after@test", Transport::Udp);
+    net.respond(b, 200, Some(ANSWER));
+    net.settle();
+    assert_eq!(net.count("SIP/2.0 403"), 1, "no new 403");
+}
