@@ -480,13 +480,7 @@ impl Core {
         match held {
             Held::Delete => {
                 if let Some(id) = self.anchors.calls.get(&key).and_then(|a| a.id) {
-                    out.push(Output::Fault {
-                        call: id,
-                        fault: Fault::MediaRelay {
-                            command: "delete".into(),
-                            reason: reason.to_owned(),
-                        },
-                    });
+                    out.push(media_fault(id, "delete", reason));
                 }
                 for ev in self.drop_anchor(key) {
                     self.dispatch(now, ev, out);
@@ -539,13 +533,7 @@ impl Core {
                         _ => None,
                     });
                     if let Some(id) = id {
-                        raw.push(Output::Fault {
-                            call: id,
-                            fault: Fault::MediaRelay {
-                                command: "offer".into(),
-                                reason: reason.to_owned(),
-                            },
-                        });
+                        raw.push(media_fault(id, "offer", reason));
                     }
                     self.route_outputs(now, raw, out);
                     for ev in later {
@@ -584,13 +572,7 @@ impl Core {
                         sdp: None,
                     }));
                     if let Some(&id) = self.by_key.get(&key) {
-                        out.push(Output::Fault {
-                            call: id,
-                            fault: Fault::MediaRelay {
-                                command: "offer".into(),
-                                reason: reason.to_owned(),
-                            },
-                        });
+                        out.push(media_fault(id, "offer", reason));
                     }
                 }
                 other => self.dispatch(now, other, out),
@@ -634,6 +616,18 @@ impl Core {
         }
         self.reap(id);
         self.route_outputs(now, raw, out);
+    }
+}
+
+/// rtpengine failed `command` for row `id` where a log line is all that is
+/// left to do.
+fn media_fault(id: i64, command: &str, reason: &str) -> Output {
+    Output::Fault {
+        call: id,
+        fault: Fault::MediaRelay {
+            command: command.to_owned(),
+            reason: reason.to_owned(),
+        },
     }
 }
 
