@@ -193,3 +193,39 @@ def test_sighup_reloads_the_peers_without_dropping_calls_and_keeps_them_on_a_bad
     m = gateway.metrics()
     assert metric(m, "stox_config_reloads_total", result="applied") == 1
     assert metric(m, "stox_config_reloads_total", result="refused") == 1
+
+
+@pytest.mark.timeout(60)
+def test_retention_deletes_old_ended_rows_and_never_a_live_one(tmp_path, prosody, probe, attach):
+    import sqlite3
+    db = tmp_path / "retention.db"
+    first = Gateway(tmp_path, prosody, db=db)
+    attach("gateway log", first.log)
+    first.start(probe)
+    first.stop()
+    old = "2020-01-01T00:00:00.000Z"
+    with sqlite3.connect(db) as conn:
+        for id_, state, ended in ((1, "ended", old), (2, "active", None), (3, "ended", None)):
+            conn.execute(
+                "INSERT INTO sessions (id, jingle_sid, sip_call_id, direction, xmpp_jid, sip_uri, "
+                "gateway_jid, state, created_at, ended_at, updated_at) VALUES "
+                "(?, ?, ?, 'xmpp-to-sip', 'juliet@example.com/x', 'sip:r@example.net', "
+                "'r\\\\40example.net@sip.example.com', ?, ?, ?, ?)",
+                (id_, f"ret{id_}", f"ret{id_}@x", state, old, ended, old))
+        # Row 3 ended just now: younger than the limit.
+        conn.execute("UPDATE sessions SET ended_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') "
+                     "WHERE id = 3")
+    gw = Gateway(tmp_path, prosody, db=db, extra={"store": {"retention_days": 1}})
+    attach("gateway log (retention)", gw.log)
+    gw.start(probe)
+    try:
+        assert wait_until(lambda: "retention: ended calls older than the limit deleted"
+                          in gw.log_text(), 15), gw.log_text()[-2000:]
+        ids = {r["id"] for r in gw.rows()}
+        assert 1 not in ids, "the old ended row is gone"
+        assert {3}.issubset(ids), "an ended row younger than the limit stays"
+        # Row 2 was live: the restart ended it (Core::recover), it stays.
+        assert 2 in ids
+        assert metric(gw.metrics(), "stox_store_rows_pruned_total") == 1
+    finally:
+        gw.stop()

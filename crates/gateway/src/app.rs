@@ -222,6 +222,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         );
     }
     let (bindings, mut users_rx) = spawn_registrar_store(store.clone(), cfg.registrar.is_some());
+    if let Some(days) = cfg.store.retention_days {
+        spawn_retention(store.clone(), days, cancel.child_token());
+    }
 
     let writer_cfg = WriterConfig {
         max_backlog: cfg.store.max_backlog,
@@ -613,6 +616,33 @@ fn hangup_signal() -> anyhow::Result<tokio::signal::unix::Signal> {
 /// The SIP IO's resolver (for RFC 3263 lookups of reloaded peers).
 fn io_dns(gw: &Gateway) -> stox_sip::Dns {
     gw.io.dns().clone()
+}
+
+/// `[store] retention_days`: rows of calls that ended longer ago than that
+/// are deleted 5 s after start, then every day (docs/sql.md).
+fn spawn_retention(store: Store, days: u32, cancel: CancellationToken) {
+    tokio::spawn(async move {
+        let mut next = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = tokio::time::sleep_until(next) => {}
+            }
+            next += Duration::from_secs(24 * 3600);
+            let now = Clock::start().now();
+            let before = Millis(now.0.saturating_sub(u64::from(days) * 86_400_000));
+            match store.prune_ended(before).await {
+                Ok(rows) => {
+                    metrics::counter!("stox_store_rows_pruned_total").increment(rows);
+                    info!(
+                        rows,
+                        days, "retention: ended calls older than the limit deleted"
+                    );
+                }
+                Err(e) => error!(error = %e, "retention: pruning failed; tried again tomorrow"),
+            }
+        }
+    });
 }
 
 fn terminate_signal() -> anyhow::Result<tokio::signal::unix::Signal> {

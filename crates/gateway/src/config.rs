@@ -361,6 +361,9 @@ pub struct StoreSection {
     /// is retried later.
     #[serde(default = "default_busy_timeout_ms")]
     pub busy_timeout_ms: u64,
+    /// Rows of calls that ended more than this many days ago are deleted,
+    /// once at start and then daily (docs/sql.md); unset: kept for ever.
+    pub retention_days: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -662,6 +665,11 @@ impl Config {
                     "sip.peers {name:?}: username and password go together"
                 ));
             }
+        }
+        if self.store.retention_days == Some(0) {
+            return Err(
+                "store.retention_days must be at least 1 (leave it out to keep rows)".into(),
+            );
         }
         let anchored = s.media == MediaSetting::Rtpengine
             || s.peers

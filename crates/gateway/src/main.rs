@@ -3,8 +3,13 @@
 //! Start-up order: read the config (exit 2 with one line naming the problem),
 //! open and migrate the SQLite store, bind the SIP listeners, connect to the
 //! XMPP server as a component, then run [`app::run`] until SIGINT/SIGTERM.
+//!
+//! Subcommands that do not run the gateway: `user` (the registrar's users,
+//! below), `sessions` and `check-config` (operators' reports and checks,
+//! [`cli`]).
 
 mod app;
+mod cli;
 mod config;
 mod http;
 mod log;
@@ -34,6 +39,12 @@ enum Command {
     /// The registrar's users (kept in the store as digest HA1s only).
     #[command(subcommand)]
     User(UserCommand),
+    /// Calls from the store (docs/sql.md): the call records, newest first,
+    /// as a table or JSON lines; with --active the calls in progress.
+    Sessions(cli::SessionsArgs),
+    /// Loads and checks the config, then prints one line: OK, or the
+    /// problem naming the file and the key (exit 0 or 1).
+    CheckConfig,
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -152,6 +163,9 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
+    if let Some(Command::CheckConfig) = args.command {
+        return cli::check_config(&args.config);
+    }
     let cfg = match config::Config::load(&args.config) {
         Ok(cfg) => cfg,
         Err(msg) => {
@@ -159,8 +173,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Some(Command::User(cmd)) = args.command {
-        return user_command(&cfg, cmd);
+    match args.command {
+        Some(Command::User(cmd)) => return user_command(&cfg, cmd),
+        Some(Command::Sessions(opts)) => {
+            return cli::sessions(&cfg.store, &opts, app::Clock::start().now());
+        }
+        Some(Command::CheckConfig) | None => {}
     }
     // Colours only on a terminal (not in log files).
     {

@@ -20,6 +20,7 @@ use stox_mapping::ids::{CallId, Sid};
 use stox_mapping::lograte::escape_controls;
 
 pub mod registrar;
+pub mod report;
 pub mod writer;
 
 pub use writer::{StoreEvent, StoreQueue, WriterConfig, WriterReport, spawn_writer};
@@ -219,10 +220,16 @@ impl Store {
         apply_on(&mut conn, ops).await
     }
     /// One past the largest id ever stored: where the core starts numbering.
+    /// Rows deleted by retention ([`Store::prune_ended`]) count too: SQLite
+    /// keeps the largest id a table ever had in `sqlite_sequence`
+    /// (`AUTOINCREMENT`), so a call's id is never given to another call.
     pub async fn next_id(&self) -> Result<i64, StoreError> {
-        let row = sqlx::query("SELECT COALESCE(MAX(id), 0) + 1 FROM sessions")
-            .fetch_one(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT MAX(COALESCE((SELECT MAX(id) FROM sessions), 0), \
+             COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'sessions'), 0)) + 1",
+        )
+        .fetch_one(&self.pool)
+        .await?;
         Ok(row.try_get::<i64, _>(0)?)
     }
 
@@ -403,49 +410,29 @@ pub(crate) async fn apply_on(
 fn record_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<SessionRecord, StoreError> {
     let id: i64 = row.try_get("id")?;
     let corrupt = |detail: String| StoreError::Corrupt { id, detail };
-    let time = |col: &str| -> Result<Option<Millis>, StoreError> {
-        let text: Option<String> = row.try_get(col)?;
-        text.map(|t| parse_iso8601(&t).ok_or_else(|| corrupt(format!("{col} = {t:?}"))))
-            .transpose()
-    };
+    let time = |col: &str| time_column(row, id, col);
     let direction: String = row.try_get("direction")?;
     let state: String = row.try_get("state")?;
     let ended_by: Option<String> = row.try_get("ended_by")?;
-    let sip_status: Option<i64> = row.try_get("sip_status")?;
     Ok(SessionRecord {
         id,
         jingle_sid: Sid::new(row.try_get::<String, _>("jingle_sid")?),
         sip_call_id: CallId::new(row.try_get::<String, _>("sip_call_id")?),
-        direction: match direction.as_str() {
-            "xmpp-to-sip" => Direction::XmppToSip,
-            "sip-to-xmpp" => Direction::SipToXmpp,
-            other => return Err(corrupt(format!("direction = {other:?}"))),
-        },
+        direction: parse_direction(&direction)
+            .ok_or_else(|| corrupt(format!("direction = {direction:?}")))?,
         xmpp_jid: row.try_get("xmpp_jid")?,
         sip_uri: row.try_get("sip_uri")?,
         gateway_jid: row.try_get("gateway_jid")?,
-        state: match state.as_str() {
-            "pending" => CallState::Pending,
-            "ringing" => CallState::Ringing,
-            "active" => CallState::Active,
-            "ended" => CallState::Ended,
-            other => return Err(corrupt(format!("state = {other:?}"))),
-        },
+        state: parse_state(&state).ok_or_else(|| corrupt(format!("state = {state:?}")))?,
         created_at: time("created_at")?.ok_or_else(|| corrupt("created_at is NULL".into()))?,
         answered_at: time("answered_at")?,
         ended_at: time("ended_at")?,
         end_reason: row.try_get("end_reason")?,
-        sip_status: sip_status
-            .map(|s| u16::try_from(s).map_err(|_| corrupt(format!("sip_status = {s}"))))
-            .transpose()?,
+        sip_status: sip_status_column(row, id)?,
         end_detail: row.try_get("end_detail")?,
-        ended_by: match ended_by.as_deref() {
-            None => None,
-            Some("xmpp") => Some(EndedBy::Xmpp),
-            Some("sip") => Some(EndedBy::Sip),
-            Some("gateway") => Some(EndedBy::Gateway),
-            Some(other) => return Err(corrupt(format!("ended_by = {other:?}"))),
-        },
+        ended_by: ended_by
+            .map(|by| parse_ended_by(&by).ok_or_else(|| corrupt(format!("ended_by = {by:?}"))))
+            .transpose()?,
         updated_at: time("updated_at")?.ok_or_else(|| corrupt("updated_at is NULL".into()))?,
         local_sdp: row.try_get("local_sdp")?,
         remote_sdp: row.try_get("remote_sdp")?,
@@ -458,13 +445,81 @@ fn record_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<SessionRecord, Store
     })
 }
 
+/// A time column of row `id` (NULL: `None`); text that is not the store's
+/// format is a corrupt row.
+pub(crate) fn time_column(
+    row: &sqlx::sqlite::SqliteRow,
+    id: i64,
+    col: &str,
+) -> Result<Option<Millis>, StoreError> {
+    let text: Option<String> = row.try_get(col)?;
+    text.map(|t| {
+        parse_iso8601(&t).ok_or_else(|| StoreError::Corrupt {
+            id,
+            detail: format!("{col} = {t:?}"),
+        })
+    })
+    .transpose()
+}
+
+/// `sip_status` of row `id`: a SIP status fits a `u16`.
+pub(crate) fn sip_status_column(
+    row: &sqlx::sqlite::SqliteRow,
+    id: i64,
+) -> Result<Option<u16>, StoreError> {
+    let status: Option<i64> = row.try_get("sip_status")?;
+    status
+        .map(|s| {
+            u16::try_from(s).map_err(|_| StoreError::Corrupt {
+                id,
+                detail: format!("sip_status = {s}"),
+            })
+        })
+        .transpose()
+}
+
+/// The inverse of [`Direction::as_str`].
+pub(crate) fn parse_direction(s: &str) -> Option<Direction> {
+    match s {
+        "xmpp-to-sip" => Some(Direction::XmppToSip),
+        "sip-to-xmpp" => Some(Direction::SipToXmpp),
+        _ => None,
+    }
+}
+
+/// The inverse of [`CallState::as_str`].
+pub(crate) fn parse_state(s: &str) -> Option<CallState> {
+    match s {
+        "pending" => Some(CallState::Pending),
+        "ringing" => Some(CallState::Ringing),
+        "active" => Some(CallState::Active),
+        "ended" => Some(CallState::Ended),
+        _ => None,
+    }
+}
+
+/// The inverse of [`EndedBy::as_str`].
+pub(crate) fn parse_ended_by(s: &str) -> Option<EndedBy> {
+    match s {
+        "xmpp" => Some(EndedBy::Xmpp),
+        "sip" => Some(EndedBy::Sip),
+        "gateway" => Some(EndedBy::Gateway),
+        _ => None,
+    }
+}
+
 /// Parses the store's own time format `YYYY-MM-DDTHH:MM:SS.sssZ`.
 pub fn parse_iso8601(s: &str) -> Option<Millis> {
     let b = s.as_bytes();
     if b.len() != 24 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[23] != b'Z' {
         return None;
     }
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<u64>().ok();
+    // Digits only: `parse` alone would also take a sign ("+1").
+    let num = |r: std::ops::Range<usize>| {
+        let t = s.get(r)?;
+        t.bytes().all(|b| b.is_ascii_digit()).then_some(())?;
+        t.parse::<u64>().ok()
+    };
     let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (h, mi, se, ms) = (num(11..13)?, num(14..16)?, num(17..19)?, num(20..23)?);
     if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {

@@ -461,3 +461,552 @@ async fn media_relay_sticks_and_media_figures_follow_the_last_row_write() {
     );
     store.close().await;
 }
+
+// ---- reporting (migration 0009) and retention -----------------------------
+
+use crate::report::{CallFilter, Outcome, parse_since};
+
+/// `at` plus `s` seconds.
+fn secs(at: Millis, s: u64) -> Millis {
+    at.plus_ms(s * 1000)
+}
+
+/// An ended call: answered `answered` seconds after its start (or never),
+/// ended 10 s after its start.
+fn ended(
+    id: i64,
+    direction: Direction,
+    answered: Option<u64>,
+    reason: &str,
+    status: Option<u16>,
+    by: EndedBy,
+) -> SessionRecord {
+    let mut r = record(id, CallState::Ended);
+    r.direction = direction;
+    r.answered_at = answered.map(|s| secs(r.created_at, s));
+    r.ended_at = Some(secs(r.created_at, 10));
+    r.end_reason = Some(reason.into());
+    r.sip_status = status;
+    r.ended_by = Some(by);
+    r
+}
+
+/// The view's outcome for each way a call ends that the core writes
+/// (crates/call: `Call::end` and its callers), both directions.
+#[tokio::test]
+async fn call_records_classify_every_way_a_call_ends() {
+    use Direction::{SipToXmpp as S2x, XmppToSip as X2s};
+    use EndedBy::{Gateway, Sip, Xmpp};
+    let store = Store::open(&temp_db("outcomes")).await.expect("open");
+    let cases: Vec<(&str, SessionRecord, Outcome)> = vec![
+        (
+            "ringing",
+            record(1, CallState::Ringing),
+            Outcome::InProgress,
+        ),
+        (
+            "answered, BYE",
+            ended(2, X2s, Some(2), "success", Some(200), Sip),
+            Outcome::Answered,
+        ),
+        (
+            "answered, lost later",
+            ended(3, S2x, Some(1), "connectivity-error", Some(200), Gateway),
+            Outcome::Answered,
+        ),
+        (
+            "XMPP caller cancels",
+            ended(4, X2s, None, "cancel", Some(487), Xmpp),
+            Outcome::Cancelled,
+        ),
+        (
+            "XMPP caller hangs up with success",
+            ended(5, X2s, None, "success", Some(487), Xmpp),
+            Outcome::Cancelled,
+        ),
+        (
+            "SIP caller CANCELs",
+            ended(6, S2x, None, "cancel", Some(487), Sip),
+            Outcome::Cancelled,
+        ),
+        (
+            "SIP callee 486",
+            ended(7, X2s, None, "busy", Some(486), Sip),
+            Outcome::Busy,
+        ),
+        (
+            "XMPP callee busy",
+            ended(8, S2x, None, "busy", Some(486), Xmpp),
+            Outcome::Busy,
+        ),
+        (
+            "XMPP callee alternative-session",
+            ended(9, S2x, None, "alternative-session", Some(486), Xmpp),
+            Outcome::Busy,
+        ),
+        (
+            "XMPP callee declines",
+            ended(10, S2x, None, "decline", Some(603), Xmpp),
+            Outcome::Rejected,
+        ),
+        (
+            "SIP callee 403",
+            ended(11, X2s, None, "security-error", Some(403), Sip),
+            Outcome::Rejected,
+        ),
+        (
+            "XMPP -> SIP ring timeout (CANCEL, 487)",
+            ended(12, X2s, None, "timeout", Some(487), Gateway),
+            Outcome::NoAnswer,
+        ),
+        (
+            "SIP callee 408",
+            ended(13, X2s, None, "timeout", Some(408), Sip),
+            Outcome::NoAnswer,
+        ),
+        (
+            "SIP -> XMPP ring timeout (480)",
+            ended(14, S2x, None, "timeout", Some(480), Gateway),
+            Outcome::NoAnswer,
+        ),
+        (
+            "SIP callee 404",
+            ended(15, X2s, None, "gone", Some(404), Sip),
+            Outcome::Unavailable,
+        ),
+        (
+            "no route to an XMPP user (404 by the gateway)",
+            ended(16, S2x, None, "gone", Some(404), Gateway),
+            Outcome::Unavailable,
+        ),
+        (
+            "the XMPP callee went away while ringing (480)",
+            ended(17, S2x, None, "connectivity-error", Some(480), Gateway),
+            Outcome::Unavailable,
+        ),
+        (
+            "SIP callee 503",
+            ended(18, X2s, None, "general-error", Some(503), Sip),
+            Outcome::Failed,
+        ),
+        (
+            "refused with 503 by the gateway",
+            ended(19, S2x, None, "connectivity-error", Some(503), Gateway),
+            Outcome::Failed,
+        ),
+        (
+            "SDP that cannot be mapped",
+            ended(20, X2s, None, "incompatible-parameters", Some(488), Sip),
+            Outcome::Failed,
+        ),
+        (
+            "unanswered when the gateway restarted",
+            ended(21, S2x, None, "connectivity-error", Some(500), Gateway),
+            Outcome::Failed,
+        ),
+        (
+            "XMPP caller offline before the INVITE (no SIP status)",
+            ended(22, X2s, None, "connectivity-error", None, Gateway),
+            Outcome::Failed,
+        ),
+    ];
+    let rows: Vec<SessionRecord> = cases.iter().map(|(_, r, _)| r.clone()).collect();
+    store.save(&rows).await.expect("save");
+    let records = store
+        .call_records(&CallFilter::default())
+        .await
+        .expect("records");
+    assert_eq!(records.len(), cases.len());
+    for (what, row, outcome) in &cases {
+        let rec = records
+            .iter()
+            .find(|c| c.id == row.id)
+            .expect("every row is a record");
+        assert_eq!(rec.outcome, *outcome, "{what}");
+    }
+    let seen: std::collections::HashSet<Outcome> = cases.iter().map(|(_, _, o)| *o).collect();
+    assert_eq!(seen.len(), Outcome::ALL.len(), "every outcome is exercised");
+    for outcome in Outcome::ALL {
+        assert_eq!(Outcome::parse(outcome.as_str()), Some(outcome));
+    }
+}
+
+/// Parties by direction, times read back, setup and duration to the
+/// millisecond (julianday() of the stored text, rounded by the view).
+#[tokio::test]
+async fn call_records_have_parties_times_and_durations() {
+    let store = Store::open(&temp_db("records")).await.expect("open");
+    let start = Millis(1_795_296_363_123);
+    let mut out = ended(
+        1,
+        Direction::XmppToSip,
+        None,
+        "success",
+        Some(200),
+        EndedBy::Sip,
+    );
+    out.created_at = start;
+    out.answered_at = Some(start.plus_ms(1_877));
+    out.ended_at = Some(start.plus_ms(61_877 + 3_600_000));
+    out.sip_peer = Some("trunk1".into());
+    out.media_relay = Some("127.0.0.1:2223".into());
+    let mut inbound = ended(
+        2,
+        Direction::SipToXmpp,
+        None,
+        "decline",
+        Some(603),
+        EndedBy::Xmpp,
+    );
+    inbound.created_at = start.plus_ms(5_000);
+    store
+        .apply(&[
+            StoreOp::Session(out.clone()),
+            StoreOp::Session(inbound),
+            StoreOp::Media {
+                id: 1,
+                stats: MediaStats {
+                    packets_from_xmpp: 3_000,
+                    packets_from_sip: 2_999,
+                    errors: 2,
+                },
+            },
+        ])
+        .await
+        .expect("save");
+    let records = store
+        .call_records(&CallFilter::default())
+        .await
+        .expect("records");
+    let [second, first] = records.as_slice() else {
+        panic!("two records, got {records:?}");
+    };
+    assert_eq!(second.id, 2, "newest first");
+    assert_eq!(
+        (second.caller.as_str(), second.callee.as_str()),
+        ("sip:romeo@example.net", "juliet@example.com/balcony")
+    );
+    assert_eq!((second.setup_s, second.duration_s), (None, None));
+    assert_eq!(second.outcome, Outcome::Rejected);
+    assert_eq!(second.ended_by, Some(EndedBy::Xmpp));
+
+    assert_eq!(
+        (first.caller.as_str(), first.callee.as_str()),
+        ("juliet@example.com/balcony", "sip:romeo@example.net")
+    );
+    assert_eq!(first.direction, Direction::XmppToSip);
+    assert_eq!(first.started_at, start);
+    assert_eq!(first.answered_at, out.answered_at);
+    assert_eq!(first.ended_at, out.ended_at);
+    assert_eq!(first.setup_s, Some(1.877));
+    assert_eq!(first.duration_s, Some(3_660.0));
+    assert_eq!(first.outcome, Outcome::Answered);
+    assert_eq!(first.sip_status, Some(200));
+    assert_eq!(first.end_reason.as_deref(), Some("success"));
+    assert_eq!(first.sip_peer.as_deref(), Some("trunk1"));
+    assert_eq!(first.media_relay.as_deref(), Some("127.0.0.1:2223"));
+    assert_eq!(
+        (
+            first.media_packets_from_xmpp,
+            first.media_packets_from_sip,
+            first.media_errors
+        ),
+        (Some(3_000), Some(2_999), Some(2))
+    );
+    assert_eq!(first.jingle_sid, Sid::new("sid1"));
+    assert_eq!(first.sip_call_id, CallId::new("sid1@sip.example.com"));
+}
+
+#[tokio::test]
+async fn call_records_since_and_limit() {
+    let store = Store::open(&temp_db("since")).await.expect("open");
+    let base = Millis(1_795_296_363_000);
+    let rows: Vec<SessionRecord> = (1..=10)
+        .map(|id| {
+            let mut r = record(id, CallState::Ended);
+            // One a minute, the last one first in id order.
+            r.created_at = secs(base, 60 * (10 - id.unsigned_abs()));
+            r
+        })
+        .collect();
+    store.save(&rows).await.expect("save");
+    let ids = |records: Vec<crate::report::CallRecord>| -> Vec<i64> {
+        records.iter().map(|r| r.id).collect()
+    };
+    let all = store
+        .call_records(&CallFilter::default())
+        .await
+        .expect("all");
+    assert_eq!(ids(all), (1..=10).collect::<Vec<_>>(), "newest first");
+    let since = store
+        .call_records(&CallFilter {
+            since: Some(secs(base, 6 * 60)),
+            limit: None,
+        })
+        .await
+        .expect("since");
+    assert_eq!(ids(since), vec![1, 2, 3, 4], "created at or after");
+    let limited = store
+        .call_records(&CallFilter {
+            since: Some(secs(base, 60)),
+            limit: Some(3),
+        })
+        .await
+        .expect("limited");
+    assert_eq!(ids(limited), vec![1, 2, 3]);
+    let none = store
+        .call_records(&CallFilter {
+            since: Some(secs(base, 3600)),
+            limit: Some(3),
+        })
+        .await
+        .expect("none");
+    assert!(none.is_empty());
+}
+
+fn wall_clock() -> Millis {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis();
+    Millis(u64::try_from(ms).expect("fits"))
+}
+
+#[tokio::test]
+async fn active_sessions_are_the_live_calls_with_their_age() {
+    let store = Store::open(&temp_db("active")).await.expect("open");
+    let now = wall_clock();
+    let mut ringing = record(1, CallState::Ringing);
+    ringing.created_at = Millis(now.0 - 90_000);
+    ringing.direction = Direction::SipToXmpp;
+    let mut talking = record(2, CallState::Active);
+    talking.created_at = Millis(now.0 - 600_000);
+    talking.answered_at = Some(Millis(now.0 - 540_000));
+    talking.hold = Hold {
+        xmpp: true,
+        sip: false,
+    };
+    talking.sip_peer = Some("trunk1".into());
+    let mut over = ended(
+        3,
+        Direction::XmppToSip,
+        Some(1),
+        "success",
+        Some(200),
+        EndedBy::Sip,
+    );
+    over.created_at = Millis(now.0 - 30_000);
+    store.save(&[ringing, talking, over]).await.expect("save");
+    let active = store.active_sessions().await.expect("active");
+    let [first, second] = active.as_slice() else {
+        panic!("two live calls, got {active:?}");
+    };
+    assert_eq!(first.id, 2, "oldest first");
+    assert_eq!(first.state, CallState::Active);
+    assert!((600..=630).contains(&first.age_s), "{first:?}");
+    assert!(
+        first.talk_s.is_some_and(|t| (540..=570).contains(&t)),
+        "{first:?}"
+    );
+    assert_eq!(
+        first.hold,
+        Hold {
+            xmpp: true,
+            sip: false
+        }
+    );
+    assert_eq!(first.sip_peer.as_deref(), Some("trunk1"));
+    assert_eq!(second.id, 1);
+    assert_eq!(second.direction, Direction::SipToXmpp);
+    assert_eq!(second.state, CallState::Ringing);
+    assert!((90..=120).contains(&second.age_s), "{second:?}");
+    assert_eq!(second.talk_s, None);
+}
+
+/// Only ended rows older than the cut-off go, oldest first, in batches;
+/// a live row stays whatever its times say; ids are not reused.
+#[tokio::test]
+async fn prune_ended_deletes_old_ended_rows_in_batches_only() {
+    let store = Store::open(&temp_db("prune")).await.expect("open");
+    let base = Millis(1_795_296_363_000);
+    let mut rows = Vec::new();
+    // 1..=10 ended a minute apart; 11 live (created long before the
+    // cut-off, and even carrying an old ended_at, which the core never
+    // writes on a live row).
+    for id in 1..=10_i64 {
+        let mut r = record(id, CallState::Ended);
+        r.ended_at = Some(secs(base, 60 * id.unsigned_abs()));
+        rows.push(r);
+    }
+    let mut live = record(11, CallState::Active);
+    live.ended_at = Some(base);
+    rows.push(live);
+    store.save(&rows).await.expect("save");
+
+    // Strictly before 7 minutes: rows 1..=6, in batches of 4 (one full,
+    // one short).
+    let deleted = store
+        .prune_ended_in_batches(secs(base, 7 * 60), 4, Duration::from_millis(1))
+        .await
+        .expect("prune");
+    assert_eq!(deleted, 6);
+    let left: Vec<i64> = sqlx::query_scalar("SELECT id FROM sessions ORDER BY id")
+        .fetch_all(&store.pool)
+        .await
+        .expect("ids");
+    assert_eq!(left, vec![7, 8, 9, 10, 11]);
+    // Exactly one batch's worth: the loop stops on the empty one after it.
+    let deleted = store
+        .prune_ended_in_batches(secs(base, 11 * 60), 4, Duration::from_millis(1))
+        .await
+        .expect("prune");
+    assert_eq!(deleted, 4);
+    assert_eq!(
+        store.prune_ended(secs(base, 3600)).await.expect("again"),
+        0,
+        "nothing else is ended"
+    );
+    let live = store.live_rows().await.expect("live");
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0].record.id, 11);
+
+    // With the newest rows gone, the next call still gets a new id.
+    sqlx::query("DELETE FROM sessions")
+        .execute(&store.pool)
+        .await
+        .expect("empty the table");
+    assert_eq!(store.next_id().await.expect("next id"), 12);
+}
+
+#[tokio::test]
+async fn prune_ended_works_through_a_large_table() {
+    let store = Store::open(&temp_db("prune-large")).await.expect("open");
+    let old = Millis(1_795_296_363_000);
+    let ops: Vec<StoreOp> = (1..=1_200)
+        .map(|id| {
+            let mut r = record(id, CallState::Ended);
+            r.ended_at = Some(if id % 4 == 0 {
+                secs(old, 86_400 * 30)
+            } else {
+                old
+            });
+            StoreOp::Session(r)
+        })
+        .collect();
+    store.apply(&ops).await.expect("save");
+    let deleted = store.prune_ended(secs(old, 86_400)).await.expect("prune");
+    assert_eq!(deleted, 900);
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sessions")
+        .fetch_one(&store.pool)
+        .await
+        .expect("count");
+    assert_eq!(count, 300);
+}
+
+#[test]
+fn since_takes_dates_times_and_durations() {
+    let now = parse_iso8601("2026-11-21T21:45:03.123Z").expect("now");
+    let at = |s: &str| parse_iso8601(s).expect("time");
+    for (text, want) in [
+        ("24h", at("2026-11-20T21:45:03.123Z")),
+        ("7d", at("2026-11-14T21:45:03.123Z")),
+        ("90m", at("2026-11-21T20:15:03.123Z")),
+        ("30s", at("2026-11-21T21:44:33.123Z")),
+        ("2w", at("2026-11-07T21:45:03.123Z")),
+        ("2026-11-01", at("2026-11-01T00:00:00.000Z")),
+        ("2026-11-01T08:30", at("2026-11-01T08:30:00.000Z")),
+        ("2026-11-01 08:30:15", at("2026-11-01T08:30:15.000Z")),
+        ("2026-11-01T08:30:15Z", at("2026-11-01T08:30:15.000Z")),
+        ("2026-11-01T08:30:15.5", at("2026-11-01T08:30:15.500Z")),
+        ("2026-11-01T08:30:15.123Z", at("2026-11-01T08:30:15.123Z")),
+        (" 1h ", at("2026-11-21T20:45:03.123Z")),
+    ] {
+        assert_eq!(parse_since(text, now), Some(want), "{text}");
+    }
+    assert_eq!(
+        parse_since("100000000w", now),
+        Some(Millis(0)),
+        "before 1970"
+    );
+    for bad in [
+        "",
+        "h",
+        "24",
+        "-1h",
+        "+1h",
+        "1.5h",
+        "24x",
+        "yesterday",
+        "2026-13-01",
+        "2026-11-01T25:00",
+        "2026-11-01T08:30:15.1234",
+        "2026-+1-01",
+        "99999999999999999999d",
+    ] {
+        assert_eq!(parse_since(bad, now), None, "{bad:?}");
+    }
+}
+
+/// The views compute with julianday() on the stored text: the bundled
+/// SQLite reads `YYYY-MM-DDTHH:MM:SS.sssZ` to the millisecond (the e2e
+/// test runs the same views with Debian's sqlite3 3.40).
+#[tokio::test]
+async fn sqlite_date_functions_read_the_stored_format() {
+    let store = Store::open(&temp_db("dates")).await.expect("open");
+    let t = Millis(1_795_296_363_123);
+    let (version, unix, diff): (String, f64, f64) = sqlx::query_as(
+        "SELECT sqlite_version(), (julianday(?) - 2440587.5) * 86400, \
+         ROUND((julianday(?) - julianday(?)) * 86400, 3)",
+    )
+    .bind(iso8601(t))
+    .bind(iso8601(t.plus_ms(61_877)))
+    .bind(iso8601(t))
+    .fetch_one(&store.pool)
+    .await
+    .expect("query");
+    let minor: Vec<u32> = version
+        .split('.')
+        .take(2)
+        .map(|n| n.parse().expect("a number"))
+        .collect();
+    assert!(minor >= vec![3, 40], "SQLite {version}");
+    assert!((unix - 1_795_296_363.123).abs() < 0.001, "{unix}");
+    assert_eq!(diff, 61.877);
+}
+
+/// The views and retention read through indexes, not whole-table scans.
+#[tokio::test]
+async fn reports_and_retention_use_the_indexes() {
+    let store = Store::open(&temp_db("plans")).await.expect("open");
+    for (sql, index) in [
+        ("SELECT * FROM active_sessions", "sessions_live"),
+        (
+            "SELECT * FROM call_records WHERE started_at >= '2026-11-21' \
+             ORDER BY started_at DESC, id DESC LIMIT 10",
+            "sessions_by_created",
+        ),
+        (
+            "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions \
+             WHERE state = 'ended' AND ended_at < '2026-11-21' ORDER BY ended_at LIMIT 10)",
+            "sessions_by_ended",
+        ),
+        (
+            "SELECT outcome, COUNT(*) FROM call_records \
+             WHERE ended_at >= '2026-11-21' GROUP BY outcome",
+            "sessions_by_ended",
+        ),
+    ] {
+        let plan: Vec<String> =
+            sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
+                .fetch_all(&store.pool)
+                .await
+                .expect("plan")
+                .iter()
+                .map(|row| row.get::<String, _>("detail"))
+                .collect();
+        assert!(
+            plan.iter().any(|line| line.contains(index)),
+            "{sql}: {plan:?}"
+        );
+    }
+}
