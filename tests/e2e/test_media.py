@@ -272,6 +272,18 @@ def test_baresip_calls_xmpp_through_rtpengine(juliet, rtpengine, media_gateway, 
         responder=juliet.full_jid)), "session-accept")
     bs.expect_event("CALL_ESTABLISHED")
     assert_baresip_media(peer, bs)
+
+    # The phone holds and resumes (RFC 3264 §8.4): its re-INVITEs go through
+    # rtpengine and reach Juliet as <hold/> and <active/>; media flows again.
+    for command, info in (("hold", "hold"), ("resume", "active")):
+        bs.command(command)
+        st = juliet.expect("session-info", timeout=10, sid=initiate.sid)
+        assert st.jingle.find(f"{{urn:xmpp:jingle:apps:rtp:info:1}}{info}") is not None, \
+            st.text()
+    before = peer.stats()[1]
+    assert wait_until(lambda: peer.stats()[1] >= before + PACKETS, 10), \
+        f"media stopped after the resume: {peer.describe()}"
+
     bs.command("hangup")
     juliet.expect("session-terminate", timeout=10, sid=initiate.sid)
     assert_anchored_figures(media_row(gw), rtpengine)

@@ -274,13 +274,28 @@ fn restricted(sdp: &str, keep: &[Vec<&str>]) -> Option<String> {
 }
 
 fn normalized(sdp: &str, drop_c: bool) -> impl Iterator<Item = &str> {
+    // With rtcp-mux (RFC 5761 §5.1.3) RTCP shares the RTP port: the
+    // `a=rtcp` fallback and the RTCP component's candidates say nothing
+    // about the session (rtpengine drops both once rtcp-mux is agreed).
+    let muxed = sdp.lines().any(|l| l.trim() == "a=rtcp-mux");
     sdp.lines().map(str::trim).filter(move |l| {
         let direction = l
             .strip_prefix("a=")
             .is_some_and(|a| MediaDirection::parse(a).is_some());
         let skipped = l.is_empty() || l.starts_with("o=") || (drop_c && l.starts_with("c="));
-        !(skipped || direction)
+        let rtcp_fallback = muxed && (l.starts_with("a=rtcp:") || is_rtcp_candidate(l));
+        // A controlling ICE agent names the pair it nominated in its later
+        // offers (RFC 8839 §5.3, RFC 5245 §9.1.2.2): ICE state, not media.
+        let nominated = l.starts_with("a=remote-candidates:");
+        !(skipped || direction || rtcp_fallback || nominated)
     })
+}
+
+/// An `a=candidate` line of component 2 (RTCP, RFC 8839 §5.1).
+fn is_rtcp_candidate(line: &str) -> bool {
+    line.strip_prefix("a=candidate:")
+        .and_then(|rest| rest.split_whitespace().nth(1))
+        == Some("2")
 }
 
 /// The part of `sdp` before its first m= line and the text of each m=
@@ -752,6 +767,32 @@ mod tests {
             !same_media_for(first, &moved, ours),
             "a new port is not a hold"
         );
+    }
+
+    #[test]
+    fn rfc5761_5_1_3_and_rfc8839_5_3_rtcp_fallback_and_remote_candidates_do_not_change_the_media() {
+        // rtpengine's first offer toward a WebRTC client, then its re-offer
+        // (a hold) once rtcp-mux was agreed: the a=rtcp port and the RTCP
+        // component's candidate are gone.
+        let first = "v=0\r\no=phone 5 5 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+            m=audio 31028 UDP/TLS/RTP/SAVPF 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n\
+            a=rtcp:31029\r\na=rtcp-mux\r\na=ice-ufrag:q3YA\r\n\
+            a=candidate:31g 1 UDP 2130706431 127.0.0.1 31028 typ host\r\n\
+            a=candidate:31g 2 UDP 2130706430 127.0.0.1 31029 typ host\r\n";
+        let held = "v=0\r\no=phone 5 6 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+            m=audio 31028 UDP/TLS/RTP/SAVPF 0\r\na=rtpmap:0 PCMU/8000\r\na=sendonly\r\n\
+            a=rtcp:31028\r\na=rtcp-mux\r\na=ice-ufrag:q3YA\r\n\
+            a=candidate:31g 1 UDP 2130706431 127.0.0.1 31028 typ host\r\n";
+        assert!(same_media(first, held));
+        // Without rtcp-mux the RTCP port is part of the session.
+        let plain = |sdp: &str| sdp.replace("a=rtcp-mux\r\n", "");
+        assert!(!same_media(&plain(first), &plain(held)));
+        // rtpengine, the controlling agent, names the nominated pair.
+        let nominated = format!("{held}a=remote-candidates:1 127.0.0.1 48927\r\n");
+        assert!(same_media(first, &nominated));
+        // An RTP candidate that changes is a change all the same.
+        let moved = held.replace("127.0.0.1 31028 typ", "127.0.0.1 31030 typ");
+        assert!(!same_media(first, &moved));
     }
 
     #[test]
