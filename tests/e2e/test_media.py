@@ -60,9 +60,9 @@ def media_gateway(tmp_path, prosody, probe, attach):
     `ua_port`, with that media mode."""
     started = []
 
-    def start(ua_port: int, media: str, rtpengine: str | None = None) -> Gateway:
-        gw = Gateway(tmp_path, prosody, outbound_proxy=False,
-                     rtpengine=[rtpengine] if rtpengine else None,
+    def start(ua_port: int, media: str, rtpengine: str | list | None = None) -> Gateway:
+        relays = [rtpengine] if isinstance(rtpengine, str) else rtpengine
+        gw = Gateway(tmp_path, prosody, outbound_proxy=False, rtpengine=relays,
                      peers=[{"name": "pbx", "sources": [HOST], "uri": f"sip:{HOST}:{ua_port}",
                              "domains": ["pbx.example"], "media": media}])
         attach("gateway log", gw.log)
@@ -203,6 +203,23 @@ def test_rtpengine_unreachable_refuses_the_call_cleanly(juliet, media_gateway, c
     row = gw.wait_row(lambda r: r["jingle_sid"] == sid and r["state"] == "ended")
     assert "media relay" in (row["end_detail"] or ""), row
     assert "rtpengine" in gw.log_text()
+
+
+@pytest.mark.timeout(60)
+def test_an_rtpengine_that_does_not_answer_is_skipped_for_the_next(juliet, rtpengine,
+                                                                   media_gateway, closing):
+    phone = closing(SipUa(media="rtp", port=free_port(udp_too=True), name="phone"))
+    nobody = f"{HOST}:{free_port(udp_too=True)}"
+    gw = media_gateway(phone.port, "rtpengine", [nobody, rtpengine.ng])
+    peer = closing(WebRtcPeer("juliet"))
+    sid = new_sid("failover")
+    xmpp_calls_sip(juliet, peer, sid)   # after three unanswered sends to the first
+    phone.wait_invite()
+    peer.wait_connected(timeout=15)
+    peer.wait_packets(PACKETS, timeout=15)
+    row = gw.wait_row(lambda r: r["jingle_sid"] == sid and r["state"] == "active")
+    assert row["media_relay"] == rtpengine.ng, row
+    assert "rtpengine not answering; trying the next" in gw.log_text()
 
 
 # --- anchored with a real phone: baresip (PCMU/PCMA, a 440 Hz sine) ---------
