@@ -8,7 +8,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(prosody lua-unbound sip-tester python3-slixmpp python3-pytest python3-venv sqlite3 baresip-core chromium dnsmasq-base rtpengine-daemon)
+# ejabberd: the second XMPP server (tests/e2e/test_ejabberd.py runs a private
+# instance of it: its own node name, spool and ports, no epmd). Its package
+# would start a system ejabberd and epmd; install_missing keeps package
+# services from starting (policy-rc.d). On a machine with systemd running,
+# `systemctl disable --now ejabberd epmd.socket epmd.service` if a system
+# instance was started before.
+PACKAGES=(prosody lua-unbound sip-tester python3-slixmpp python3-pytest python3-venv sqlite3 baresip-core chromium dnsmasq-base rtpengine-daemon ejabberd)
 DEBIAN_PYTHON=/usr/bin/python3   # Debian's: the python3 first on PATH may not see Debian packages
 # The e2e tests run in a venv on Debian's python that also sees its packages
 # (slixmpp, pytest) and adds aiortc for the media tests (requirements.txt).
@@ -39,8 +45,19 @@ install_missing() {
     [ "$(id -u)" -eq 0 ] || sudo=(sudo)
     export DEBIAN_FRONTEND=noninteractive
     "${sudo[@]}" apt-get update || die "apt-get update"
-    "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}" \
-        || die "apt-get install ${missing[*]}"
+    # The packages must not start their system services (Prosody, ejabberd,
+    # epmd, rtpengine on the standard ports): the tests run their own. A
+    # policy-rc.d that denies starts (exit 101) is in place while apt runs,
+    # unless the machine has one already.
+    local guard=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee /usr/sbin/policy-rc.d >/dev/null \
+            && "${sudo[@]}" chmod 755 /usr/sbin/policy-rc.d && guard=1
+    fi
+    local status=0
+    "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}" || status=$?
+    [ -z "$guard" ] || "${sudo[@]}" rm -f /usr/sbin/policy-rc.d
+    [ "$status" -eq 0 ] || die "apt-get install ${missing[*]}"
 }
 
 # Incremental compilation only pays back in an edit-build loop; here it
