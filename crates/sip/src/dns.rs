@@ -37,9 +37,23 @@ impl Dns {
     /// The system's configuration (/etc/resolv.conf), or these servers.
     pub fn new(servers: &[SocketAddr]) -> Result<Dns, String> {
         let resolver = if servers.is_empty() {
-            TokioResolver::builder_tokio()
-                .map_err(|e| format!("reading the system's DNS configuration: {e}"))?
-                .build()
+            match TokioResolver::builder_tokio() {
+                Ok(builder) => builder.build(),
+                // A machine without /etc/resolv.conf still runs a gateway
+                // whose peers are addresses; a name then fails to resolve
+                // with a clear error, at the call that needs it.
+                Err(e) => {
+                    tracing::warn!(
+                        error = %e,
+                        "no system DNS configuration: host names in SIP URIs cannot be looked up (set [sip] dns_servers)"
+                    );
+                    TokioResolver::builder_with_config(
+                        ResolverConfig::new(),
+                        TokioConnectionProvider::default(),
+                    )
+                    .build()
+                }
+            }
         } else {
             let mut cfg = ResolverConfig::new();
             for s in servers {
