@@ -97,15 +97,9 @@ pub fn sessions(store_cfg: &StoreSection, args: &SessionsArgs, now: Millis) -> E
         );
         return ExitCode::FAILURE;
     }
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("stox-gateway: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let options = StoreOptions {
         busy_timeout: Duration::from_millis(store_cfg.busy_timeout_ms),
@@ -317,6 +311,18 @@ fn active_json(r: &ActiveSession) -> String {
         "sip_call_id": r.sip_call_id.as_str(),
     })
     .to_string()
+}
+
+/// The one-thread runtime of a command that talks to the store; `Err` is
+/// the exit code after the reason was printed.
+pub fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("stox-gateway: cannot start the runtime: {e}");
+            ExitCode::FAILURE
+        })
 }
 
 #[cfg(test)]

@@ -64,15 +64,9 @@ fn user_command(cfg: &config::Config, cmd: UserCommand) -> ExitCode {
         eprintln!("stox-gateway: no [registrar] in the config");
         return ExitCode::from(2);
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match cli::runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("stox-gateway: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let domains = registrar.domains.clone();
     let result: Result<String, (u8, String)> = runtime.block_on(async move {
