@@ -61,6 +61,18 @@ pub async fn serve(
     ready: Arc<Readiness>,
     cancel: CancellationToken,
 ) -> anyhow::Result<SocketAddr> {
+    serve_limited(listen, metrics, ready, cancel, MAX_CONNECTIONS, IDLE).await
+}
+
+/// [`serve`] with its limits given (the tests use small ones).
+async fn serve_limited(
+    listen: SocketAddr,
+    metrics: PrometheusHandle,
+    ready: Arc<Readiness>,
+    cancel: CancellationToken,
+    max_connections: usize,
+    idle: Duration,
+) -> anyhow::Result<SocketAddr> {
     let listener = TcpListener::bind(listen).await?;
     let local = listener.local_addr()?;
     info!(%local, "http: /metrics /health /ready");
@@ -79,8 +91,8 @@ pub async fn serve(
                     continue;
                 }
             };
-            if open.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
-                warn!(%peer, limit = MAX_CONNECTIONS, "http: too many connections; closed");
+            if open.load(Ordering::Relaxed) >= max_connections {
+                warn!(%peer, limit = max_connections, "http: too many connections; closed");
                 continue;
             }
             open.fetch_add(1, Ordering::Relaxed);
@@ -92,7 +104,7 @@ pub async fn serve(
                 });
                 let conn = hyper::server::conn::http1::Builder::new()
                     .timer(hyper_util::rt::TokioTimer::new())
-                    .header_read_timeout(IDLE)
+                    .header_read_timeout(idle)
                     .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
                 if let Err(e) = conn.await {
                     tracing::debug!(%peer, error = %e, "http connection ended");
@@ -153,6 +165,103 @@ fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    async fn start(max: usize, idle: Duration) -> (SocketAddr, Arc<Readiness>) {
+        let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+            .build_recorder()
+            .handle();
+        let ready = Arc::new(Readiness::default());
+        let addr = serve_limited(
+            "127.0.0.1:0".parse().expect("addr"),
+            handle,
+            ready.clone(),
+            CancellationToken::new(),
+            max,
+            idle,
+        )
+        .await
+        .expect("listening");
+        (addr, ready)
+    }
+
+    /// Sends `request`, returns everything read until the server closes
+    /// (or 2 s pass).
+    async fn exchange(addr: SocketAddr, request: &[u8]) -> String {
+        let mut s = TcpStream::connect(addr).await.expect("connect");
+        // The server may close before reading it all (a refused request).
+        let _ = s.write_all(request).await;
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut out)).await;
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[tokio::test]
+    async fn ready_health_metrics_and_the_rest() {
+        let (addr, ready) = start(4, Duration::from_secs(5)).await;
+        let get = |path: &str| {
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").into_bytes()
+        };
+        assert!(
+            exchange(addr, &get("/health"))
+                .await
+                .starts_with("HTTP/1.1 200")
+        );
+        let not_ready = exchange(addr, &get("/ready")).await;
+        assert!(not_ready.starts_with("HTTP/1.1 503"), "{not_ready}");
+        assert!(not_ready.contains("xmpp component not connected"));
+        ready.component.store(true, Ordering::Relaxed);
+        assert!(
+            exchange(addr, &get("/ready"))
+                .await
+                .starts_with("HTTP/1.1 200")
+        );
+        let metrics = exchange(addr, &get("/metrics")).await;
+        assert!(metrics.contains("text/plain; version=0.0.4"), "{metrics}");
+        assert!(
+            exchange(addr, &get("/other"))
+                .await
+                .starts_with("HTTP/1.1 404")
+        );
+        let post =
+            b"POST /ready HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        assert!(exchange(addr, post).await.starts_with("HTTP/1.1 405"));
+    }
+
+    #[tokio::test]
+    async fn a_connection_past_the_limit_is_closed_and_an_idle_one_times_out() {
+        let (addr, _) = start(2, Duration::from_millis(300)).await;
+        let _a = TcpStream::connect(addr).await.expect("connect");
+        let _b = TcpStream::connect(addr).await.expect("connect");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // The third is closed at once, unanswered.
+        let third = exchange(addr, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert_eq!(third, "", "closed without an answer");
+        // The two idle ones are closed by the header timeout; then the
+        // endpoint answers again.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let again = exchange(
+            addr,
+            b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert!(again.starts_with("HTTP/1.1 200"), "{again:?}");
+    }
+
+    #[tokio::test]
+    async fn an_oversized_request_head_is_refused() {
+        let (addr, _) = start(4, Duration::from_secs(5)).await;
+        let mut req = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ".to_vec();
+        req.extend(std::iter::repeat_n(b'a', 1 << 20));
+        req.extend(b"\r\n\r\n");
+        let answer = exchange(addr, &req).await;
+        assert!(
+            answer.is_empty() || answer.starts_with("HTTP/1.1 431"),
+            "{}",
+            &answer[..answer.len().min(80)]
+        );
+    }
 
     #[test]
     fn ready_names_every_reason_and_is_ready_with_none() {

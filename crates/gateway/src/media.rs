@@ -184,3 +184,78 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn request(ticket: u64) -> MediaRequest {
+        MediaRequest {
+            ticket,
+            relay: None,
+            request: stox_rtpengine::Request {
+                command: "ping".into(),
+                ..Default::default()
+            },
+        }
+    }
+
+    #[test]
+    fn a_request_past_the_queue_comes_back_at_once_with_why() {
+        let (tx, rx) = mpsc::channel(1);
+        let handle = MediaHandle { tx };
+        assert!(handle.send(request(1)).is_ok());
+        let (ticket, why) = handle.send(request(2)).expect_err("the queue is full");
+        assert_eq!((ticket, why.as_str()), (2, "the NG queue is full"));
+        drop(rx);
+        let (_, why) = handle.send(request(3)).expect_err("the driver is gone");
+        assert_eq!(why, "the NG driver is gone");
+    }
+
+    #[tokio::test]
+    async fn a_reply_comes_back_with_the_relay_and_a_silent_relay_is_skipped() {
+        // A fake rtpengine that answers every request with `pong`.
+        let fake = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let fake_addr = fake.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 65_536];
+            while let Ok((n, from)) = fake.recv_from(&mut buf).await {
+                let cookie = buf[..n]
+                    .split(|b| *b == b' ')
+                    .next()
+                    .unwrap_or_default()
+                    .to_vec();
+                let mut reply = cookie;
+                reply.extend_from_slice(b" d6:result4:ponge");
+                let _ = fake.send_to(&reply, from).await;
+            }
+        });
+        // The first relay never answers (nothing listens there).
+        let silent = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let silent_addr = silent.local_addr().expect("addr");
+        let (handle, mut results) = spawn(vec![silent_addr, fake_addr], CancellationToken::new())
+            .await
+            .expect("driver");
+        handle.send(request(7)).expect("queued");
+        let (ticket, result) = tokio::time::timeout(Duration::from_secs(10), results.recv())
+            .await
+            .expect("an answer within the retries")
+            .expect("a result");
+        assert_eq!(ticket, 7);
+        let reply = result.expect("the second relay answered");
+        assert_eq!(reply.relay, fake_addr.to_string());
+        assert_eq!(reply.reply.result, "pong");
+        // A request pinned to the silent relay fails after its retries.
+        let mut pinned = request(8);
+        pinned.relay = Some(silent_addr.to_string());
+        handle.send(pinned).expect("queued");
+        let (ticket, result) = tokio::time::timeout(Duration::from_secs(10), results.recv())
+            .await
+            .expect("a failure within the retries")
+            .expect("a result");
+        assert_eq!(ticket, 8);
+        assert!(result.expect_err("no answer").contains("did not answer"));
+        drop(silent);
+    }
+}
