@@ -146,12 +146,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     }
     // RFC 3263 §4.1: a peer or proxy named by domain alone takes the
     // transport its NAPTR records prefer.
-    let mut peers = cfg.sip_peers();
-    for peer in &mut peers {
-        if let Some(uri) = peer.uri.clone() {
-            peer.uri = Some(with_naptr_transport(io.dns(), &uri).await);
-        }
-    }
+    let peers = resolved_peers(&cfg, io.dns()).await;
     let outbound_proxy = match &cfg.sip.outbound_proxy {
         Some(uri) => Some(with_naptr_transport(io.dns(), uri).await),
         None => None,
@@ -508,6 +503,18 @@ fn resume_calls(
     (resumed, unfinished)
 }
 
+/// The configured peers as the SIP layer needs them, each `uri` named by
+/// domain alone given the transport its NAPTR records prefer.
+async fn resolved_peers(cfg: &Config, dns: &stox_sip::Dns) -> Vec<stox_sipcore::api::Peer> {
+    let mut peers = cfg.sip_peers();
+    for peer in &mut peers {
+        if let Some(uri) = peer.uri.clone() {
+            peer.uri = Some(with_naptr_transport(dns, &uri).await);
+        }
+    }
+    peers
+}
+
 /// `uri` with the transport its domain's NAPTR records prefer, when it
 /// names neither transport nor port and its host is a name (RFC 3263 §4.1);
 /// else `uri` as it is.
@@ -755,40 +762,29 @@ impl Gateway {
             warn!("SIGHUP: the config has no file to read again; nothing reloaded");
             return;
         };
-        let new = match Config::load(&path) {
-            Ok(new) => new,
+        let applied = async {
+            let new = Config::load(&path)?;
+            let trusted = new.trusted_sources()?;
+            let media = new.media_policy()?;
+            if media.anchors_any() && self.media.is_none() {
+                return Err(
+                    "media = \"rtpengine\" needs [rtpengine], which only a restart starts"
+                        .to_owned(),
+                );
+            }
+            let peers = resolved_peers(&new, &dns).await;
+            self.sip.reload_peers(peers, Some(trusted))?;
+            Ok((new, media))
+        }
+        .await;
+        let (new, media) = match applied {
+            Ok(done) => done,
             Err(e) => {
                 error!(error = %e, "SIGHUP: reload refused; the running config stays");
                 metrics::counter!("stox_config_reloads_total", "result" => "refused").increment(1);
                 return;
             }
         };
-        let (trusted, media) = match (new.trusted_sources(), new.media_policy()) {
-            (Ok(t), Ok(m)) => (t, m),
-            (Err(e), _) | (_, Err(e)) => {
-                error!(error = %e, "SIGHUP: reload refused; the running config stays");
-                metrics::counter!("stox_config_reloads_total", "result" => "refused").increment(1);
-                return;
-            }
-        };
-        if media.anchors_any() && self.media.is_none() {
-            error!(
-                "SIGHUP: reload refused: media = \"rtpengine\" needs [rtpengine], which only a restart starts"
-            );
-            metrics::counter!("stox_config_reloads_total", "result" => "refused").increment(1);
-            return;
-        }
-        let mut peers = new.sip_peers();
-        for peer in &mut peers {
-            if let Some(uri) = peer.uri.clone() {
-                peer.uri = Some(with_naptr_transport(&dns, &uri).await);
-            }
-        }
-        if let Err(e) = self.sip.reload_peers(peers, Some(trusted)) {
-            error!(error = %e, "SIGHUP: reload refused; the running config stays");
-            metrics::counter!("stox_config_reloads_total", "result" => "refused").increment(1);
-            return;
-        }
         self.core.reload_policy(Some(new.policy()), media);
         let restart = running.needs_restart(&new);
         if !restart.is_empty() {
