@@ -228,6 +228,10 @@ impl Core {
             Input::Draining { on } => self.draining = on,
             Input::Media { ticket, result } => self.on_media(now, ticket, result, &mut out),
         }
+        if out.is_empty() && !self.anchoring() {
+            // Nothing anchored: the calls' outputs are the answer as they are.
+            return raw;
+        }
         self.route_outputs(now, raw, &mut out);
         out
     }

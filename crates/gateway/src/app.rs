@@ -271,6 +271,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         draining: None,
         xmpp_online: false,
         seen_online: false,
+        calls_in_memory: usize::MAX,
     };
     let restored = gw.core.restore(resumed);
     let ended = unfinished.len();
@@ -713,6 +714,8 @@ struct Gateway {
     xmpp_online: bool,
     /// The component was online once (later onlines are reconnects).
     seen_online: bool,
+    /// The `stox_calls_in_memory` gauge's value (set when it changes).
+    calls_in_memory: usize,
 }
 
 impl Gateway {
@@ -720,7 +723,11 @@ impl Gateway {
         let t = self.clock.now();
         let outputs = self.core.handle(t, input);
         self.execute(t, outputs);
-        metrics::gauge!("stox_calls_in_memory").set(self.core.live_calls() as f64);
+        let calls = self.core.live_calls();
+        if calls != self.calls_in_memory {
+            self.calls_in_memory = calls;
+            metrics::gauge!("stox_calls_in_memory").set(calls as f64);
+        }
     }
 
     /// The component went up or down: OPTIONS, /ready and the metrics

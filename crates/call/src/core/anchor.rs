@@ -146,7 +146,7 @@ fn event_sdp(ev: &mut SipEvent) -> Option<&mut Option<String>> {
 
 impl Core {
     /// Does this gateway anchor any call (or still hold an anchored one)?
-    fn anchoring(&self) -> bool {
+    pub(super) fn anchoring(&self) -> bool {
         self.media_on || !self.anchors.is_empty()
     }
 
