@@ -217,7 +217,7 @@ impl Core {
             Input::Stanza(el) => self.on_stanza(now, el, &mut raw),
             Input::IqResponse { id, outcome } => self.on_iq_response(now, id, outcome, &mut raw),
             Input::Sip(sip) => {
-                if let Some(sip) = self.anchor_event(now, sip, &mut out) {
+                if let Some(sip) = self.anchor_event(sip, &mut out) {
                     self.on_sip(now, sip, &mut raw);
                 }
             }

@@ -259,12 +259,7 @@ impl Core {
 
     /// A SIP event: `Some` when it goes to its call now; anchored calls'
     /// wait for rtpengine or for what is queued before them.
-    pub(super) fn anchor_event(
-        &mut self,
-        now: Millis,
-        ev: SipEvent,
-        out: &mut Vec<Output>,
-    ) -> Option<SipEvent> {
+    pub(super) fn anchor_event(&mut self, ev: SipEvent, out: &mut Vec<Output>) -> Option<SipEvent> {
         if !self.anchoring() {
             return Some(ev);
         }
@@ -287,13 +282,12 @@ impl Core {
             a.queue.push_back(Held::In(ev));
             return None;
         }
-        self.receive_event(now, key, ev, out)
+        self.receive_event(key, ev, out)
     }
 
     /// Sends the SDP of `ev` to rtpengine, or gives the event back.
     fn receive_event(
         &mut self,
-        _now: Millis,
         key: CallKey,
         mut ev: SipEvent,
         out: &mut Vec<Output>,
@@ -352,7 +346,7 @@ impl Core {
             match item {
                 Held::Out(cmd) => self.send_command(key, cmd, out),
                 Held::In(ev) => {
-                    if let Some(ev) = self.receive_event(now, key, ev, out) {
+                    if let Some(ev) = self.receive_event(key, ev, out) {
                         self.dispatch(now, ev, out);
                     }
                 }
