@@ -297,7 +297,18 @@ impl Loop {
             let deadline = self.tracker.next_deadline();
             tokio::select! {
                 () = cancel.cancelled() => {
-                    let _ = timeout(Duration::from_secs(1), stream.shutdown()).await;
+                    // What was queued before the stop still goes out (the
+                    // session-terminate of the call whose end let a drain
+                    // finish): `select!` may pick the cancellation first.
+                    let _ = timeout(Duration::from_secs(1), async {
+                        while let Ok(el) = self.out_rx.try_recv() {
+                            if stream.send(&el).await.is_err() {
+                                break;
+                            }
+                        }
+                        let _ = stream.shutdown().await;
+                    })
+                    .await;
                     return "shutdown".into();
                 }
                 el = self.out_rx.recv() => {

@@ -328,3 +328,32 @@ async fn stanzas_sent_while_offline_are_delivered_after_reconnecting_or_expire()
     }
     cancel.cancel();
 }
+
+/// A stop right after stanzas were queued still sends them before the
+/// stream is closed (the last session-terminate of a drain).
+#[tokio::test]
+async fn stanzas_queued_before_a_stop_are_sent_before_the_stream_closes() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let cancel = CancellationToken::new();
+    let (handle, mut events, task) = spawn(config(addr), cancel.clone());
+    let mut peer = Peer::accept(&listener, SECRET).await.expect("handshake");
+    assert_eq!(next(&mut events).await, XmppEvent::Online);
+    for n in 0..50 {
+        assert!(handle.send(iq(&format!(
+            "<iq xmlns='jabber:component:accept' type='set' id='last{n}' from='sip.example.com' to='a@example.com/r'><x xmlns='urn:test'/></iq>"
+        ))));
+    }
+    cancel.cancel();
+    let text = peer.read_until("</stream:stream>").await;
+    for n in 0..50 {
+        assert!(
+            text.contains(&format!("id='last{n}'")),
+            "last{n} missing: {text}"
+        );
+    }
+    timeout(Duration::from_secs(3), task)
+        .await
+        .expect("task ends")
+        .expect("no panic");
+}
