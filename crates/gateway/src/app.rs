@@ -21,7 +21,7 @@ use stox_call::{
 use stox_mapping::lograte::{LogGate, escaped};
 use stox_sip::{IoConfig, IoEvent, SipIo};
 use stox_sipcore::{KeyGen, Sip};
-use stox_store::{LiveRow, Store, StoreEvent, StoreOp, StoreOptions, StoreQueue, WriterConfig};
+use stox_store::{Claim, LiveRow, Store, StoreEvent, StoreOp, StoreQueue, WriterConfig};
 use stox_xmpp::{ComponentConfig, IqFailure, XmppEvent, XmppHandle};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -76,14 +76,31 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("http.listen {}", http.listen))?;
     }
-    let store = Store::open_with(
-        &cfg.store.database,
-        StoreOptions {
-            busy_timeout: Duration::from_millis(cfg.store.busy_timeout_ms),
-        },
-    )
-    .await
-    .context("opening the session store")?;
+    let store = Store::open_at(&cfg.store.location(), cfg.store.options())
+        .await
+        .context("opening the session store")?;
+    // One gateway per instance number (docs/decisions/0010-scale-out.md):
+    // the component's name is the owner; the same gateway restarted takes
+    // its number (and its calls) back at once.
+    match store
+        .claim_instance(&cfg.xmpp.component, Clock::start().now())
+        .await
+        .context("claiming store.instance")?
+    {
+        Claim::Taken => {}
+        Claim::HeldBy { owner, seen_ago } => anyhow::bail!(
+            "store.instance {} is held by the gateway {owner} (seen {} s ago) on {}: \
+             give every gateway on one store its own instance number",
+            store.instance(),
+            seen_ago.as_secs(),
+            store.location()
+        ),
+    }
+    let heartbeat = spawn_heartbeat(
+        store.clone(),
+        cfg.xmpp.component.clone(),
+        cancel.child_token(),
+    );
 
     // The component connects while the previous run's calls are restored:
     // what the server sends meanwhile waits in the event queue.
@@ -352,6 +369,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let grace = WriterConfig::default().shutdown_grace + Duration::from_secs(1);
     let _ = tokio::time::timeout(grace, writer).await;
     let _ = tokio::time::timeout(Duration::from_secs(2), xmpp_task).await;
+    heartbeat.abort();
+    if let Err(e) = store.release(&running_cfg.xmpp.component).await {
+        warn!(error = %e, instance = %store.instance(), "store: could not release the instance number; it is free again once 30 s stale");
+    }
     store.close().await;
     info!(live_calls, "stopped");
     Ok(())
@@ -624,6 +645,43 @@ fn hangup_signal() -> anyhow::Result<tokio::signal::unix::Signal> {
 /// The SIP IO's resolver (for RFC 3263 lookups of reloaded peers).
 fn io_dns(gw: &Gateway) -> stox_sip::Dns {
     gw.io.dns().clone()
+}
+
+/// Keeps this gateway's claim on its instance number fresh
+/// ([`stox_store::instance::HEARTBEAT`]). A claim found taken over (this
+/// gateway was silent past the stale limit and another started with the
+/// same number) is an error: both would now number and restore the same
+/// calls.
+fn spawn_heartbeat(
+    store: Store,
+    owner: String,
+    cancel: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(stox_store::instance::HEARTBEAT);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            match store.heartbeat(&owner, Clock::start().now()).await {
+                Ok(true) => metrics::gauge!("stox_store_instance_held").set(1.0),
+                Ok(false) => {
+                    metrics::gauge!("stox_store_instance_held").set(0.0);
+                    error!(
+                        instance = %store.instance(),
+                        "store: another gateway took this instance number over; \
+                         both now number and restore the same calls: stop one"
+                    );
+                }
+                // A store that is down is the writer's to report; the claim
+                // is refreshed when it is back.
+                Err(e) => warn!(error = %e, "store: the instance heartbeat failed"),
+            }
+        }
+    })
 }
 
 /// `[store] retention_days`: rows of calls that ended longer ago than that

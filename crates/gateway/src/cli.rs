@@ -7,11 +7,10 @@
 use crate::config::{Config, StoreSection};
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::Duration;
 use stox_call::{Millis, iso8601};
 use stox_mapping::lograte::escape_controls;
+use stox_store::Store;
 use stox_store::report::{ActiveSession, CallFilter, CallRecord, parse_since};
-use stox_store::{Store, StoreOptions};
 
 /// Calls listed when `--limit` is not given.
 const DEFAULT_LIMIT: u32 = 100;
@@ -33,8 +32,12 @@ pub fn check_config(path: &Path) -> ExitCode {
 }
 
 /// The gateway creates `store.database` at start-up, but not its folder.
+/// (A PostgreSQL database must exist; `check-config` does not connect.)
 fn check_store_dir(store: &StoreSection) -> Result<(), String> {
-    let dir = match store.database.parent() {
+    let Some(database) = store.database.as_ref() else {
+        return Ok(());
+    };
+    let dir = match database.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
@@ -43,7 +46,7 @@ fn check_store_dir(store: &StoreSection) -> Result<(), String> {
     } else {
         Err(format!(
             "store.database {}: the directory {} does not exist",
-            store.database.display(),
+            database.display(),
             dir.display()
         ))
     }
@@ -90,10 +93,15 @@ pub fn sessions(store_cfg: &StoreSection, args: &SessionsArgs, now: Millis) -> E
         },
     };
     // Reading an existing database only: opening would create an empty one.
-    if !store_cfg.database.exists() {
+    if let Some(path) = store_cfg
+        .database
+        .as_ref()
+        .filter(|_| store_cfg.url.is_none())
+        && !path.exists()
+    {
         eprintln!(
             "stox-gateway: store.database {} does not exist (the gateway creates it when it starts)",
-            store_cfg.database.display()
+            path.display()
         );
         return ExitCode::FAILURE;
     }
@@ -101,11 +109,8 @@ pub fn sessions(store_cfg: &StoreSection, args: &SessionsArgs, now: Millis) -> E
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    let options = StoreOptions {
-        busy_timeout: Duration::from_millis(store_cfg.busy_timeout_ms),
-    };
     let result = runtime.block_on(async {
-        let store = Store::open_with(&store_cfg.database, options).await?;
+        let store = Store::open_at(&store_cfg.location(), store_cfg.options()).await?;
         let out = if args.active {
             store.active_sessions().await.map(|rows| {
                 if args.json {
@@ -134,10 +139,7 @@ pub fn sessions(store_cfg: &StoreSection, args: &SessionsArgs, now: Millis) -> E
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!(
-                "stox-gateway: store.database {}: {e}",
-                store_cfg.database.display()
-            );
+            eprintln!("stox-gateway: store {}: {e}", store_cfg.location());
             ExitCode::FAILURE
         }
     }

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use stox_mapping::address::SipUri;
 use stox_mapping::jingle::JingleLimits;
+use stox_store::{Instance, Location, StoreOptions};
 use stox_xmpp::limits::StanzaLimits;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -351,8 +352,20 @@ impl PeerSection {
 #[serde(deny_unknown_fields)]
 pub struct StoreSection {
     /// SQLite file, created and migrated at start-up (relative paths are
-    /// relative to the working directory).
-    pub database: PathBuf,
+    /// relative to the working directory). Either this or `url`.
+    #[serde(default)]
+    pub database: Option<PathBuf>,
+    /// A PostgreSQL database shared by several gateways
+    /// (`postgres://user[:password]@host[:port]/db`), migrated at start-up.
+    /// Either this or `database`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// This gateway's instance number on a shared store (0 to 8,388,607):
+    /// its calls' ids are `instance << 40 | n` and it restores only those
+    /// after a restart (docs/decisions/0010-scale-out.md). Every gateway on
+    /// one store needs its own.
+    #[serde(default)]
+    pub instance: u32,
     /// Rows waiting to be written (the store failing or slow) above which
     /// new calls are refused with 503 / resource-constraint.
     #[serde(default = "default_max_backlog")]
@@ -364,6 +377,25 @@ pub struct StoreSection {
     /// Rows of calls that ended more than this many days ago are deleted,
     /// once at start and then daily (docs/sql.md); unset: kept for ever.
     pub retention_days: Option<u32>,
+}
+
+impl StoreSection {
+    /// Where the store is (`url` or `database`; [`Config::validate`] makes
+    /// sure there is exactly one).
+    pub fn location(&self) -> Location {
+        match (&self.url, &self.database) {
+            (Some(url), _) => Location::Postgres(url.clone()),
+            (None, Some(path)) => Location::Sqlite(path.clone()),
+            (None, None) => Location::Sqlite(PathBuf::new()),
+        }
+    }
+
+    pub fn options(&self) -> StoreOptions {
+        StoreOptions {
+            busy_timeout: std::time::Duration::from_millis(self.busy_timeout_ms),
+            instance: Instance::new(self.instance).unwrap_or_default(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -513,8 +545,10 @@ impl Config {
         {
             keys.push("xmpp.server/component/secret");
         }
-        if self.store.database != new.store.database {
-            keys.push("store.database");
+        if (&self.store.database, &self.store.url, self.store.instance)
+            != (&new.store.database, &new.store.url, new.store.instance)
+        {
+            keys.push("store.database/url/instance");
         }
         if self.registrar.as_ref().map(|r| &r.domains) != new.registrar.as_ref().map(|r| &r.domains)
         {
@@ -710,8 +744,33 @@ impl Config {
         {
             return Err("xmpp.callers has an empty entry".into());
         }
-        if self.store.database.as_os_str().is_empty() {
-            return Err("store.database is empty".into());
+        match (&self.store.database, &self.store.url) {
+            (Some(_), Some(_)) => {
+                return Err(
+                    "store: set database (an SQLite file) or url (PostgreSQL), not both".into(),
+                );
+            }
+            (None, None) => {
+                return Err("store: set database (an SQLite file) or url (PostgreSQL)".into());
+            }
+            (Some(path), None) if path.as_os_str().is_empty() => {
+                return Err("store.database is empty".into());
+            }
+            (None, Some(url)) if !matches!(Location::parse(url), Location::Postgres(_)) => {
+                return Err(format!(
+                    "store.url must be a postgres:// or postgresql:// URL, not {:?} \
+                     (an SQLite file is store.database)",
+                    Location::parse(url).to_string()
+                ));
+            }
+            _ => {}
+        }
+        if Instance::new(self.store.instance).is_none() {
+            return Err(format!(
+                "store.instance must be at most {}, not {}",
+                Instance::MAX,
+                self.store.instance
+            ));
         }
         if self.store.max_backlog == 0 {
             return Err("store.max_backlog must be at least 1".into());
@@ -882,12 +941,57 @@ mod tests {
                 base.replace("[calls]", "[calls]\nretry_after_secs = -1"),
                 "retry_after_secs",
             ),
+            (
+                base.replace("[calls]", "url = \"postgres://db/stox\"\n[calls]"),
+                "not both",
+            ),
+            (
+                base.replace(
+                    "database = \"stox-gateway.db\"",
+                    "url = \"mysql://db/stox\"",
+                ),
+                "store.url must be a postgres://",
+            ),
+            (
+                base.replace("database = \"stox-gateway.db\"", "instance = 1"),
+                "set database (an SQLite file) or url",
+            ),
+            (
+                base.replace("[calls]", "instance = 8388608\n[calls]"),
+                "store.instance must be at most 8388607",
+            ),
         ];
         for (text, needle) in cases {
             let err = Config::parse(&text).expect_err("must be refused");
             assert!(!err.contains('\n'), "one line: {err}");
             assert!(err.contains(needle), "{needle:?} in {err:?}");
         }
+    }
+
+    /// docs/decisions/0010-scale-out.md: a shared PostgreSQL store and an
+    /// instance number; the password never reaches a log line.
+    #[test]
+    fn a_shared_store_is_a_postgres_url_and_an_instance() {
+        let base = include_str!("../../../config/gateway.toml");
+        let cfg = Config::parse(&base.replace(
+            "database = \"stox-gateway.db\"",
+            "url = \"postgres://stox:pw@127.0.0.1:5432/stox\"\ninstance = 7",
+        ))
+        .expect("valid");
+        let location = cfg.store.location();
+        assert_eq!(location.backend(), "postgres");
+        assert_eq!(
+            location.to_string(),
+            "postgres://stox:***@127.0.0.1:5432/stox"
+        );
+        assert_eq!(cfg.store.options().instance.get(), 7);
+        let sqlite = Config::parse(base).expect("valid");
+        assert_eq!(sqlite.store.location().backend(), "sqlite");
+        assert_eq!(sqlite.store.options().instance.get(), 0);
+        assert_eq!(
+            sqlite.needs_restart(&cfg),
+            vec!["store.database/url/instance"]
+        );
     }
 
     const PEER: &str = "\n[[sip.peers]]\nname = \"trunk1\"\nsources = [\"192.0.2.10\", \"198.51.100.0/24\", \"2001:db8::/32\"]\n\

@@ -10,8 +10,33 @@
 
 use std::fmt::{self, Write};
 use tracing_subscriber::field::MakeExt;
-use tracing_subscriber::fmt::FormatFields;
 use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FormatFields, MakeWriter};
+use tracing_subscriber::layer::SubscriberExt;
+
+/// The gateway's subscriber: `filter` for the whole subscriber, then one
+/// line per event with [`escaping_fields`].
+///
+/// The filter is global, not a per-layer filter (`Layer::with_filter`):
+/// with a per-layer filter, a library asking whether a level is enabled
+/// without then logging (sqlx does, on every PostgreSQL query) leaves the
+/// filter's per-thread state set, and the next event on that thread is
+/// dropped (tracing-subscriber issue #2519). Lines went missing that way.
+pub fn subscriber<W>(
+    filter: tracing_subscriber::EnvFilter,
+    ansi: bool,
+    writer: W,
+) -> impl tracing::Subscriber + Send + Sync + 'static
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::registry().with(filter).with(
+        tracing_subscriber::fmt::layer()
+            .fmt_fields(escaping_fields())
+            .with_ansi(ansi)
+            .with_writer(writer),
+    )
+}
 
 /// The field formatter for the gateway's subscriber.
 pub fn escaping_fields() -> impl for<'w> FormatFields<'w> + Send + Sync + 'static {
@@ -62,6 +87,41 @@ mod tests {
         fn flush(&mut self) -> io::Result<()> {
             Ok(())
         }
+    }
+
+    /// A level check that does not log (as sqlx makes before each query)
+    /// must not cost the next line on that thread.
+    #[test]
+    fn a_level_check_without_an_event_loses_no_line() {
+        let buf = Buf::default();
+        let writer = buf.clone();
+        let filter = tracing_subscriber::EnvFilter::new("info,stox=debug");
+        tracing::subscriber::with_default(
+            subscriber(filter, false, move || writer.clone()),
+            || {
+                // What `log::log_enabled!` reaches once tracing-subscriber's
+                // init() installed the LogTracer: a check with metadata of no
+                // callsite, then no event.
+                let bridge = tracing_log::LogTracer::new();
+                for level in [log::Level::Debug, log::Level::Info, log::Level::Trace] {
+                    let metadata = log::Metadata::builder()
+                        .level(level)
+                        .target("sqlx::query")
+                        .build();
+                    let _ = log::Log::enabled(&bridge, &metadata);
+                    tracing::info!(target: "stox_gateway", "a line after a level check");
+                }
+                tracing::debug!(target: "sqlx::query", "not shown");
+            },
+        );
+        let text = String::from_utf8(buf.0.lock().unwrap_or_else(|p| p.into_inner()).clone())
+            .expect("utf-8");
+        assert_eq!(
+            text.matches("a line after a level check").count(),
+            3,
+            "{text}"
+        );
+        assert!(!text.contains("not shown"), "{text}");
     }
 
     #[test]

@@ -70,7 +70,7 @@ fn user_command(cfg: &config::Config, cmd: UserCommand) -> ExitCode {
     };
     let domains = registrar.domains.clone();
     let result: Result<String, (u8, String)> = runtime.block_on(async move {
-        let store = stox_store::Store::open(&cfg.store.database)
+        let store = stox_store::Store::open_at(&cfg.store.location(), cfg.store.options())
             .await
             .map_err(|e| (1, e.to_string()))?;
         let out = match cmd {
@@ -176,20 +176,15 @@ fn main() -> ExitCode {
     }
     // Colours only on a terminal (not in log files).
     {
-        use tracing_subscriber::layer::SubscriberExt;
         use tracing_subscriber::util::SubscriberInitExt;
-        use tracing_subscriber::{EnvFilter, Layer};
-        let filter =
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG));
-        tracing_subscriber::registry()
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .fmt_fields(log::escaping_fields())
-                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-                    .with_writer(std::io::stderr)
-                    .with_filter(filter),
-            )
-            .init();
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG));
+        log::subscriber(
+            filter,
+            std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            std::io::stderr,
+        )
+        .init();
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

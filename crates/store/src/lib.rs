@@ -1,28 +1,39 @@
-//! The SQLite store: one `sessions` row per call, written whole on every state
-//! change by a single writer task ([`writer`]) that batches what is queued
-//! into one transaction and never loses a row silently: a failed commit is
-//! rolled back and retried with everything queued until it lands.
-//! Migrations from the workspace's `migrations/` folder are embedded at build
-//! time (no database is needed to build) and applied at start-up; the
-//! database runs in WAL mode so operators can query it while the gateway
-//! writes (docs/decisions/0006-durable-store.md).
+//! The session store: one `sessions` row per call, written whole on every
+//! state change by a single writer task ([`writer`]) that batches what is
+//! queued into one transaction and never loses a row silently: a failed
+//! commit is rolled back and retried with everything queued until it lands.
+//!
+//! Two back ends behind one set of queries (sqlx's `Any` driver,
+//! docs/decisions/0010-scale-out.md): an embedded **SQLite** file (the
+//! default; WAL mode, so operators query it while the gateway writes —
+//! docs/decisions/0006-durable-store.md) and **PostgreSQL**, shared by
+//! several gateway instances. Each back end has its migrations, embedded at
+//! build time (no database is needed to build) and applied at start-up:
+//! `migrations/` for SQLite and their twins in `migrations/postgres/`.
+//!
+//! Several instances share a store without a shared counter: a row's id is
+//! `instance << 40 | n` ([`Instance`]), each instance numbers its own range
+//! and restores only its own rows after a restart, and an instance number
+//! is held by one gateway at a time ([`Store::claim_instance`]).
 
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
-};
-use sqlx::{Connection, Row, SqlitePool};
-use std::path::Path;
+use sqlx::AnyConnection;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Connection, Executor, Row};
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 use stox_call::media::MediaStats;
 use stox_call::{CallState, Direction, EndedBy, Hold, Millis, SessionRecord, iso8601};
 use stox_mapping::ids::{CallId, Sid};
 use stox_mapping::lograte::escape_controls;
 
+pub mod instance;
 pub mod registrar;
 pub mod report;
 pub mod writer;
 
+pub use instance::{Claim, Instance};
 pub use writer::{StoreEvent, StoreQueue, WriterConfig, WriterReport, spawn_writer};
 
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +41,8 @@ pub use writer::{StoreEvent, StoreQueue, WriterConfig, WriterReport, spawn_write
 pub enum StoreError {
     #[error("cannot open database {path}: {source}")]
     Open { path: String, source: sqlx::Error },
+    #[error("bad store location {location}: {detail}")]
+    Location { location: String, detail: String },
     #[error("cannot migrate database {path}: {source}")]
     Migrate {
         path: String,
@@ -41,7 +54,8 @@ pub enum StoreError {
     Corrupt { id: i64, detail: String },
 }
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
 
 const COLUMNS: &str = "id, jingle_sid, sip_call_id, direction, xmpp_jid, sip_uri, gateway_jid, \
      state, created_at, answered_at, ended_at, end_reason, sip_status, ended_by, end_detail, \
@@ -62,8 +76,8 @@ const ON_CONFLICT: &str = " ON CONFLICT(id) DO UPDATE SET jingle_sid = excluded.
      media_relay = COALESCE(excluded.media_relay, sessions.media_relay)";
 /// Rows per statement are powers of two up to this, so a batch of any size
 /// is written by at most `log2(MAX_ROWS) + 1` statements drawn from as many
-/// cached prepared statements (22 × 512 parameters is well under SQLite's
-/// limit of 32,766).
+/// cached prepared statements (23 × 512 parameters is well under SQLite's
+/// limit of 32,766 and PostgreSQL's of 65,535).
 const MAX_ROWS: usize = 512;
 
 /// The upsert for 1, 2, 4, … `MAX_ROWS` rows (index = log2 of the count),
@@ -71,12 +85,20 @@ const MAX_ROWS: usize = 512;
 static UPSERTS: std::sync::LazyLock<Vec<String>> =
     std::sync::LazyLock::new(|| (0..=MAX_ROWS.ilog2()).map(|k| upsert_sql(1 << k)).collect());
 
-/// `INSERT … VALUES (?, …), … ON CONFLICT …` for `rows` rows.
+/// `INSERT … VALUES ($1, …), … ON CONFLICT …` for `rows` rows. Parameters
+/// are numbered (`$n`), which both back ends read.
 fn upsert_sql(rows: usize) -> String {
-    let one = format!("({})", vec!["?"; ROW_PARAMS].join(", "));
+    let values: Vec<String> = (0..rows)
+        .map(|r| {
+            let params: Vec<String> = (1..=ROW_PARAMS)
+                .map(|c| format!("${}", r * ROW_PARAMS + c))
+                .collect();
+            format!("({})", params.join(", "))
+        })
+        .collect();
     format!(
         "INSERT INTO sessions ({COLUMNS}) VALUES {}{ON_CONFLICT}",
-        vec![one; rows].join(", ")
+        values.join(", ")
     )
 }
 
@@ -134,75 +156,239 @@ fn merge(ops: &[StoreOp]) -> (Vec<MergedRow<'_>>, Vec<Orphan<'_>>) {
     (rows, orphans)
 }
 
+/// Where the store lives (config `[store]`: `database` or `url`).
+#[derive(Clone, PartialEq, Eq)]
+pub enum Location {
+    /// An SQLite file, created when missing.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database: `postgres://user[:password]@host[:port]/db`.
+    Postgres(String),
+}
+
+impl Location {
+    /// A `postgres://` or `postgresql://` URL is PostgreSQL; anything else
+    /// is the path of an SQLite file.
+    pub fn parse(text: &str) -> Location {
+        if is_postgres_url(text) {
+            Location::Postgres(text.to_owned())
+        } else {
+            Location::Sqlite(PathBuf::from(text))
+        }
+    }
+
+    /// `sqlite` or `postgres`: the back end's name, for logs and metrics.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Location::Sqlite(_) => "sqlite",
+            Location::Postgres(_) => "postgres",
+        }
+    }
+}
+
+fn is_postgres_url(text: &str) -> bool {
+    let lower = text.get(..13).unwrap_or(text).to_ascii_lowercase();
+    lower.starts_with("postgres://") || lower.starts_with("postgresql://")
+}
+
+/// Shown with any password left out: locations go into logs and errors.
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Sqlite(path) => write!(f, "{}", path.display()),
+            Location::Postgres(url) => f.write_str(&redact_password(url)),
+        }
+    }
+}
+
+impl std::fmt::Debug for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}({self})", self.backend())
+    }
+}
+
+/// `scheme://user:secret@host/db` → `scheme://user:***@host/db`.
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
 /// How the store is opened (config `[store]`).
 #[derive(Debug, Clone, Copy)]
 pub struct StoreOptions {
-    /// How long a statement waits for another process's lock before it
-    /// fails (and the writer retries the batch later).
+    /// SQLite: how long a statement waits for another process's lock before
+    /// it fails (and the writer retries the batch later). PostgreSQL: how
+    /// long a connection attempt may take.
     pub busy_timeout: Duration,
+    /// Whose rows this store numbers and restores.
+    pub instance: Instance,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             busy_timeout: Duration::from_millis(1000),
+            instance: Instance::default(),
         }
     }
 }
 
+/// How a connection is made: the back end's options and, for SQLite, the
+/// settings every connection runs first.
+struct Connect {
+    options: AnyConnectOptions,
+    location: Location,
+    setup: Option<String>,
+}
+
+impl Connect {
+    fn new(location: &Location, opts: &StoreOptions) -> Result<Connect, StoreError> {
+        let bad = |detail: String| StoreError::Location {
+            location: location.to_string(),
+            detail,
+        };
+        let (url, setup) = match location {
+            Location::Sqlite(path) => {
+                let path = std::path::absolute(path).map_err(|e| bad(e.to_string()))?;
+                let text = path
+                    .to_str()
+                    .ok_or_else(|| bad("the path is not UTF-8".into()))?;
+                // Checkpoints stay automatic (every 1000 pages); after one
+                // the WAL file is cut back to journal_size_limit instead of
+                // keeping its peak.
+                let setup = format!(
+                    "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; \
+                     PRAGMA synchronous = NORMAL; PRAGMA journal_size_limit = 67108864;",
+                    opts.busy_timeout.as_millis()
+                );
+                (
+                    format!("sqlite://{}?mode=rwc", percent_encode_path(text)),
+                    Some(setup),
+                )
+            }
+            Location::Postgres(url) => (url.clone(), None),
+        };
+        let options = AnyConnectOptions::from_str(&url).map_err(|e| bad(e.to_string()))?;
+        Ok(Connect {
+            options,
+            location: location.clone(),
+            setup,
+        })
+    }
+
+    async fn connect(&self) -> Result<AnyConnection, sqlx::Error> {
+        let mut conn = AnyConnection::connect_with(&self.options).await?;
+        if let Some(setup) = &self.setup {
+            conn.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(setup.clone())))
+                .await?;
+        }
+        Ok(conn)
+    }
+}
+
+/// Every byte but unreserved ones and `/` as `%XX`: SQLite's URL form of a
+/// file name (`?`, `#`, `%` and spaces in a path stay themselves).
+fn percent_encode_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for b in path.bytes() {
+        if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 #[derive(Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: AnyPool,
     /// How the writer opens its own connection.
-    options: SqliteConnectOptions,
+    connect: Arc<Connect>,
+    instance: Instance,
 }
 
 impl Store {
-    /// Opens (creating it if needed) and migrates the database at `path`
+    /// Opens (creating it if needed) and migrates the SQLite file at `path`
     /// with the default [`StoreOptions`].
     pub async fn open(path: &Path) -> Result<Store, StoreError> {
         Self::open_with(path, StoreOptions::default()).await
     }
 
-    /// Opens (creating it if needed) and migrates the database at `path`.
+    /// Opens (creating it if needed) and migrates the SQLite file at `path`.
     pub async fn open_with(path: &Path, opts: StoreOptions) -> Result<Store, StoreError> {
-        let shown = path.display().to_string();
-        let options = SqliteConnectOptions::from_str("sqlite:")
-            .map_err(|source| StoreError::Open {
-                path: shown.clone(),
-                source,
-            })?
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(opts.busy_timeout)
-            // Checkpoints stay automatic (every 1000 pages); after one the
-            // WAL file is cut back to this size instead of keeping its peak.
-            .pragma("journal_size_limit", "67108864");
-        let pool = SqlitePoolOptions::new()
+        Self::open_at(&Location::Sqlite(path.to_owned()), opts).await
+    }
+
+    /// Opens and migrates the store at `location`: an SQLite file (created
+    /// if needed) or a PostgreSQL database (which must exist; its tables
+    /// are created by the migrations).
+    pub async fn open_at(location: &Location, opts: StoreOptions) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let shown = location.to_string();
+        let connect = Arc::new(Connect::new(location, &opts)?);
+        let setup = connect.setup.clone();
+        let pool = AnyPoolOptions::new()
             .max_connections(2)
-            .connect_with(options.clone())
+            .acquire_timeout(opts.busy_timeout.max(Duration::from_secs(5)))
+            .after_connect(move |conn, _| {
+                let setup = setup.clone();
+                Box::pin(async move {
+                    if let Some(setup) = setup {
+                        conn.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(setup)))
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(connect.options.clone())
             .await
             .map_err(|source| StoreError::Open {
                 path: shown.clone(),
                 source,
             })?;
-        MIGRATOR
+        let migrator = match location {
+            Location::Sqlite(_) => &SQLITE_MIGRATIONS,
+            Location::Postgres(_) => &POSTGRES_MIGRATIONS,
+        };
+        migrator
             .run(&pool)
             .await
             .map_err(|source| StoreError::Migrate {
                 path: shown,
                 source,
             })?;
-        Ok(Store { pool, options })
+        Ok(Store {
+            pool,
+            connect,
+            instance: opts.instance,
+        })
+    }
+
+    /// Where the store is.
+    pub fn location(&self) -> &Location {
+        &self.connect.location
+    }
+
+    /// The instance whose rows this store numbers and restores.
+    pub fn instance(&self) -> Instance {
+        self.instance
     }
 
     /// A connection of its own, for the writer: a failed transaction is
     /// then dropped with its connection (which rolls it back and releases
     /// every lock) instead of going back to a pool half-open.
-    pub(crate) async fn connect(&self) -> Result<SqliteConnection, StoreError> {
-        Ok(SqliteConnection::connect_with(&self.options).await?)
+    pub(crate) async fn connect(&self) -> Result<AnyConnection, StoreError> {
+        Ok(self.connect.connect().await?)
     }
 
     /// Writes the records in one transaction, in order (the last write of a
@@ -214,26 +400,33 @@ impl Store {
 
     /// Applies the operations in one transaction, as if in order: one row
     /// per id, written by a few multi-row statements rather than one
-    /// statement (and one round trip to SQLite's thread) per operation.
+    /// statement (and one round trip) per operation.
     pub async fn apply(&self, ops: &[StoreOp]) -> Result<(), StoreError> {
         let mut conn = self.pool.acquire().await?;
         apply_on(&mut conn, ops).await
     }
-    /// One past the largest id ever stored: where the core starts numbering.
-    /// Rows deleted by retention ([`Store::prune_ended`]) count too: SQLite
-    /// keeps the largest id a table ever had in `sqlite_sequence`
-    /// (`AUTOINCREMENT`), so a call's id is never given to another call.
+
+    /// One past the largest id this instance ever stored: where the core
+    /// starts numbering. Rows deleted by retention ([`Store::prune_ended`])
+    /// count too (`store_instances.last_id`), so a call's id is never given
+    /// to another call.
     pub async fn next_id(&self) -> Result<i64, StoreError> {
+        let (first, end) = self.instance.ids();
         let row = sqlx::query(
-            "SELECT MAX(COALESCE((SELECT MAX(id) FROM sessions), 0), \
-             COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'sessions'), 0)) + 1",
+            "SELECT MAX(m) FROM (SELECT MAX(id) AS m FROM sessions WHERE id >= $1 AND id < $2 \
+             UNION ALL SELECT last_id AS m FROM store_instances WHERE instance = $3) AS t",
         )
+        .bind(first)
+        .bind(end)
+        .bind(i64::from(self.instance.get()))
         .fetch_one(&self.pool)
         .await?;
-        Ok(row.try_get::<i64, _>(0)?)
+        let last: Option<i64> = row.try_get(0)?;
+        Ok(last.unwrap_or(0).max(first) + 1)
     }
 
-    /// Rows of calls that were not ended (left by a previous run).
+    /// Rows of this instance's calls that were not ended (left by a
+    /// previous run).
     pub async fn live_sessions(&self) -> Result<Vec<SessionRecord>, StoreError> {
         Ok(self
             .live_rows()
@@ -243,12 +436,18 @@ impl Store {
             .collect())
     }
 
-    /// Live rows with their stored SIP state, for resuming (answered) or
-    /// ending (unanswered) calls at start-up.
+    /// This instance's live rows with their stored SIP state, for resuming
+    /// (answered) or ending (unanswered) calls at start-up. Another
+    /// instance's rows are never returned: they are its calls.
     pub async fn live_rows(&self) -> Result<Vec<LiveRow>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM sessions WHERE state <> 'ended' ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
+        let (first, end) = self.instance.ids();
+        let rows = sqlx::query(
+            "SELECT * FROM sessions WHERE state <> 'ended' AND id >= $1 AND id < $2 ORDER BY id",
+        )
+        .bind(first)
+        .bind(end)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|row| {
                 Ok(LiveRow {
@@ -261,7 +460,7 @@ impl Store {
     }
 
     pub async fn session(&self, id: i64) -> Result<Option<SessionRecord>, StoreError> {
-        let row = sqlx::query("SELECT * FROM sessions WHERE id = ?")
+        let row = sqlx::query("SELECT * FROM sessions WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -318,10 +517,7 @@ impl StoreOp {
 /// Applies the operations in one transaction on `conn` (see
 /// [`Store::apply`]). On error the transaction is not committed; the caller
 /// drops or rolls back the connection.
-pub(crate) async fn apply_on(
-    conn: &mut SqliteConnection,
-    ops: &[StoreOp],
-) -> Result<(), StoreError> {
+pub(crate) async fn apply_on(conn: &mut AnyConnection, ops: &[StoreOp]) -> Result<(), StoreError> {
     let (rows, orphans) = merge(ops);
     let mut tx = conn.begin().await?;
     let mut rest = rows.as_slice();
@@ -384,17 +580,19 @@ pub(crate) async fn apply_on(
     }
     for orphan in orphans {
         let query = match orphan {
-            Orphan::Dialog(id, s) => sqlx::query("UPDATE sessions SET sip_dialog = ? WHERE id = ?")
-                .bind(s)
-                .bind(id),
+            Orphan::Dialog(id, s) => {
+                sqlx::query("UPDATE sessions SET sip_dialog = $1 WHERE id = $2")
+                    .bind(s)
+                    .bind(id)
+            }
             Orphan::Pending(id, s) => {
-                sqlx::query("UPDATE sessions SET sip_pending = ? WHERE id = ?")
+                sqlx::query("UPDATE sessions SET sip_pending = $1 WHERE id = $2")
                     .bind(s)
                     .bind(id)
             }
             Orphan::Media(id, m) => sqlx::query(
-                "UPDATE sessions SET media_packets_from_xmpp = ?, media_packets_from_sip = ?, \
-                 media_errors = ? WHERE id = ?",
+                "UPDATE sessions SET media_packets_from_xmpp = $1, media_packets_from_sip = $2, \
+                 media_errors = $3 WHERE id = $4",
             )
             .bind(m.packets_from_xmpp)
             .bind(m.packets_from_sip)
@@ -407,7 +605,7 @@ pub(crate) async fn apply_on(
     Ok(())
 }
 
-fn record_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<SessionRecord, StoreError> {
+fn record_from_row(row: &AnyRow) -> Result<SessionRecord, StoreError> {
     let id: i64 = row.try_get("id")?;
     let corrupt = |detail: String| StoreError::Corrupt { id, detail };
     let time = |col: &str| time_column(row, id, col);
@@ -447,11 +645,7 @@ fn record_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<SessionRecord, Store
 
 /// A time column of row `id` (NULL: `None`); text that is not the store's
 /// format is a corrupt row.
-pub(crate) fn time_column(
-    row: &sqlx::sqlite::SqliteRow,
-    id: i64,
-    col: &str,
-) -> Result<Option<Millis>, StoreError> {
+pub(crate) fn time_column(row: &AnyRow, id: i64, col: &str) -> Result<Option<Millis>, StoreError> {
     let text: Option<String> = row.try_get(col)?;
     text.map(|t| {
         parse_iso8601(&t).ok_or_else(|| StoreError::Corrupt {
@@ -463,10 +657,7 @@ pub(crate) fn time_column(
 }
 
 /// `sip_status` of row `id`: a SIP status fits a `u16`.
-pub(crate) fn sip_status_column(
-    row: &sqlx::sqlite::SqliteRow,
-    id: i64,
-) -> Result<Option<u16>, StoreError> {
+pub(crate) fn sip_status_column(row: &AnyRow, id: i64) -> Result<Option<u16>, StoreError> {
     let status: Option<i64> = row.try_get("sip_status")?;
     status
         .map(|s| {

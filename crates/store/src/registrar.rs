@@ -63,7 +63,7 @@ impl Store {
     pub async fn put_user(&self, user: &UserRow, now: Millis) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO sip_users (aor, ha1_md5, ha1_sha256, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?) ON CONFLICT(aor) DO UPDATE SET ha1_md5 = excluded.ha1_md5, \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT(aor) DO UPDATE SET ha1_md5 = excluded.ha1_md5, \
              ha1_sha256 = excluded.ha1_sha256, updated_at = excluded.updated_at",
         )
         .bind(&user.aor)
@@ -78,11 +78,11 @@ impl Store {
 
     /// Removes a user and its bindings; false when there was none.
     pub async fn remove_user(&self, aor: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM sip_users WHERE aor = ?")
+        let done = sqlx::query("DELETE FROM sip_users WHERE aor = $1")
             .bind(aor)
             .execute(&self.pool)
             .await?;
-        sqlx::query("DELETE FROM sip_bindings WHERE aor = ?")
+        sqlx::query("DELETE FROM sip_bindings WHERE aor = $1")
             .bind(aor)
             .execute(&self.pool)
             .await?;
@@ -101,7 +101,7 @@ impl Store {
             Some(b) => {
                 sqlx::query(
                     "INSERT INTO sip_bindings (aor, binding_key, contact, transport, source, expires_at, updated_at) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(aor, binding_key) DO UPDATE SET \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT(aor, binding_key) DO UPDATE SET \
                      contact = excluded.contact, transport = excluded.transport, source = excluded.source, \
                      expires_at = excluded.expires_at, updated_at = excluded.updated_at",
                 )
@@ -116,7 +116,7 @@ impl Store {
                 .await?;
             }
             None => {
-                sqlx::query("DELETE FROM sip_bindings WHERE aor = ? AND binding_key = ?")
+                sqlx::query("DELETE FROM sip_bindings WHERE aor = $1 AND binding_key = $2")
                     .bind(aor)
                     .bind(key)
                     .execute(&self.pool)
@@ -129,7 +129,7 @@ impl Store {
     /// Bindings that have not expired at `now` (expired ones are deleted).
     pub async fn live_bindings(&self, now: Millis) -> Result<Vec<BindingRow>, StoreError> {
         let now_text = iso8601(now);
-        sqlx::query("DELETE FROM sip_bindings WHERE expires_at <= ?")
+        sqlx::query("DELETE FROM sip_bindings WHERE expires_at <= $1")
             .bind(&now_text)
             .execute(&self.pool)
             .await?;

@@ -13,7 +13,7 @@ use crate::{
     sip_status_column, time_column,
 };
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 use std::time::Duration;
 use stox_call::{CallState, Direction, EndedBy, Hold, Millis, iso8601};
 use stox_mapping::ids::{CallId, Sid};
@@ -139,18 +139,19 @@ const CALL_RECORD_COLUMNS: &str = "id, direction, caller, callee, started_at, an
      sip_peer, media_relay, media_packets_from_xmpp, media_packets_from_sip, media_errors, \
      jingle_sid, sip_call_id";
 
-/// Newest first; `started_at` is `sessions.created_at`, so SQLite walks
-/// its index backwards and stops at the limit (-1: none).
+/// Newest first; `started_at` is `sessions.created_at`, so the database
+/// walks its index backwards and stops at the limit (`i64::MAX`: none; both
+/// back ends take it, where SQLite's -1 is an error to PostgreSQL).
 static CALL_RECORDS_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "SELECT {CALL_RECORD_COLUMNS} FROM call_records \
-         ORDER BY started_at DESC, id DESC LIMIT ?"
+         ORDER BY started_at DESC, id DESC LIMIT $1"
     )
 });
 static CALL_RECORDS_SINCE_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
-        "SELECT {CALL_RECORD_COLUMNS} FROM call_records WHERE started_at >= ? \
-         ORDER BY started_at DESC, id DESC LIMIT ?"
+        "SELECT {CALL_RECORD_COLUMNS} FROM call_records WHERE started_at >= $1 \
+         ORDER BY started_at DESC, id DESC LIMIT $2"
     )
 });
 
@@ -165,7 +166,7 @@ pub const PRUNE_PAUSE: Duration = crate::GROUP_COMMIT;
 impl Store {
     /// Calls from the `call_records` view, newest first.
     pub async fn call_records(&self, filter: &CallFilter) -> Result<Vec<CallRecord>, StoreError> {
-        let limit = filter.limit.map_or(-1, i64::from);
+        let limit = filter.limit.map_or(i64::MAX, i64::from);
         let rows = match filter.since {
             Some(since) => {
                 sqlx::query(sqlx::AssertSqlSafe(CALL_RECORDS_SINCE_SQL.as_str()))
@@ -216,10 +217,12 @@ impl Store {
         let before = iso8601(before);
         let mut deleted = 0;
         loop {
-            // Oldest first, through the index on ended_at (0009).
+            // Oldest first, through the index on ended_at (0009). A trigger
+            // keeps the largest id deleted per instance (migration 0010),
+            // so that no id is handed out again (Store::next_id).
             let done = sqlx::query(
                 "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions \
-                 WHERE state = 'ended' AND ended_at < ? ORDER BY ended_at LIMIT ?)",
+                 WHERE state = 'ended' AND ended_at < $1 ORDER BY ended_at LIMIT $2)",
             )
             .bind(&before)
             .bind(i64::from(batch))
@@ -234,7 +237,7 @@ impl Store {
     }
 }
 
-fn call_record_from_row(row: &SqliteRow) -> Result<CallRecord, StoreError> {
+fn call_record_from_row(row: &AnyRow) -> Result<CallRecord, StoreError> {
     let id: i64 = row.try_get("id")?;
     let corrupt = |detail: String| StoreError::Corrupt { id, detail };
     let direction: String = row.try_get("direction")?;
@@ -270,7 +273,7 @@ fn call_record_from_row(row: &SqliteRow) -> Result<CallRecord, StoreError> {
     })
 }
 
-fn active_session_from_row(row: &SqliteRow) -> Result<ActiveSession, StoreError> {
+fn active_session_from_row(row: &AnyRow) -> Result<ActiveSession, StoreError> {
     let id: i64 = row.try_get("id")?;
     let corrupt = |detail: String| StoreError::Corrupt { id, detail };
     let direction: String = row.try_get("direction")?;

@@ -27,7 +27,7 @@
 //!   not write, by id.
 
 use crate::{Store, StoreError, StoreOp, apply_on};
-use sqlx::sqlite::SqliteConnection;
+use sqlx::AnyConnection;
 use std::collections::HashMap;
 use std::time::Duration;
 use stox_call::SessionRecord;
@@ -206,7 +206,7 @@ struct Writer {
     cfg: WriterConfig,
     events: mpsc::UnboundedSender<StoreEvent>,
     backlog: Backlog,
-    conn: Option<SqliteConnection>,
+    conn: Option<AnyConnection>,
     failing: Option<Failing>,
     over_limit: bool,
     report: WriterReport,
