@@ -91,6 +91,9 @@ pub struct Core {
     media_on: bool,
     /// The gateway is stopping: no new calls.
     draining: bool,
+    /// SIP next hops known to be down: calls routed to them go elsewhere
+    /// or are refused (policy.rs).
+    down: crate::policy::Down,
 }
 
 impl Core {
@@ -101,6 +104,7 @@ impl Core {
             keys: KeyGen::new(first_key_seed(&cfg)),
             media_on: cfg.media.anchors_any(),
             draining: false,
+            down: crate::policy::Down::default(),
             anchors: anchor::Anchors::default(),
             cfg,
             calls: HashMap::new(),
@@ -226,6 +230,7 @@ impl Core {
             Input::XmppLink { online } => self.xmpp_online = online,
             Input::StoreBacklog { over_limit } => self.store_backlogged = over_limit,
             Input::Draining { on } => self.draining = on,
+            Input::PeerHealth { hop, down } => self.down.set(hop, down),
             Input::Media { ticket, result } => self.on_media(now, ticket, result, &mut out),
         }
         if out.is_empty() && !self.anchoring() {
@@ -423,7 +428,7 @@ impl Core {
         let proposed = self.take_proposal(&jingle.sid, &header.from);
         let mut ctx = Self::ctx(&self.cfg, &mut self.iqs, &mut self.iq_seq, now, out);
         if let Some(mut call) =
-            Call::from_session_initiate(&mut ctx, id, call_id, key, header, jingle)
+            Call::from_session_initiate(&mut ctx, id, call_id, key, header, jingle, &self.down)
         {
             if proposed {
                 call.mark_jmi();

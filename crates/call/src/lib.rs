@@ -32,6 +32,6 @@ pub use crate::stanza::error_condition;
 pub use crate::time::{Millis, iso8601};
 pub use crate::types::{
     CallKey, CallState, Command, Direction, EndedBy, Fault, Hold, Input, IqOutcome, MediaReply,
-    MediaRequest, OfferMethod, Output, Refresher, RejectedStanza, RequestId, SessionRecord,
-    SessionTimer, SipCommand, SipEvent, TimerKey,
+    MediaRequest, NextHop, OfferMethod, Output, Refresher, RejectedStanza, RequestId,
+    SessionRecord, SessionTimer, SipCommand, SipEvent, TimerKey,
 };

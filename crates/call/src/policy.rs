@@ -9,8 +9,16 @@
 //! caller may use that peer. Else, with an outbound proxy, to the proxy; else
 //! the call is refused: the gateway never sends an INVITE to a host a
 //! caller chose (it would make the gateway a reflector).
+//!
+//! A next hop the SIP layer found [`Down`] (its OPTIONS probes, an INVITE
+//! that got no answer) is passed over: the call goes to the next peer that
+//! takes it and that the caller may use; when every one is down (or the
+//! outbound proxy is), the call is [`Refusal::Unavailable`] — a call no
+//! route allows stays [`Refusal::Forbidden`], whatever is down.
 
+use std::collections::BTreeMap;
 use stox_mapping::address::SipUri;
+use stox_sipcore::api::NextHop;
 
 /// The outbound call policy ([`crate::CoreConfig::policy`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -36,6 +44,58 @@ pub struct PeerRoute {
     /// Who may call through it (domains and bare JIDs); empty: every
     /// allowed caller.
     pub callers: Vec<String>,
+}
+
+/// Next hops known to be down, with why (the SIP layer's
+/// `Output::Health`, through `Input::PeerHealth`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Down(BTreeMap<NextHop, String>);
+
+impl Down {
+    /// `hop` is down (`Some(why)`) or usable (`None`).
+    pub fn set(&mut self, hop: NextHop, down: Option<String>) {
+        match down {
+            Some(why) => {
+                self.0.insert(hop, why);
+            }
+            None => {
+                self.0.remove(&hop);
+            }
+        }
+    }
+
+    /// Why `hop` is down, if it is.
+    pub fn why(&self, hop: &NextHop) -> Option<&str> {
+        self.0.get(hop).map(String::as_str)
+    }
+}
+
+/// Why a call may not go out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// No route allows it (`forbidden`).
+    Forbidden(String),
+    /// It may go out, but every next hop it could take is down
+    /// (`service-unavailable`): each, in the order tried, with why.
+    Unavailable(Vec<(NextHop, String)>),
+}
+
+/// The refusal in words (the IQ error's text, the row's `end_detail`).
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::Forbidden(why) => f.write_str(why),
+            Refusal::Unavailable(hops) => {
+                for (i, (hop, why)) in hops.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str("; ")?;
+                    }
+                    write!(f, "{hop} is down ({why})")?;
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 /// Where an allowed call goes.
@@ -75,12 +135,28 @@ impl PeerRoute {
     }
 }
 
+impl Route {
+    /// The next hop whose health decides whether the call can go.
+    pub fn next_hop(&self) -> Option<NextHop> {
+        match self {
+            Route::Peer(name) => Some(NextHop::Peer(name.clone())),
+            Route::Proxy => Some(NextHop::OutboundProxy),
+            Route::Registrar => None,
+        }
+    }
+}
+
 impl Policy {
-    /// Where a call from the bare JID `caller` to `target` goes, or why it
-    /// may not.
-    pub fn route(&self, caller: &str, target: &SipUri) -> Result<Route, String> {
+    /// Where a call from the bare JID `caller` to `target` goes, passing
+    /// over the next hops that are `down`, or why it may not. The first
+    /// peer that takes `target` decides whether the caller may call it at
+    /// all; the peers after it that take it too are where the call goes
+    /// while the ones before are down.
+    pub fn route(&self, caller: &str, target: &SipUri, down: &Down) -> Result<Route, Refusal> {
         if !listed(&self.callers, caller) {
-            return Err(format!("{caller} may not call out through this gateway"));
+            return Err(Refusal::Forbidden(format!(
+                "{caller} may not call out through this gateway"
+            )));
         }
         if self
             .registrar_domains
@@ -89,28 +165,51 @@ impl Policy {
         {
             return Ok(Route::Registrar);
         }
-        if let Some(peer) = self.peers.iter().find(|p| p.takes(target)) {
-            if !peer.callers.is_empty() && !listed(&peer.callers, caller) {
-                return Err(format!(
+        let allows = |peer: &PeerRoute| peer.callers.is_empty() || listed(&peer.callers, caller);
+        let mut takers = self.peers.iter().filter(|p| p.takes(target)).peekable();
+        if let Some(first) = takers.peek() {
+            if !allows(first) {
+                return Err(Refusal::Forbidden(format!(
                     "{caller} may not call {} (peer {})",
-                    target.host, peer.name
-                ));
+                    target.host, first.name
+                )));
             }
-            return Ok(Route::Peer(peer.name.clone()));
+            let mut unavailable = Vec::new();
+            for peer in takers.filter(|p| allows(p)) {
+                let route = Route::Peer(peer.name.clone());
+                match route
+                    .next_hop()
+                    .and_then(|hop| Some((down.why(&hop)?, hop)))
+                {
+                    Some((why, hop)) => unavailable.push((hop, why.to_owned())),
+                    None => return Ok(route),
+                }
+            }
+            return Err(Refusal::Unavailable(unavailable));
         }
         if self.outbound_proxy {
-            return Ok(Route::Proxy);
+            return match down.why(&NextHop::OutboundProxy) {
+                Some(why) => Err(Refusal::Unavailable(vec![(
+                    NextHop::OutboundProxy,
+                    why.to_owned(),
+                )])),
+                None => Ok(Route::Proxy),
+            };
         }
-        Err(format!(
+        Err(Refusal::Forbidden(format!(
             "no route to {}: not a destination of any configured peer, and no outbound proxy",
             target.host
-        ))
+        )))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn up() -> Down {
+        Down::default()
+    }
 
     fn uri(text: &str) -> SipUri {
         SipUri::parse(text).expect("uri")
@@ -146,20 +245,20 @@ mod tests {
         let p = policy();
         let pbx = uri("sip:100@pbx.example");
         assert_eq!(
-            p.route("juliet@example.com", &pbx),
+            p.route("juliet@example.com", &pbx, &up()),
             Ok(Route::Peer("pbx".into()))
         );
         assert_eq!(
-            p.route("guest@other.org", &pbx),
+            p.route("guest@other.org", &pbx, &up()),
             Ok(Route::Peer("pbx".into()))
         );
         assert_eq!(
-            p.route("GUEST@Other.org", &pbx),
+            p.route("GUEST@Other.org", &pbx, &up()),
             Ok(Route::Peer("pbx".into()))
         );
-        assert!(p.route("mallory@other.org", &pbx).is_err());
-        assert!(p.route("eve@evil.example", &pbx).is_err());
-        assert!(p.route("example.com@evil.example", &pbx).is_err());
+        assert!(p.route("mallory@other.org", &pbx, &up()).is_err());
+        assert!(p.route("eve@evil.example", &pbx, &up()).is_err());
+        assert!(p.route("example.com@evil.example", &pbx, &up()).is_err());
     }
 
     #[test]
@@ -167,16 +266,16 @@ mod tests {
         let p = policy();
         let de = uri("sip:+4930123@trunk.example");
         assert_eq!(
-            p.route("juliet@example.com", &de),
+            p.route("juliet@example.com", &de, &up()),
             Ok(Route::Peer("trunk".into()))
         );
         let err = p
-            .route("guest@other.org", &de)
+            .route("guest@other.org", &de, &up())
             .expect_err("not a trunk caller");
-        assert!(err.contains("peer trunk"), "{err}");
+        assert!(err.to_string().contains("peer trunk"), "{err}");
         // Not a prefix the trunk takes, and no proxy.
         assert!(
-            p.route("juliet@example.com", &uri("sip:+3312@trunk.example"))
+            p.route("juliet@example.com", &uri("sip:+3312@trunk.example"), &up())
                 .is_err()
         );
     }
@@ -185,9 +284,12 @@ mod tests {
     fn the_registrars_users_are_reachable_without_a_proxy() {
         let p = policy();
         let alice = uri("sip:alice@web.example");
-        assert_eq!(p.route("juliet@example.com", &alice), Ok(Route::Registrar));
+        assert_eq!(
+            p.route("juliet@example.com", &alice, &up()),
+            Ok(Route::Registrar)
+        );
         assert!(
-            p.route("eve@evil.example", &alice).is_err(),
+            p.route("eve@evil.example", &alice, &up()).is_err(),
             "callers still apply"
         );
     }
@@ -197,14 +299,105 @@ mod tests {
         let mut p = policy();
         let reflected = uri("sip:victim@203.0.113.9:9999");
         let err = p
-            .route("juliet@example.com", &reflected)
+            .route("juliet@example.com", &reflected, &up())
             .expect_err("refused");
-        assert!(err.contains("no route to 203.0.113.9"), "{err}");
+        assert!(err.to_string().contains("no route to 203.0.113.9"), "{err}");
         p.outbound_proxy = true;
-        assert_eq!(p.route("juliet@example.com", &reflected), Ok(Route::Proxy));
+        assert_eq!(
+            p.route("juliet@example.com", &reflected, &up()),
+            Ok(Route::Proxy)
+        );
         assert!(
-            p.route("eve@evil.example", &reflected).is_err(),
+            p.route("eve@evil.example", &reflected, &up()).is_err(),
             "callers still apply"
         );
+    }
+
+    fn down(hops: &[(NextHop, &str)]) -> Down {
+        let mut d = Down::default();
+        for (hop, why) in hops {
+            d.set(hop.clone(), Some((*why).to_owned()));
+        }
+        d
+    }
+
+    fn peer(name: &str) -> NextHop {
+        NextHop::Peer(name.into())
+    }
+
+    #[test]
+    fn a_peer_that_is_down_is_passed_over_for_the_next_that_takes_the_call() {
+        let mut p = policy();
+        p.peers.insert(
+            1,
+            PeerRoute {
+                name: "backup".into(),
+                domains: vec!["trunk.example".into()],
+                ..PeerRoute::default()
+            },
+        );
+        let de = uri("sip:+4930123@trunk.example");
+        let trunk_down = down(&[(peer("trunk"), "no answer to OPTIONS")]);
+        assert_eq!(
+            p.route("juliet@example.com", &de, &trunk_down),
+            Ok(Route::Peer("backup".into()))
+        );
+        let both = down(&[(peer("trunk"), "503"), (peer("backup"), "timer F")]);
+        let refused = p
+            .route("juliet@example.com", &de, &both)
+            .expect_err("nowhere to go");
+        assert_eq!(
+            refused,
+            Refusal::Unavailable(vec![
+                (peer("trunk"), "503".into()),
+                (peer("backup"), "timer F".into())
+            ])
+        );
+        assert_eq!(
+            refused.to_string(),
+            "SIP peer trunk is down (503); SIP peer backup is down (timer F)"
+        );
+        // Whatever is down, the first peer still decides who may call.
+        let refused = p
+            .route("guest@other.org", &de, &both)
+            .expect_err("not a trunk caller");
+        assert!(matches!(refused, Refusal::Forbidden(_)), "{refused:?}");
+        // Up again.
+        let mut d = both;
+        d.set(peer("trunk"), None);
+        assert_eq!(
+            p.route("juliet@example.com", &de, &d),
+            Ok(Route::Peer("trunk".into()))
+        );
+    }
+
+    #[test]
+    fn a_proxy_that_is_down_makes_its_calls_unavailable_not_forbidden() {
+        let mut p = policy();
+        p.outbound_proxy = true;
+        let other = uri("sip:bob@elsewhere.example");
+        let d = down(&[(NextHop::OutboundProxy, "connection refused")]);
+        let refused = p.route("juliet@example.com", &other, &d).expect_err("down");
+        assert_eq!(
+            refused.to_string(),
+            "the outbound proxy is down (connection refused)"
+        );
+        // A peer's destination does not fall back to the proxy, nor the
+        // registrar's users depend on it.
+        let pbx_down = down(&[(peer("pbx"), "timer F")]);
+        assert!(matches!(
+            p.route("juliet@example.com", &uri("sip:100@pbx.example"), &pbx_down),
+            Err(Refusal::Unavailable(_))
+        ));
+        assert_eq!(
+            p.route("juliet@example.com", &uri("sip:alice@web.example"), &d),
+            Ok(Route::Registrar)
+        );
+        // No route at all stays forbidden.
+        p.outbound_proxy = false;
+        assert!(matches!(
+            p.route("juliet@example.com", &other, &d),
+            Err(Refusal::Forbidden(_))
+        ));
     }
 }

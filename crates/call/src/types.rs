@@ -141,7 +141,8 @@ impl Hold {
 }
 
 pub use stox_sipcore::api::{
-    CallKey, Command, OfferMethod, Refresher, RequestId, SessionTimer, SipCommand, SipEvent,
+    CallKey, Command, NextHop, OfferMethod, Refresher, RequestId, SessionTimer, SipCommand,
+    SipEvent,
 };
 
 /// How an IQ the gateway sent was answered.
@@ -229,6 +230,14 @@ pub enum Input {
     /// go on. See [`crate::Core::shut_down`] for the end of the drain.
     Draining {
         on: bool,
+    },
+    /// A SIP next hop (a peer, the outbound proxy) went down (`Some(why)`)
+    /// or is usable again (`None`): the SIP layer's OPTIONS probes and
+    /// failed INVITEs say so. An XMPP user's call routed to a hop that is
+    /// down goes to the next route, or is refused `service-unavailable`.
+    PeerHealth {
+        hop: NextHop,
+        down: Option<String>,
     },
     /// rtpengine's answer to [`Output::Media`] `ticket`, or why there is
     /// none (every address refused or timed out).
@@ -338,6 +347,15 @@ pub enum Fault {
         target: String,
         why: String,
     },
+    /// An XMPP user's call was refused because every next hop it could
+    /// take is down (`hops`; policy.rs): nothing went to SIP, the caller
+    /// got `service-unavailable` (or a JMI `<reject/>`), a row says why.
+    PeerDown {
+        caller: String,
+        target: String,
+        hops: Vec<NextHop>,
+        why: String,
+    },
 }
 
 impl std::fmt::Display for Fault {
@@ -367,6 +385,12 @@ impl std::fmt::Display for Fault {
                 caller,
                 target,
                 why,
+            }
+            | Fault::PeerDown {
+                caller,
+                target,
+                why,
+                ..
             } => write!(f, "call from {caller} to {target} refused: {why}"),
             Fault::CommandFailed {
                 command,

@@ -195,6 +195,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             cfg.sip.max_requests_per_source,
             cfg.sip.max_requests_per_source.saturating_mul(2),
         )),
+        probe_interval: cfg.probe_interval(),
         ..stox_sipcore::Config::default()
     };
     let mut sip = Sip::new(sip_cfg, Instant::now())
@@ -290,6 +291,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         seen_online: false,
         calls_in_memory: usize::MAX,
     };
+    gw.next_hop_gauges();
     let restored = gw.core.restore(resumed);
     let ended = unfinished.len();
     let t = gw.clock.now();
@@ -453,6 +455,34 @@ fn call_metrics(rec: &SessionRecord) {
             .increment(1);
         }
         _ => {}
+    }
+}
+
+/// `stox_sip_peer_up{peer}` / `stox_sip_outbound_proxy_up`: 1 while the
+/// next hop is usable (up, not probed yet, or no longer watched), 0 while
+/// it is down. Labels are configured peer names only.
+fn next_hop_gauge(hop: &stox_sipcore::NextHop, usable: bool) {
+    let value = if usable { 1.0 } else { 0.0 };
+    match hop {
+        stox_sipcore::NextHop::Peer(name) => {
+            metrics::gauge!("stox_sip_peer_up", "peer" => name.clone()).set(value);
+        }
+        stox_sipcore::NextHop::OutboundProxy => {
+            metrics::gauge!("stox_sip_outbound_proxy_up").set(value);
+        }
+    }
+}
+
+/// A call refused because `hop` (with every other route it had) was down.
+fn next_hop_refusal(hop: &stox_sipcore::NextHop) {
+    match hop {
+        stox_sipcore::NextHop::Peer(name) => {
+            metrics::counter!("stox_sip_peer_down_refusals_total", "peer" => name.clone())
+                .increment(1);
+        }
+        stox_sipcore::NextHop::OutboundProxy => {
+            metrics::counter!("stox_sip_outbound_proxy_down_refusals_total").increment(1);
+        }
     }
 }
 
@@ -851,6 +881,9 @@ impl Gateway {
             }
         };
         self.core.reload_policy(Some(new.policy()), media);
+        // Peers kept keep their health; new ones are probed now.
+        self.sip.set_probe_interval(new.probe_interval());
+        self.next_hop_gauges();
         let restart = running.needs_restart(&new);
         if !restart.is_empty() {
             warn!(
@@ -869,6 +902,7 @@ impl Gateway {
         running.sip.peers = new.sip.peers;
         running.sip.media = new.sip.media;
         running.sip.media_transport = new.sip.media_transport;
+        running.sip.probe_secs = new.sip.probe_secs;
         running.xmpp.callers = new.xmpp.callers;
     }
 
@@ -991,7 +1025,49 @@ impl Gateway {
                         error!("registrar binding NOT stored: its writer is behind or gone");
                     }
                 }
+                stox_sipcore::Output::Health { hop, down } => self.next_hop_health(hop, down),
             }
+        }
+    }
+
+    /// A SIP next hop went down or is usable again (the SIP layer's OPTIONS
+    /// probes, failed INVITEs): a log line, its gauge, `/ready`'s note, and
+    /// the core, which refuses the calls routed to it while it is down.
+    fn next_hop_health(&mut self, hop: stox_sipcore::NextHop, down: Option<String>) {
+        match &down {
+            Some(why) => warn!(
+                hop = %hop,
+                why = %escaped(why),
+                "sip next hop down: XMPP calls routed to it are refused"
+            ),
+            None => info!(hop = %hop, "sip next hop up"),
+        }
+        next_hop_gauge(&hop, down.is_none());
+        let hops = self.sip.next_hops();
+        let all_down = !hops.is_empty() && hops.iter().all(|(_, why)| why.is_some());
+        let note = all_down.then(|| {
+            let list: Vec<String> = hops
+                .iter()
+                .map(|(hop, why)| format!("{hop}: {}", why.as_deref().unwrap_or("")))
+                .collect();
+            format!(
+                "every probed SIP next hop is down ({}): calls from XMPP to SIP are refused",
+                list.join("; ")
+            )
+        });
+        *self
+            .ready
+            .sip_down
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = note;
+        self.core_input(Input::PeerHealth { hop, down });
+    }
+
+    /// Every watched next hop's gauge, as the SIP layer knows it (at start
+    /// and after a reload: new hops show as usable until probed).
+    fn next_hop_gauges(&self) {
+        for (hop, down) in self.sip.next_hops() {
+            next_hop_gauge(&hop, down.is_none());
         }
     }
 
@@ -1090,6 +1166,12 @@ impl Gateway {
                         stox_call::Fault::ChangeRefused { .. } => "change-refused",
                         stox_call::Fault::Forbidden { .. } => "forbidden",
                         stox_call::Fault::MediaRelay { .. } => "media-relay",
+                        stox_call::Fault::PeerDown { hops, .. } => {
+                            for hop in hops {
+                                next_hop_refusal(hop);
+                            }
+                            "peer-down"
+                        }
                     };
                     if let Some(held_back) = self.faults.admit(&kind, t.0) {
                         info!(call, kind, held_back, "{}", escaped(&fault.to_string()));

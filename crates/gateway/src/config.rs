@@ -284,6 +284,12 @@ pub struct SipSection {
     /// What an anchored SIP side is offered: "RTP/AVP" or "RTP/SAVP".
     #[serde(default)]
     pub media_transport: MediaTransport,
+    /// OPTIONS to the outbound proxy and to every peer with a `uri` this
+    /// often (seconds); a next hop that stops answering is down and calls
+    /// routed to it are refused at once. 0: no probes, nothing is ever
+    /// down (docs/operations.md).
+    #[serde(default)]
+    pub probe_secs: u64,
 }
 
 /// `[[sip.peers]]` (docs/configuration.md, docs/security.md).
@@ -326,6 +332,14 @@ pub struct PeerSection {
     pub media: Option<MediaSetting>,
     /// Overrides `[sip] media_transport` for this peer.
     pub media_transport: Option<MediaTransport>,
+    /// Probed with OPTIONS when `[sip] probe_secs` is set (false: never
+    /// marked down, for a peer that does not answer OPTIONS).
+    #[serde(default = "default_probe")]
+    pub probe: bool,
+}
+
+fn default_probe() -> bool {
+    true
 }
 
 impl PeerSection {
@@ -861,6 +875,11 @@ impl Config {
         Ok(nets)
     }
 
+    /// How often next hops are probed (`[sip] probe_secs`; `None`: never).
+    pub fn probe_interval(&self) -> Option<std::time::Duration> {
+        (self.sip.probe_secs > 0).then(|| std::time::Duration::from_secs(self.sip.probe_secs))
+    }
+
     /// The peers as the SIP layer needs them.
     pub fn sip_peers(&self) -> Vec<stox_sipcore::api::Peer> {
         self.sip
@@ -882,6 +901,7 @@ impl Config {
                     from_domain: p.from_domain.clone(),
                     asserted_identity: p.asserted_identity,
                 },
+                probe: p.probe,
             })
             .collect()
     }
@@ -1067,6 +1087,23 @@ mod tests {
             "nobody by default"
         );
         assert!(!cfg.policy().outbound_proxy);
+    }
+
+    /// docs/operations.md: OPTIONS probes are off unless `probe_secs` is
+    /// set, and then cover every peer with a `uri` but those that opt out.
+    #[test]
+    fn probes_are_off_by_default_and_each_peer_may_opt_out() {
+        let base = include_str!("../../../config/gateway.toml");
+        let cfg = Config::parse(&format!("{base}{PEER}")).expect("valid");
+        assert_eq!(cfg.probe_interval(), None);
+        assert!(cfg.sip_peers()[0].probe, "on by default once probing is");
+        let on = base.replace("[sip]\n", "[sip]\nprobe_secs = 5\n");
+        let cfg = Config::parse(&format!("{on}{PEER}probe = false\n")).expect("valid");
+        assert_eq!(
+            cfg.probe_interval(),
+            Some(std::time::Duration::from_secs(5))
+        );
+        assert!(!cfg.sip_peers()[0].probe);
     }
 
     #[test]

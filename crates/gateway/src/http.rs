@@ -5,7 +5,9 @@
 //! * `GET /health`: 200 while the process runs (for the service manager);
 //! * `GET /ready`: 200 when the gateway takes calls — the XMPP component is
 //!   connected, the store keeps up, it is not draining — else 503 with the
-//!   reasons (for a SIP dispatcher or a load balancer).
+//!   reasons (for a SIP dispatcher or a load balancer). While every SIP
+//!   next hop it probes is down the answer stays 200 (calls from SIP to
+//!   XMPP still work) and says so.
 //!
 //! Anything else is 404 (405 for a method other than GET or HEAD). At most
 //! [`MAX_CONNECTIONS`] connections are served at once; one past it is
@@ -34,6 +36,10 @@ pub struct Readiness {
     pub component: AtomicBool,
     pub store_backlogged: AtomicBool,
     pub draining: AtomicBool,
+    /// Set while every SIP next hop the gateway probes is down: calls
+    /// from XMPP to SIP are refused, those from SIP still work. Said in
+    /// the answer, which it does not turn into a 503.
+    pub sip_down: std::sync::Mutex<Option<String>>,
 }
 
 impl Readiness {
@@ -50,6 +56,14 @@ impl Readiness {
             why.push("draining: the gateway is shutting down");
         }
         why
+    }
+
+    /// What `/ready` adds without refusing: every probed SIP next hop down.
+    pub fn note(&self) -> Option<String> {
+        self.sip_down
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -136,12 +150,13 @@ fn answer<B>(
         "/health" => text(StatusCode::OK, "ok\n".into()),
         "/ready" => {
             let why = ready.reasons();
+            let note = ready.note().map(|n| format!("; {n}")).unwrap_or_default();
             if why.is_empty() {
-                text(StatusCode::OK, "ready\n".into())
+                text(StatusCode::OK, format!("ready{note}\n"))
             } else {
                 text(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    format!("not ready: {}\n", why.join("; ")),
+                    format!("not ready: {}{note}\n", why.join("; ")),
                 )
             }
         }
@@ -216,6 +231,14 @@ mod tests {
             exchange(addr, &get("/ready"))
                 .await
                 .starts_with("HTTP/1.1 200")
+        );
+        // Every SIP next hop down: still ready (SIP → XMPP works), and said.
+        *ready.sip_down.lock().expect("lock") = Some("every probed SIP next hop is down".into());
+        let degraded = exchange(addr, &get("/ready")).await;
+        assert!(degraded.starts_with("HTTP/1.1 200"), "{degraded}");
+        assert!(
+            degraded.contains("ready; every probed SIP next hop is down"),
+            "{degraded}"
         );
         let metrics = exchange(addr, &get("/metrics")).await;
         assert!(metrics.contains("text/plain; version=0.0.4"), "{metrics}");

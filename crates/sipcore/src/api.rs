@@ -329,6 +329,27 @@ pub struct Peer {
     pub credentials: Option<Credentials>,
     /// The identity shown to it ([`Identity`]).
     pub identity: Identity,
+    /// Probed with OPTIONS while [`crate::Config::probe_interval`] is set
+    /// (it needs a `uri`); false: never marked down (health.rs).
+    pub probe: bool,
+}
+
+/// A next hop whose health the SIP layer watches with OPTIONS probes
+/// (health.rs): a configured peer with a `uri`, or the outbound proxy.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum NextHop {
+    /// The configured peer of this name.
+    Peer(String),
+    OutboundProxy,
+}
+
+impl fmt::Display for NextHop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NextHop::Peer(name) => write!(f, "SIP peer {name}"),
+            NextHop::OutboundProxy => f.write_str("the outbound proxy"),
+        }
+    }
 }
 
 /// What a peer is shown as the caller of an INVITE (RFC 3261 §8.1.1.3

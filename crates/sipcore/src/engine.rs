@@ -9,7 +9,7 @@
 //! timers A–M), and ours on top — dialogs, the UAS and UAC rules of the
 //! gateway (`uas.rs`, `uac.rs`), connection life, and the restart snapshots.
 
-use crate::api::{CallKey, Command, KeyGen, RequestId, SipCommand, SipEvent, Transport};
+use crate::api::{CallKey, Command, KeyGen, NextHop, RequestId, SipCommand, SipEvent, Transport};
 use crate::dialog::Dialog;
 use crate::framing::Framer;
 use crate::msg::{self, Limits, Message, Request, Response, TxOutput, TxTimer, TxTimers};
@@ -84,6 +84,12 @@ pub enum Output {
         aor: String,
         key: String,
         binding: Option<crate::registrar::BindingRecord>,
+    },
+    /// A watched next hop went down (`Some(why)`), or is usable again
+    /// (`None`: it answered a probe, or is no longer watched). health.rs.
+    Health {
+        hop: NextHop,
+        down: Option<String>,
     },
 }
 
@@ -165,6 +171,10 @@ pub struct Config {
     pub rate_per_source: Option<(u32, u32)>,
     /// The registrar (registrar.rs); `None`: REGISTER gets 405.
     pub registrar: Option<crate::registrar::RegistrarConfig>,
+    /// How often the outbound proxy and each peer with a `uri` (and
+    /// `probe`) are sent OPTIONS (health.rs); `None`: never, and no next
+    /// hop is ever marked down.
+    pub probe_interval: Option<Duration>,
 }
 
 impl Default for Config {
@@ -185,6 +195,7 @@ impl Default for Config {
             peers: Vec::new(),
             rate_per_source: None,
             registrar: None,
+            probe_interval: None,
         }
     }
 }
@@ -218,6 +229,9 @@ pub(crate) enum Purpose {
     Other(Command),
     /// Our re-INVITE or UPDATE: its answer goes to the core.
     Reoffer,
+    /// An OPTIONS probe of a next hop (health.rs); its transaction carries
+    /// the probe's key as `call`.
+    Probe,
 }
 
 #[derive(Debug, Clone)]
@@ -241,6 +255,8 @@ pub(crate) enum TimerId {
     ConnIdle(ConnId),
     /// A registrar binding (AOR, key) expires.
     BindingExpiry(String, String),
+    /// Time to probe a next hop (health.rs).
+    Probe(NextHop),
 }
 
 pub(crate) struct Conn {
@@ -276,6 +292,10 @@ pub(crate) struct UacInvite {
     pub ack: Option<(String, Vec<u8>)>,
     /// The configured peer it went to, if any.
     pub peer: Option<String>,
+    /// The next hop whose health its failure tells (health.rs): the peer,
+    /// or the outbound proxy; `None` for a registered user's contact or a
+    /// Request-URI's host.
+    pub next_hop: Option<NextHop>,
     /// Challenges answered so far (auth.rs).
     pub auth_rounds: u8,
     /// Sent again once after a 422 with the peer's Min-SE (RFC 4028 §7.4).
@@ -381,6 +401,8 @@ pub struct Sip {
     /// an OPTIONS outside a dialog then gets 503 (RFC 3261 §11.2, §21.5.4),
     /// so that a dispatcher probing it fails over.
     pub(crate) unavailable: Option<(String, u32)>,
+    /// Next hops watched with OPTIONS probes (health.rs).
+    pub(crate) health: crate::health::Health,
 }
 
 impl Sip {
@@ -423,7 +445,9 @@ impl Sip {
                 ..Default::default()
             },
             unavailable: None,
-        })
+            health: crate::health::Health::default(),
+        }
+        .watching_hops())
     }
 
     /// Replaces the configured peers and the trusted sources (a reload):
@@ -443,7 +467,17 @@ impl Sip {
         self.auth_cache.clear();
         self.cfg.peers = peers;
         self.cfg.trusted_sources = trusted_sources;
+        // Peers kept with the same `uri` keep their health; new ones are
+        // probed now, removed ones are forgotten (health.rs).
+        self.watch_hops();
         Ok(())
+    }
+
+    /// Sets how often next hops are probed (a reload); `None` stops
+    /// probing and forgets every next hop's health.
+    pub fn set_probe_interval(&mut self, interval: Option<Duration>) {
+        self.cfg.probe_interval = interval;
+        self.watch_hops();
     }
 
     /// Says whether the gateway takes calls: `Some((reason phrase,
@@ -515,6 +549,7 @@ impl Sip {
                     }
                 }
                 TimerId::BindingExpiry(aor, key) => self.remove_binding(&aor, &key),
+                TimerId::Probe(hop) => self.probe(&hop),
             }
         }
     }
@@ -771,6 +806,9 @@ impl Sip {
 
     fn on_send_failed(&mut self, call: Option<CallKey>, reason: &str) {
         let Some(call) = call else { return };
+        // A probe or an unanswered INVITE that could not reach its next
+        // hop marks it down, with the driver's reason (health.rs).
+        self.health_send_failed(call, reason);
         // The call's transactions learn it from their own timers over UDP;
         // a stream that failed fails every transaction of the call now.
         let keys: Vec<TransactionKey> = self

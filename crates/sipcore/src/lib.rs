@@ -17,6 +17,8 @@
 //!   dialogs and the gateway's rules.
 //! * [`dialog`] — dialog state and its stored form; `pending` — unanswered
 //!   INVITEs across a restart.
+//! * `health` — next hops (peers, the outbound proxy) probed with OPTIONS,
+//!   and marked down when they stop answering.
 
 pub mod api;
 mod auth;
@@ -24,6 +26,7 @@ mod check;
 pub mod dialog;
 mod engine;
 mod framing;
+mod health;
 mod msg;
 mod pending;
 mod rate;
@@ -34,10 +37,11 @@ mod uac;
 mod uas;
 
 pub use api::{
-    CallKey, Command, KeyGen, OfferMethod, Refresher, RequestId, SessionTimer, SipCommand,
+    CallKey, Command, KeyGen, NextHop, OfferMethod, Refresher, RequestId, SessionTimer, SipCommand,
     SipEvent, Transport,
 };
 pub use engine::{Config, ConnId, Dest, Input, Output, Sip, Transmit};
+pub use health::MAX_RETRY_AFTER;
 pub use msg::TxTimers as Timers;
 pub use timer::RFC_MIN_SE;
 pub use uac::UDP_MAX;

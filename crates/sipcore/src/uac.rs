@@ -1,7 +1,7 @@
 //! Requests we send: the INVITE (UAC) and what comes back to it — forks,
 //! reliable provisionals, the ACK for 2xx — and CANCEL, BYE and INFO.
 
-use crate::api::{CallKey, Command, OfferMethod, SipCommand, SipEvent, Transport};
+use crate::api::{CallKey, Command, NextHop, OfferMethod, SipCommand, SipEvent, Transport};
 use crate::dialog::{Dialog, Role, strip_angles};
 use crate::engine::{Call, Hop, Invite, Offering, Purpose, Sip, TxInfo, UacInvite};
 use crate::msg::{self, HeaderName, Message, Method, Request, Response, TransactionKey};
@@ -96,6 +96,11 @@ impl Sip {
                     return Ok(());
                 }
             },
+        };
+        let next_hop = match (&registered, &peer, &self.proxy) {
+            (Some(_), _, _) | (None, None, None) => None,
+            (None, Some(name), _) => Some(NextHop::Peer(name.clone())),
+            (None, None, Some(_)) => Some(NextHop::OutboundProxy),
         };
         let (mut hop, route) = match (registered, &peer, &self.proxy) {
             (Some((contact, hop)), _, _) => {
@@ -200,6 +205,7 @@ impl Sip {
             retried_422: false,
             auth_rounds: 0,
             peer,
+            next_hop,
         })));
         self.by_call_id.insert(call_id.to_owned(), call);
         self.calls.insert(call, c);
@@ -277,6 +283,7 @@ impl Sip {
             // our side already), nor do those to a PRACK or an accepted INFO
             // (the INVITE's own transaction decides the call, RFC 3262 §3).
             Purpose::Reoffer => self.reoffer_response(call, resp),
+            Purpose::Probe => self.probe_answered(call, &resp),
             Purpose::Other(
                 Command::Info
                 | Command::Bye
@@ -417,6 +424,10 @@ impl Sip {
         match info.purpose {
             Purpose::Invite => {
                 let answered = self.calls.get(&call).is_some_and(|c| c.dialog.is_some());
+                if status == 408 {
+                    // Timer B: the next hop never answered (health.rs).
+                    self.invite_timed_out(call);
+                }
                 if !answered && self.calls.contains_key(&call) {
                     self.event(SipEvent::Rejected {
                         call,
@@ -436,6 +447,7 @@ impl Sip {
                     });
                 }
             }
+            Purpose::Probe => self.probe_failed(call, status == 408),
             Purpose::Reoffer => {
                 if let Some(c) = self.calls.get_mut(&call)
                     && c.offering.take().is_some()

@@ -122,7 +122,8 @@ impl Gw {
                         .push(String::from_utf8_lossy(&t.data).into_owned());
                 }
                 Output::Event(e) => self.events.push(e),
-                Output::Binding { .. } => {} // no registrar here
+                // No registrar and no probes here.
+                Output::Binding { .. } | Output::Health { .. } => {}
                 Output::Close { conn, reason } => {
                     assert_eq!(conn, CONN);
                     self.closed.push((self.now - self.t0, reason));

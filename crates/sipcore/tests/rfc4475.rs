@@ -59,6 +59,7 @@ fn feed(data: &[u8], transport: Transport) -> (Vec<String>, Vec<SipEvent>) {
             Output::Close { .. } => answers.push("<close>".into()),
             // No registrar here: REGISTER is answered 405.
             Output::Binding { .. } => answers.push("<binding>".into()),
+            Output::Health { .. } => answers.push("<health>".into()),
         }
     }
     (answers, events)

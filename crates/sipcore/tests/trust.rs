@@ -77,6 +77,7 @@ fn trunk(password: &str, realm: Option<&str>) -> Config {
                 from_domain: Some("trunk.example".into()),
                 asserted_identity: true,
             },
+            probe: true,
         }],
         ..config("127.0.0.1:5060", 1)
     }
@@ -375,6 +376,7 @@ fn a_reload_changes_who_is_trusted_for_the_next_request_and_refuses_a_bad_peer()
         uri: Some("not a uri".into()),
         credentials: None,
         identity: Default::default(),
+        probe: true,
     }];
     assert!(net.b.sip.reload_peers(bad, None).is_err());
     net.b

@@ -2,9 +2,9 @@
 //! INVITE.
 
 use super::{Call, Ctx, Inviting, IqPurpose, Offer, Out, Phase, Session, local_part};
-use crate::policy::Route;
+use crate::policy::{Down, Refusal, Route};
 use crate::stanza::IqHeader;
-use crate::types::{CallKey, CallState, Direction, EndedBy, Fault, SipCommand, SipEvent};
+use crate::types::{CallKey, CallState, Direction, EndedBy, Fault, NextHop, SipCommand, SipEvent};
 use stox_mapping::address::{JidParts, gateway_jid_to_sip_user, xmpp_user_to_sip};
 use stox_mapping::ids::CallId;
 use stox_mapping::jingle::{Action, Content, Description, Jingle, Transport};
@@ -14,7 +14,9 @@ use stox_mapping::status::{ErrorCondition, ReasonCondition, reason_for_sip_statu
 impl Call {
     /// A session-initiate from an XMPP user to a SIP address on the
     /// component domain. Returns `None` when it was refused with an IQ error
-    /// (nothing was started, nothing is stored).
+    /// (nothing was started, nothing is stored); a call refused because
+    /// every next hop it could take is `down` is returned ended (its row
+    /// says why).
     pub(crate) fn from_session_initiate(
         ctx: &mut Ctx<'_>,
         id: i64,
@@ -22,6 +24,7 @@ impl Call {
         key: CallKey,
         req: &IqHeader,
         jingle: Jingle,
+        down: &Down,
     ) -> Option<Call> {
         let callee = match JidParts::parse(&req.to)
             .map_err(|e| e.to_string())
@@ -52,15 +55,23 @@ impl Call {
                 return None;
             }
         };
-        let peer = match ctx
+        let (peer, unavailable) = match ctx
             .cfg
             .policy
             .as_ref()
-            .map(|p| p.route(&caller_bare, &callee))
+            .map(|p| p.route(&caller_bare, &callee, down))
         {
-            None | Some(Ok(Route::Proxy | Route::Registrar)) => None,
-            Some(Ok(Route::Peer(name))) => Some(name),
-            Some(Err(why)) => {
+            None | Some(Ok(Route::Proxy | Route::Registrar)) => (None, None),
+            Some(Ok(Route::Peer(name))) => (Some(name), None),
+            Some(Err(Refusal::Unavailable(hops))) => {
+                // The row names the peer the call would have gone to.
+                let first = hops.first().and_then(|(hop, _)| match hop {
+                    NextHop::Peer(name) => Some(name.clone()),
+                    NextHop::OutboundProxy => None,
+                });
+                (first, Some(hops))
+            }
+            Some(Err(Refusal::Forbidden(why))) => {
                 ctx.error(req, ErrorCondition::Forbidden, &why, None);
                 ctx.fault(
                     0,
@@ -95,6 +106,10 @@ impl Call {
             callee.to_string(),
         );
         call.rec.sip_peer = peer;
+        if let Some(hops) = unavailable {
+            call.refuse_unavailable(ctx, req, &caller_bare, hops);
+            return Some(call);
+        }
         ctx.result(req);
         let offer = Offer {
             contents: jingle.contents,
@@ -114,6 +129,43 @@ impl Call {
             call.send_invite(ctx, offer, caller_uri, Vec::new())
         };
         Some(call)
+    }
+
+    /// Every next hop the call could take is down: `service-unavailable`
+    /// at once, as while draining, and the row ends (`connectivity-error`,
+    /// by the gateway, no SIP status: nothing went to SIP) with why in
+    /// `end_detail`.
+    fn refuse_unavailable(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        req: &IqHeader,
+        caller: &str,
+        hops: Vec<(NextHop, String)>,
+    ) {
+        let names = hops.iter().map(|(hop, _)| hop.clone()).collect();
+        let why = Refusal::Unavailable(hops).to_string();
+        ctx.error(
+            req,
+            ErrorCondition::ServiceUnavailable,
+            &format!("{why}; try again later"),
+            None,
+        );
+        ctx.fault(
+            self.rec.id,
+            Fault::PeerDown {
+                caller: caller.to_owned(),
+                target: self.rec.sip_uri.clone(),
+                hops: names,
+                why: why.clone(),
+            },
+        );
+        self.rec.end_detail = Some(why);
+        self.phase = self.end(
+            ctx,
+            ReasonCondition::ConnectivityError,
+            EndedBy::Gateway,
+            None,
+        );
     }
 
     /// Maps the Jingle offer and sends the INVITE; a offer that cannot be

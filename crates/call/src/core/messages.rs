@@ -12,9 +12,11 @@
 use super::Core;
 use crate::call::Ctx;
 use crate::jmi::{self, GATEWAY_RESOURCE, Jmi, JmiKind};
-use crate::policy::Route;
+use crate::policy::{Refusal, Route};
 use crate::time::Millis;
-use crate::types::{CallState, Direction, EndedBy, Fault, Output, SessionRecord, TimerKey};
+use crate::types::{
+    CallState, Direction, EndedBy, Fault, NextHop, Output, SessionRecord, TimerKey,
+};
 use minidom::Element;
 use stox_mapping::address::{JidParts, gateway_jid_to_sip_user};
 use stox_mapping::ids::{CallId, Sid};
@@ -99,25 +101,38 @@ impl Core {
             )),
             false => Ok(uri),
         });
-        let routed =
-            uri.and_then(
-                |uri| match self.cfg.policy.as_ref().map(|p| p.route(&caller, &uri)) {
-                    None | Some(Ok(Route::Proxy | Route::Registrar)) => Ok((uri, None)),
-                    Some(Ok(Route::Peer(name))) => Ok((uri, Some(name))),
-                    Some(Err(why)) => {
-                        out.push(Output::Fault {
-                            call: 0,
-                            fault: Fault::Forbidden {
-                                caller: caller.clone(),
-                                target: uri.to_string(),
-                                why: why.clone(),
-                            },
-                        });
-                        // The policy says no: the caller is told it was declined.
-                        Err((ReasonCondition::Decline, why))
-                    }
-                },
-            );
+        // Every next hop down: the target and the refusal, for the row.
+        let mut unavailable = None;
+        let routed = uri.and_then(|uri| {
+            match self
+                .cfg
+                .policy
+                .as_ref()
+                .map(|p| p.route(&caller, &uri, &self.down))
+            {
+                None | Some(Ok(Route::Proxy | Route::Registrar)) => Ok((uri, None)),
+                Some(Ok(Route::Peer(name))) => Ok((uri, Some(name))),
+                Some(Err(Refusal::Forbidden(why))) => {
+                    out.push(Output::Fault {
+                        call: 0,
+                        fault: Fault::Forbidden {
+                            caller: caller.clone(),
+                            target: uri.to_string(),
+                            why: why.clone(),
+                        },
+                    });
+                    // The policy says no: the caller is told it was declined.
+                    Err((ReasonCondition::Decline, why))
+                }
+                Some(Err(refusal @ Refusal::Unavailable(_))) => {
+                    // As a session-initiate would be (service-unavailable):
+                    // the reason a refused call's row gets.
+                    let text = format!("{refusal}; try again later");
+                    unavailable = Some((uri.to_string(), refusal));
+                    Err((ReasonCondition::ConnectivityError, text))
+                }
+            }
+        });
         let (uri, peer) = match routed {
             Ok(routed) => routed,
             Err((condition, text)) => {
@@ -130,6 +145,9 @@ impl Core {
                     &[],
                 );
                 out.push(Output::Xmpp(reject));
+                if let Some((sip_uri, refusal)) = unavailable {
+                    self.refused_proposal(now, msg, callee, sip_uri, &refusal, out);
+                }
                 return;
             }
         };
@@ -163,6 +181,55 @@ impl Core {
         });
     }
 
+    /// A proposal refused because every next hop it could take is down:
+    /// a log line, and an ended row that says why (nothing reached SIP).
+    fn refused_proposal(
+        &mut self,
+        now: Millis,
+        msg: &Jmi,
+        callee: String,
+        sip_uri: String,
+        refusal: &Refusal,
+        out: &mut Vec<Output>,
+    ) {
+        let Refusal::Unavailable(hops) = refusal else {
+            return;
+        };
+        let why = refusal.to_string();
+        let caller = jmi::bare(&msg.from).to_owned();
+        out.push(Output::Fault {
+            call: 0,
+            fault: Fault::PeerDown {
+                caller,
+                target: sip_uri.clone(),
+                hops: hops.iter().map(|(hop, _)| hop.clone()).collect(),
+                why: why.clone(),
+            },
+        });
+        let peer = hops.first().and_then(|(hop, _)| match hop {
+            NextHop::Peer(name) => Some(name.clone()),
+            NextHop::OutboundProxy => None,
+        });
+        let proposal = Proposal {
+            key: 0,
+            callee,
+            sip_uri,
+            created: now,
+            peer,
+        };
+        let key = (msg.id.clone(), msg.from.clone());
+        let reason = ReasonCondition::ConnectivityError;
+        self.record_proposal_end(
+            now,
+            &key,
+            &proposal,
+            reason,
+            EndedBy::Gateway,
+            Some(why),
+            out,
+        );
+    }
+
     /// The caller's session-initiate arrived: the proposal became a call.
     pub(super) fn take_proposal(&mut self, sid: &Sid, from: &str) -> bool {
         match self.proposals.remove(&(sid.clone(), from.to_owned())) {
@@ -183,7 +250,7 @@ impl Core {
         };
         self.proposal_keys.remove(&p.key);
         let reason = msg.reason.unwrap_or(ReasonCondition::Cancel);
-        self.record_proposal_end(now, &key, &p, reason, EndedBy::Xmpp, out);
+        self.record_proposal_end(now, &key, &p, reason, EndedBy::Xmpp, None, out);
     }
 
     pub(super) fn proposal_timeout(&mut self, now: Millis, proposal: u64, out: &mut Vec<Output>) {
@@ -197,6 +264,7 @@ impl Core {
                 &p,
                 ReasonCondition::Timeout,
                 EndedBy::Gateway,
+                None,
                 out,
             );
         }
@@ -204,6 +272,7 @@ impl Core {
 
     /// A proposal that never became a session is still a call attempt: one
     /// ended row (nothing reached SIP, so no SIP status).
+    #[allow(clippy::too_many_arguments)]
     fn record_proposal_end(
         &mut self,
         now: Millis,
@@ -211,6 +280,7 @@ impl Core {
         p: &Proposal,
         reason: ReasonCondition,
         by: EndedBy,
+        detail: Option<String>,
         out: &mut Vec<Output>,
     ) {
         let id = self.allocate_id();
@@ -231,7 +301,7 @@ impl Core {
                 end_reason: Some(reason.as_str().to_owned()),
                 sip_status: None,
                 ended_by: Some(by),
-                end_detail: None,
+                end_detail: detail,
                 local_sdp: None,
                 remote_sdp: None,
                 hold: crate::types::Hold::default(),

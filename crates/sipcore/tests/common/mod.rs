@@ -76,6 +76,8 @@ pub struct Node {
         String,
         Option<stox_sipcore::registrar::BindingRecord>,
     )>,
+    /// Next hops' health changes (health.rs), in order.
+    pub health: Vec<(stox_sipcore::NextHop, Option<String>)>,
 }
 
 /// A stream connection between the two nodes: its id on each side.
@@ -123,12 +125,14 @@ impl Net {
                 addr: aa,
                 events: VecDeque::new(),
                 bindings: Vec::new(),
+                health: Vec::new(),
             },
             b: Node {
                 sip: Sip::new(b, t0).expect("config"),
                 addr: ba,
                 events: VecDeque::new(),
                 bindings: Vec::new(),
+                health: Vec::new(),
             },
             wire: Vec::new(),
             queue: VecDeque::new(),
@@ -204,6 +208,7 @@ impl Net {
                     Output::Binding { aor, key, binding } => {
                         node.bindings.push((aor, key, binding));
                     }
+                    Output::Health { hop, down } => node.health.push((hop, down)),
                 }
             }
         }
@@ -412,6 +417,7 @@ impl Net {
                 Output::Event(e) => self.a.events.push_back(e),
                 Output::Close { .. } => {}
                 Output::Binding { aor, key, binding } => self.a.bindings.push((aor, key, binding)),
+                Output::Health { hop, down } => self.a.health.push((hop, down)),
             }
         }
     }
