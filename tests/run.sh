@@ -14,7 +14,10 @@ cd "$(dirname "$0")/.."
 # services from starting (policy-rc.d). On a machine with systemd running,
 # `systemctl disable --now ejabberd epmd.socket epmd.service` if a system
 # instance was started before.
-PACKAGES=(prosody lua-unbound sip-tester python3-slixmpp python3-pytest python3-venv sqlite3 baresip-core chromium dnsmasq-base rtpengine-daemon ejabberd)
+# PostgreSQL: the shared store of several gateways (the store's tests run on
+# it as well as on SQLite; tests/e2e/test_scale_out.py runs two gateways on
+# it behind Kamailio's dispatcher). Neither package's system service is used.
+PACKAGES=(prosody lua-unbound sip-tester python3-slixmpp python3-pytest python3-venv sqlite3 baresip-core chromium dnsmasq-base rtpengine-daemon ejabberd postgresql kamailio)
 DEBIAN_PYTHON=/usr/bin/python3   # Debian's: the python3 first on PATH may not see Debian packages
 # The e2e tests run in a venv on Debian's python that also sees its packages
 # (slixmpp, pytest) and adds aiortc for the media tests (requirements.txt).
@@ -86,8 +89,38 @@ run "cargo fmt --check" cargo fmt --all --check
 run "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
 run "gates (tests/gates.sh)" tests/gates.sh
 run "cargo build -p stox-gateway" cargo build -p stox-gateway
+# The store's tests run on a private PostgreSQL too (a cluster of its own on
+# a free loopback port, removed afterwards): STOX_TEST_POSTGRES_URL names a
+# role that may create a database per test.
+start_postgres() {
+    local bin
+    bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+    [ -x "$bin/initdb" ] || die "PostgreSQL's initdb not found under /usr/lib/postgresql"
+    PG_DIR=$(mktemp -d /tmp/stox-test-pg.XXXXXX)
+    local as=()
+    # initdb refuses root: the cluster belongs to the postgres user then.
+    if [ "$(id -u)" -eq 0 ]; then chown postgres "$PG_DIR"; as=(runuser -u postgres --); fi
+    local port
+    port=$("$DEBIAN_PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    "${as[@]}" "$bin/initdb" -D "$PG_DIR/data" -A trust -U stox --no-sync >"$PG_DIR/initdb.log" 2>&1 \
+        || { cat "$PG_DIR/initdb.log"; die "initdb"; }
+    "${as[@]}" "$bin/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 30 \
+        -o "-h 127.0.0.1 -p $port -k $PG_DIR -F" start >/dev/null \
+        || { cat "$PG_DIR/server.log"; die "starting PostgreSQL"; }
+    PG_STOP=("${as[@]}" "$bin/pg_ctl" -D "$PG_DIR/data" -m fast -w stop)
+    export STOX_TEST_POSTGRES_URL="postgres://stox@127.0.0.1:$port/postgres" STOX_TEST_REQUIRE_POSTGRES=1
+}
+stop_postgres() {
+    [ -n "${PG_DIR:-}" ] || return 0
+    "${PG_STOP[@]}" >/dev/null 2>&1 || true
+    rm -rf "$PG_DIR"
+    PG_DIR=""
+}
+trap stop_postgres EXIT
+run "PostgreSQL for the store's tests" start_postgres
 run "cargo test" cargo test --workspace
-step "end-to-end tests (Prosody, slixmpp, SIPp, baresip, Chromium, rtpengine, aiortc)"
+stop_postgres
+step "end-to-end tests (Prosody, ejabberd, slixmpp, SIPp, baresip, Chromium, rtpengine, aiortc, PostgreSQL, Kamailio)"
 STOX_E2E_REQUIRE_GATEWAY=1 STOX_E2E_REQUIRE_MEDIA=1 "$PYTHON" -m pytest -v tests/e2e "$@" \
     || die "end-to-end tests"
 step "disk free after the tests"

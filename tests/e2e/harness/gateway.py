@@ -20,7 +20,8 @@ class GatewayError(RuntimeError):
     pass
 
 
-def wait_component(probe, timeout: float = 15.0, alive=lambda: None) -> float:
+def wait_component(probe, timeout: float = 15.0, alive=lambda: None,
+                   component: str = COMPONENT) -> float:
     """Ping the component through Prosody until it answers with a result.
 
     `alive()` returns None while the gateway runs, or a message if it died.
@@ -31,12 +32,12 @@ def wait_component(probe, timeout: float = 15.0, alive=lambda: None) -> float:
         dead = alive()
         if dead:
             raise GatewayError(dead)
-        answer = probe.ping(COMPONENT, timeout=min(2.0, timeout))
+        answer = probe.ping(component, timeout=min(2.0, timeout))
         if answer is not None and answer.type == "result":
             return time.monotonic() - start
         last = answer.text() if answer is not None else "no answer within 2s"
         time.sleep(0.2)
-    raise GatewayError(f"no XEP-0199 ping result from {COMPONENT} within {timeout}s: "
+    raise GatewayError(f"no XEP-0199 ping result from {component} within {timeout}s: "
                        f"the component never came online. Last answer: {last}")
 
 
@@ -50,6 +51,18 @@ class Gateway:
         self.ws_port = free_port()
         self.uas_port = free_port(udp_too=True)       # outbound proxy = the SIPp UAS
         self.db = Path(options.get("db", self.dir / "gw.db"))
+        # The XMPP component name ([xmpp] component); several gateways on
+        # one XMPP server need one each (decision 0010).
+        self.component = options.get("component", COMPONENT)
+        # A harness.postgres.Postgres: the store is that PostgreSQL
+        # ([store] url) instead of the SQLite file `db`; `pg_database`
+        # names the database in it (default: its own `stox`).
+        self.postgres = options.get("postgres")
+        self.pg_database = options.get("pg_database")
+        # [store] instance: ids are instance << 40 | n, and a restart
+        # restores only this instance's rows (decision 0010).
+        self.instance = options.get("instance")
+        self.runs = 0
         self.config = self.dir / "gateway.toml"
         self.log = self.dir / "gateway.log"
         self.iq_timeout_ms = options.get("iq_timeout_ms", 3000)
@@ -112,6 +125,22 @@ class Gateway:
             return ""
         return f"[rtpengine]\nng = {self._toml(list(self.rtpengine))}\n"
 
+    def _store(self) -> str:
+        lines = []
+        if self.postgres is not None:
+            lines.append(f'url = "{self.store_url}"')
+        else:
+            lines.append(f'database = "{self.db}"')
+        if self.instance is not None:
+            lines.append(f"instance = {self.instance}")
+        return "\n".join(lines)
+
+    @property
+    def store_url(self) -> str | None:
+        if self.postgres is None:
+            return None
+        return self.postgres.url_for(self.pg_database or self.postgres.database)
+
     def _peers(self) -> str:
         return "\n".join("[[sip.peers]]\n" + "\n".join(f"{k} = {self._toml(v)}" for k, v in p.items())
                          + "\n" for p in self.peers)
@@ -120,7 +149,7 @@ class Gateway:
         self.config.write_text(f"""\
 [xmpp]
 server = "{HOST}:{self.prosody.component_port}"
-component = "{COMPONENT}"
+component = "{self.component}"
 secret = "{self.prosody.secret}"
 domains = ["{DOMAIN}"]
 iq_timeout_ms = {self.iq_timeout_ms}
@@ -138,7 +167,7 @@ ws = "{HOST}:{self.ws_port}"
 {self._extra("sip")}
 
 [store]
-database = "{self.db}"
+{self._store()}
 {self._extra("store")}
 
 [calls]
@@ -158,6 +187,10 @@ listen = "{HOST}:{self.http_port}"
 
     def start(self, probe, timeout: float = 15.0):
         self.write_config()
+        if self.runs and self.log.exists():
+            # A restart keeps the previous run's log as gateway.<n>.log.
+            self.log.rename(self.log.with_name(f"{self.log.stem}.{self.runs}{self.log.suffix}"))
+        self.runs += 1
         env = {**os.environ, "RUST_LOG": os.environ.get("STOX_E2E_RUST_LOG", "info,stox=debug"), "RUST_BACKTRACE": "1"}
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen([str(BINARY), "--config", str(self.config)],
@@ -165,7 +198,7 @@ listen = "{HOST}:{self.http_port}"
                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                          start_new_session=True)
         try:
-            self.ready_after = wait_component(probe, timeout, self._dead)
+            self.ready_after = wait_component(probe, timeout, self._dead, self.component)
         except GatewayError as e:
             self.stop()
             raise GatewayError(f"{e}\n--- gateway log ({self.log}) ---\n{tail(self.log)}") from None
@@ -222,12 +255,23 @@ listen = "{HOST}:{self.http_port}"
                 values[name] = float(value)
         return values
 
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
+    def log_text(self, all_runs: bool = False) -> str:
+        """This run's log; with all_runs, the logs of earlier runs (before
+        restarts) first."""
+        paths = [self.log.with_name(f"{self.log.stem}.{n}{self.log.suffix}")
+                 for n in range(1, self.runs)] if all_runs else []
+        return "".join(p.read_text(errors="replace") for p in paths + [self.log] if p.exists())
 
     # --- the sessions table ---------------------------------------------
 
     def rows(self) -> list[dict]:
+        """Every row of the sessions table of this gateway's store (with a
+        shared PostgreSQL store, other instances' rows too)."""
+        if self.postgres is not None:
+            db = self.pg_database or self.postgres.database
+            if not self.postgres.table_exists("sessions", db):
+                return []   # not created or migrated yet
+            return self.postgres.dicts("SELECT * FROM sessions ORDER BY id", db)
         if not self.db.exists():
             return []
         try:

@@ -36,8 +36,10 @@ allow_unencrypted_plain_auth = true
 allow_registration = false
 
 VirtualHost "{domain}"
+{components}"""
 
-Component "{component_domain}"
+COMPONENT_BLOCK = """
+Component "{name}"
     component_secret = "{secret}"
 """
 
@@ -47,7 +49,10 @@ class ProsodyError(RuntimeError):
 
 
 class Prosody:
-    def __init__(self):
+    def __init__(self, components: tuple[str, ...] = (COMPONENT,)):
+        """`components`: the XEP-0114 component names it accepts (one
+        connection each; all with the same secret)."""
+        self.components = tuple(components)
         self.dir = Path(tempfile.mkdtemp(prefix="stox-prosody-"))
         self.c2s_port = free_port()
         self.component_port = free_port()
@@ -68,7 +73,8 @@ class Prosody:
         self.config.write_text(CONFIG.format(
             dir=self.dir, host=HOST, c2s=self.c2s_port,
             component=self.component_port, domain=DOMAIN,
-            component_domain=COMPONENT, secret=self.secret))
+            components="".join(COMPONENT_BLOCK.format(name=name, secret=self.secret)
+                               for name in self.components)))
         for path in (self.dir, self.dir / "data", self.config):
             os.chown(path, user.pw_uid, user.pw_gid)
 
