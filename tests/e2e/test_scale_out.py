@@ -32,6 +32,7 @@ STOX_E2E_SCALE_OUT_STORE=sqlite runs the same flows with each gateway on
 its own SQLite file and no `instance` (a way to tell a dispatcher problem
 from a store problem); the checks of id ranges are skipped then."""
 
+import json
 import os
 import re
 import signal
@@ -274,6 +275,17 @@ def test_sip_calls_through_kamailio_are_spread_over_both_gateways_and_both_id_ra
         assert by_instance == {1: len(carried[1]), 2: len(carried[2])}, by_instance
         states = site.query("SELECT DISTINCT state, ended_by FROM sessions")
         assert states == [("ended", "sip")], states
+        # The views answer on PostgreSQL too, and `stox-gateway sessions`
+        # run with either gateway's config reads every instance's calls.
+        outcomes = site.query("SELECT id >> 40, outcome FROM call_records ORDER BY id")
+        assert sorted(set(outcomes)) == [(1, "answered"), (2, "answered")], outcomes
+        gw = site.gateways[1]
+        out = subprocess.run([str(BINARY), "--config", str(gw.config), "sessions", "--json"],
+                             capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+        listed = [json.loads(line) for line in out.stdout.splitlines()]
+        assert sorted(r["id"] for r in listed) == sorted(carried[1] + carried[2]), out.stdout
+        assert {r["outcome"] for r in listed} == {"answered"}, out.stdout
 
 
 def test_xmpp_calls_through_each_gateways_component_are_answered_and_ended(site, sipp, juliet):
