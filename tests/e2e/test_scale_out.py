@@ -238,6 +238,17 @@ def ended_lines(log: str, sid: str) -> int:
                if f"sid={sid}" in line and 'state="ended"' in line)
 
 
+def assert_back_in_the_round_robin(site, juliet, callers):
+    """Gateway 1 is back in the round robin: of two new calls, one is its."""
+    got = set()
+    for i in range(2):
+        ua = callers(f"after-restart{i}")
+        init, n = call_through_kamailio(site, juliet, ua)
+        got.add(n)
+        hang_up(juliet, ua, init)
+    assert got == {1, 2}, f"after the restart calls went to {got}"
+
+
 # --- the tests ----------------------------------------------------------------------
 
 def test_sip_calls_through_kamailio_are_spread_over_both_gateways_and_both_id_ranges(
@@ -414,13 +425,7 @@ def test_kill_9_of_one_gateway_new_calls_go_through_the_other_and_it_restores_on
         == (live2["id"], "success", "xmpp"), ended2
 
     # Gateway 1 is back in the round robin: of two new calls, one is its.
-    got = set()
-    for i in range(2):
-        ua = callers(f"after-restart{i}")
-        init, n = call_through_kamailio(site, juliet, ua)
-        got.add(n)
-        hang_up(juliet, ua, init)
-    assert got == {1, 2}, f"after the restart calls went to {got}"
+    assert_back_in_the_round_robin(site, juliet, callers)
 
     # None claimed twice. Juliet heard gateway 1's call end once (she ended
     # gateway 2's herself); the store holds one row per call, none left live.
@@ -498,13 +503,7 @@ def test_a_draining_gateway_answers_503_is_taken_out_and_its_call_goes_on_to_the
 
     gw1.start(alice_probe)
     back_after = k.wait_state(gw1.sip_addr(), active=True, timeout=5)
-    got = set()
-    for i in range(2):
-        ua = callers(f"after-restart{i}")
-        init, n = call_through_kamailio(site, juliet, ua)
-        got.add(n)
-        hang_up(juliet, ua, init)
-    assert got == {1, 2}, f"after the restart calls went to {got}"
+    assert_back_in_the_round_robin(site, juliet, callers)
     if not SQLITE:
         assert site.query("SELECT count(*) FROM sessions WHERE state <> 'ended'") == [(0,)]
     # The last call's end reached juliet before the drained gateway exited

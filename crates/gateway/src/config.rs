@@ -394,7 +394,7 @@ pub struct StoreSection {
 }
 
 impl StoreSection {
-    /// Where the store is (`url` or `database`; [`Config::validate`] makes
+    /// Where the store is (`url` or `database`; loading the config makes
     /// sure there is exactly one).
     pub fn location(&self) -> Location {
         match (&self.url, &self.database) {
