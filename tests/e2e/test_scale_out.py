@@ -520,6 +520,43 @@ def test_a_draining_gateway_answers_503_is_taken_out_and_its_call_goes_on_to_the
           f"back {back_after:.1f} s after its restart")
 
 
+@pytest.mark.skipif(SQLITE, reason="a PostgreSQL outage")
+def test_a_store_outage_loses_no_row_and_calls_go_on_meanwhile(site, juliet, callers, postgres):
+    """The shared store goes away (PostgreSQL stopped) with a call up: that
+    call ends and a new one is made and ended meanwhile; the gateways keep
+    every row in memory and write them all once PostgreSQL is back (the
+    writer's retry, docs/decisions/0006), none lost, none twice."""
+    ua1 = callers("before-outage")
+    init1, n1 = call_through_kamailio(site, juliet, ua1)
+    site.gateways[n1].wait_row(lambda r: r["jingle_sid"] == init1.sid and r["state"] == "active")
+
+    postgres.stop()
+    try:
+        hang_up(juliet, ua1, init1)
+        ua2 = callers("during-outage")
+        init2, n2 = call_through_kamailio(site, juliet, ua2)
+        hang_up(juliet, ua2, init2)
+        for n in {n1, n2}:
+            assert wait_until(lambda n=n: "session store: write failed"
+                              in site.gateways[n].log_text(), 10), \
+                f"gateway {n} says its writes fail"
+    finally:
+        postgres.restart()
+
+    for init, n in ((init1, n1), (init2, n2)):
+        row = site.gateways[n].wait_row(
+            lambda r, sid=init.sid: r["jingle_sid"] == sid and r["state"] == "ended", 15)
+        assert (row["end_reason"], row["ended_by"], row["sip_status"]) \
+            == ("success", "sip", 200), row
+        assert_range(row, n)
+        assert row["answered_at"] is not None, row
+    assert site.query("SELECT count(*), count(DISTINCT jingle_sid) FROM sessions") == [(2, 2)]
+    for n in {n1, n2}:
+        assert wait_until(lambda n=n: "session store: writable again"
+                          in site.gateways[n].log_text(), 10), \
+            f"gateway {n} says its rows landed"
+
+
 @pytest.mark.skipif(SQLITE, reason="instance numbers are claimed in the shared store")
 def test_a_second_gateway_with_a_running_gateways_instance_number_refuses_to_start(
         site, tmp_path, xmpp_server, postgres):

@@ -105,7 +105,23 @@ logging_collector = off
 log_min_messages = warning
 log_connections = off
 """)
-        log = open(self.log, "wb")
+        self._launch(started, timeout)
+        self.execute(f'CREATE ROLE "{self.user}" LOGIN', database="postgres", user=SUPERUSER)
+        self.create_database(self.database)
+        self.started_in = time.monotonic() - started
+        return self
+
+    def restart(self, timeout: float = 20.0) -> "Postgres":
+        """Starts the stopped cluster again on the same data, port and
+        socket (a database server coming back after an outage)."""
+        assert not self.running(), "PostgreSQL is running"
+        self._launch(time.monotonic(), timeout)
+        return self
+
+    def _launch(self, started: float, timeout: float):
+        """Runs the server on the initialised data directory until it takes
+        connections."""
+        log = open(self.log, "ab")
         if self._owner is not None:
             os.chown(self.log, self._owner.pw_uid, self._owner.pw_gid)
         self.proc = subprocess.Popen(self._as_owner(str(BIN / "postgres"), "-D", str(self.data)),
@@ -128,10 +144,6 @@ log_connections = off
                                     f"connections within {timeout}s (last: {last})"
                                     f"\n--- {self.log} ---\n{tail(self.log, 40)}")
             time.sleep(0.1)
-        self.execute(f'CREATE ROLE "{self.user}" LOGIN', database="postgres", user=SUPERUSER)
-        self.create_database(self.database)
-        self.started_in = time.monotonic() - started
-        return self
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
