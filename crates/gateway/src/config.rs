@@ -1093,7 +1093,17 @@ mod tests {
     /// set, and then cover every peer with a `uri` but those that opt out.
     #[test]
     fn probes_are_off_by_default_and_each_peer_may_opt_out() {
-        let base = include_str!("../../../config/gateway.toml");
+        let example = include_str!("../../../config/gateway.toml");
+        // The example config turns probes on; without the key they are off.
+        let probe_line = example
+            .lines()
+            .find(|l| l.starts_with("probe_secs = "))
+            .expect("the example sets probe_secs");
+        let base = example.replace(probe_line, "");
+        assert_eq!(
+            Config::parse(example).expect("valid").probe_interval(),
+            Some(std::time::Duration::from_secs(30))
+        );
         let cfg = Config::parse(&format!("{base}{PEER}")).expect("valid");
         assert_eq!(cfg.probe_interval(), None);
         assert!(cfg.sip_peers()[0].probe, "on by default once probing is");
