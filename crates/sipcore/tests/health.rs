@@ -187,6 +187,26 @@ fn rfc3261_17_1_2_2_no_answer_before_timer_f_marks_the_peer_down() {
     assert_eq!(net.a.sip.next_hops(), [(pbx(), None)]);
 }
 
+/// docs/security.md: a probed peer's reason phrase reaches IQ error texts,
+/// rows and logs cut to 200 characters (RFC 3261 §25.1 sets no length).
+#[test]
+fn rfc3261_21_5_4_a_peer_s_long_reason_phrase_is_cut_before_it_is_told() {
+    let mut net = net_with_pbx();
+    net.lose = Box::new(|from_a, _| from_a); // B is scripted
+    net.run(Duration::ZERO);
+    let phrase = "Overloaded ".repeat(100);
+    answer_probe(&mut net, &format!("503 {}", phrase.trim_end()), "");
+    let (_, why) = net.a.health.last().expect("down");
+    let why = why.as_deref().expect("why");
+    assert!(why.starts_with("OPTIONS answered 503 Overloaded"), "{why}");
+    assert!(why.ends_with('…'), "cut: {why}");
+    assert!(
+        why.chars().count() < 250,
+        "{} characters",
+        why.chars().count()
+    );
+}
+
 /// 503: down, and not probed again before its Retry-After (§21.5.4); 408
 /// is down too; any other final answer proves the peer alive (§11.2) —
 /// a challenge, a 404, a 405, a 481, a 500.
