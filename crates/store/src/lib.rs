@@ -609,37 +609,69 @@ fn record_from_row(row: &AnyRow) -> Result<SessionRecord, StoreError> {
     let id: i64 = row.try_get("id")?;
     let corrupt = |detail: String| StoreError::Corrupt { id, detail };
     let time = |col: &str| time_column(row, id, col);
-    let direction: String = row.try_get("direction")?;
-    let state: String = row.try_get("state")?;
-    let ended_by: Option<String> = row.try_get("ended_by")?;
     Ok(SessionRecord {
         id,
         jingle_sid: Sid::new(row.try_get::<String, _>("jingle_sid")?),
         sip_call_id: CallId::new(row.try_get::<String, _>("sip_call_id")?),
-        direction: parse_direction(&direction)
-            .ok_or_else(|| corrupt(format!("direction = {direction:?}")))?,
+        direction: parsed(row, id, "direction", parse_direction)?,
         xmpp_jid: row.try_get("xmpp_jid")?,
         sip_uri: row.try_get("sip_uri")?,
         gateway_jid: row.try_get("gateway_jid")?,
-        state: parse_state(&state).ok_or_else(|| corrupt(format!("state = {state:?}")))?,
+        state: parsed(row, id, "state", parse_state)?,
         created_at: time("created_at")?.ok_or_else(|| corrupt("created_at is NULL".into()))?,
         answered_at: time("answered_at")?,
         ended_at: time("ended_at")?,
         end_reason: row.try_get("end_reason")?,
         sip_status: sip_status_column(row, id)?,
         end_detail: row.try_get("end_detail")?,
-        ended_by: ended_by
-            .map(|by| parse_ended_by(&by).ok_or_else(|| corrupt(format!("ended_by = {by:?}"))))
-            .transpose()?,
+        ended_by: parsed_or_null(row, id, "ended_by", parse_ended_by)?,
         updated_at: time("updated_at")?.ok_or_else(|| corrupt("updated_at is NULL".into()))?,
         local_sdp: row.try_get("local_sdp")?,
         remote_sdp: row.try_get("remote_sdp")?,
-        hold: {
-            let hold: Option<String> = row.try_get("hold")?;
-            Hold::parse(hold.as_deref()).ok_or_else(|| corrupt(format!("hold = {hold:?}")))?
-        },
+        hold: hold_column(row, id)?,
         sip_peer: row.try_get("sip_peer")?,
         media_relay: row.try_get("media_relay")?,
+    })
+}
+
+/// Text column `col` of row `id` read by `parse`; text it does not take
+/// is a corrupt row.
+pub(crate) fn parsed<T>(
+    row: &AnyRow,
+    id: i64,
+    col: &str,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<T, StoreError> {
+    let text: String = row.try_get(col)?;
+    parse(&text).ok_or_else(|| StoreError::Corrupt {
+        id,
+        detail: format!("{col} = {text:?}"),
+    })
+}
+
+/// [`parsed`] for a column that may be NULL (`None`).
+pub(crate) fn parsed_or_null<T>(
+    row: &AnyRow,
+    id: i64,
+    col: &str,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<Option<T>, StoreError> {
+    let text: Option<String> = row.try_get(col)?;
+    text.map(|text| {
+        parse(&text).ok_or_else(|| StoreError::Corrupt {
+            id,
+            detail: format!("{col} = {text:?}"),
+        })
+    })
+    .transpose()
+}
+
+/// `hold` of row `id` (NULL: nobody holds the call).
+pub(crate) fn hold_column(row: &AnyRow, id: i64) -> Result<Hold, StoreError> {
+    let hold: Option<String> = row.try_get("hold")?;
+    Hold::parse(hold.as_deref()).ok_or_else(|| StoreError::Corrupt {
+        id,
+        detail: format!("hold = {hold:?}"),
     })
 }
 

@@ -9,8 +9,8 @@
 //! at a time so that the call writer is never held up for long.
 
 use crate::{
-    Store, StoreError, parse_direction, parse_ended_by, parse_iso8601, parse_state,
-    sip_status_column, time_column,
+    Store, StoreError, hold_column, parse_direction, parse_ended_by, parse_iso8601, parse_state,
+    parsed, parsed_or_null, sip_status_column, time_column,
 };
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -240,13 +240,9 @@ impl Store {
 fn call_record_from_row(row: &AnyRow) -> Result<CallRecord, StoreError> {
     let id: i64 = row.try_get("id")?;
     let corrupt = |detail: String| StoreError::Corrupt { id, detail };
-    let direction: String = row.try_get("direction")?;
-    let outcome: String = row.try_get("outcome")?;
-    let ended_by: Option<String> = row.try_get("ended_by")?;
     Ok(CallRecord {
         id,
-        direction: parse_direction(&direction)
-            .ok_or_else(|| corrupt(format!("direction = {direction:?}")))?,
+        direction: parsed(row, id, "direction", parse_direction)?,
         caller: row.try_get("caller")?,
         callee: row.try_get("callee")?,
         started_at: time_column(row, id, "started_at")?
@@ -255,13 +251,10 @@ fn call_record_from_row(row: &AnyRow) -> Result<CallRecord, StoreError> {
         ended_at: time_column(row, id, "ended_at")?,
         setup_s: row.try_get("setup_s")?,
         duration_s: row.try_get("duration_s")?,
-        outcome: Outcome::parse(&outcome)
-            .ok_or_else(|| corrupt(format!("outcome = {outcome:?}")))?,
+        outcome: parsed(row, id, "outcome", Outcome::parse)?,
         sip_status: sip_status_column(row, id)?,
         end_reason: row.try_get("end_reason")?,
-        ended_by: ended_by
-            .map(|by| parse_ended_by(&by).ok_or_else(|| corrupt(format!("ended_by = {by:?}"))))
-            .transpose()?,
+        ended_by: parsed_or_null(row, id, "ended_by", parse_ended_by)?,
         end_detail: row.try_get("end_detail")?,
         sip_peer: row.try_get("sip_peer")?,
         media_relay: row.try_get("media_relay")?,
@@ -276,23 +269,19 @@ fn call_record_from_row(row: &AnyRow) -> Result<CallRecord, StoreError> {
 fn active_session_from_row(row: &AnyRow) -> Result<ActiveSession, StoreError> {
     let id: i64 = row.try_get("id")?;
     let corrupt = |detail: String| StoreError::Corrupt { id, detail };
-    let direction: String = row.try_get("direction")?;
-    let state: String = row.try_get("state")?;
-    let hold: Option<String> = row.try_get("hold")?;
     let created_at =
         time_column(row, id, "created_at")?.ok_or_else(|| corrupt("created_at is NULL".into()))?;
     Ok(ActiveSession {
         id,
-        direction: parse_direction(&direction)
-            .ok_or_else(|| corrupt(format!("direction = {direction:?}")))?,
+        direction: parsed(row, id, "direction", parse_direction)?,
         xmpp_jid: row.try_get("xmpp_jid")?,
         sip_uri: row.try_get("sip_uri")?,
-        state: parse_state(&state).ok_or_else(|| corrupt(format!("state = {state:?}")))?,
+        state: parsed(row, id, "state", parse_state)?,
         created_at,
         answered_at: time_column(row, id, "answered_at")?,
         age_s: row.try_get("age_s")?,
         talk_s: row.try_get("talk_s")?,
-        hold: Hold::parse(hold.as_deref()).ok_or_else(|| corrupt(format!("hold = {hold:?}")))?,
+        hold: hold_column(row, id)?,
         sip_peer: row.try_get("sip_peer")?,
         media_relay: row.try_get("media_relay")?,
         jingle_sid: Sid::new(row.try_get::<String, _>("jingle_sid")?),
