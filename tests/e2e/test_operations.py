@@ -4,7 +4,6 @@ refused, live ones go on, what is left at the deadline ended on both sides,
 exit code 0."""
 
 import signal
-import socket
 import time
 
 import pytest
@@ -13,26 +12,11 @@ from harness import jingle
 from harness.calls import (ROMEO_JID, accept, assert_iq_error, call_xmpp, new_sid,
                            quick_call_to_sip, quick_call_to_xmpp)
 from harness.gateway import Gateway
-from harness.net import HOST, wait_until
+from harness.net import HOST, sip_options, wait_until
 from harness.prosody import DOMAIN, PASSWORD, Prosody
 from harness.xmpp_client import JingleClient
 
 pytestmark = pytest.mark.gateway
-
-
-def options(gw: Gateway, n: int = 1) -> str:
-    """An OPTIONS to the gateway over UDP; the response's text."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((HOST, 0))
-        s.settimeout(3)
-        port = s.getsockname()[1]
-        s.sendto((f"OPTIONS sip:{HOST}:{gw.sip_port} SIP/2.0\r\n"
-                  f"Via: SIP/2.0/UDP {HOST}:{port};branch=z9hG4bKops{n}{port}\r\n"
-                  f"Max-Forwards: 70\r\nFrom: <sip:probe@{HOST}>;tag=o{n}\r\n"
-                  f"To: <sip:{HOST}:{gw.sip_port}>\r\nCall-ID: ops{n}-{port}@{HOST}\r\n"
-                  f"CSeq: {n} OPTIONS\r\nContent-Length: 0\r\n\r\n").encode(),
-                 (HOST, gw.sip_port))
-        return s.recv(65535).decode(errors="replace")
 
 
 def metric(values: dict, name: str, **labels) -> float:
@@ -85,13 +69,13 @@ def test_ready_and_options_follow_the_xmpp_component(tmp_path, xloop, sipp, atta
     gw.start(probe)
     try:
         assert gw.http_get("/ready")[0] == 200
-        assert options(gw, 1).startswith("SIP/2.0 200"), "available: 200"
+        assert sip_options(gw.sip_addr()).startswith("SIP/2.0 200"), "available: 200"
 
         server.stop()
         assert wait_until(lambda: gw.http_get("/ready")[0] == 503, 10), gw.http_get("/ready")
         assert "xmpp component not connected" in gw.http_get("/ready")[1]
         assert gw.http_get("/health")[0] == 200, "the process is up all the same"
-        refused = options(gw, 2)
+        refused = sip_options(gw.sip_addr())
         assert refused.startswith("SIP/2.0 503"), refused
         assert "Retry-After: 10" in refused, refused
         res = sipp.uac("uac_expect_error", remote=gw.sip_addr(), code=503).wait()
@@ -100,7 +84,7 @@ def test_ready_and_options_follow_the_xmpp_component(tmp_path, xloop, sipp, atta
 
         server.start(fresh=False)
         assert wait_until(lambda: gw.http_get("/ready")[0] == 200, 30), gw.http_get("/ready")
-        assert options(gw, 3).startswith("SIP/2.0 200")
+        assert sip_options(gw.sip_addr()).startswith("SIP/2.0 200")
         assert metric(gw.metrics(), "stox_xmpp_reconnects_total") >= 1
     finally:
         gw.stop()

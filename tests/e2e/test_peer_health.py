@@ -6,7 +6,6 @@ shows the peer down; once the peer answers again, calls go through. Real
 Prosody, slixmpp and SIPp (a UAS that answers OPTIONS)."""
 
 import re
-import socket
 import time
 
 import pytest
@@ -14,7 +13,7 @@ import pytest
 from harness import jingle
 from harness.calls import assert_iq_error, assert_result, new_sid
 from harness.gateway import Gateway
-from harness.net import HOST, free_port, wait_until
+from harness.net import HOST, free_port, sip_options, wait_until
 from harness.sipp import Sipp
 
 pytestmark = pytest.mark.gateway
@@ -78,24 +77,6 @@ def wait_metric(gw: Gateway, name: str, value: float, timeout: float) -> None:
                              + gw.log_text()[-3000:])
 
 
-def options_answer(gw: Gateway) -> str:
-    """The gateway's answer to an OPTIONS outside a dialog (its first line)."""
-    host, port = gw.sip_addr().split(":")
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind((HOST, 0))
-    s.settimeout(3)
-    mine = s.getsockname()[1]
-    s.sendto((f"OPTIONS sip:{host}:{port} SIP/2.0\r\n"
-              f"Via: SIP/2.0/UDP {HOST}:{mine};branch=z9hG4bKdisp1;rport\r\nMax-Forwards: 70\r\n"
-              f"From: <sip:dispatcher@{HOST}>;tag=d1\r\nTo: <sip:{host}:{port}>\r\n"
-              f"Call-ID: disp1@{HOST}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n").encode(),
-             (host, int(port)))
-    try:
-        return s.recv(65535).decode(errors="replace").split("\r\n")[0]
-    finally:
-        s.close()
-
-
 def test_rfc3261_18_4_a_call_to_a_peer_that_refuses_connections_is_refused_at_once(
         probing, juliet):
     gateway, uas = probing
@@ -130,7 +111,7 @@ def test_rfc3261_18_4_a_call_to_a_peer_that_refuses_connections_is_refused_at_on
     # OPTIONS to the gateway (a dispatcher's probe) is still 200.
     status, body = gw.http_get("/ready")
     assert status == 200 and "every probed SIP next hop is down" in body, (status, body)
-    assert options_answer(gw).startswith("SIP/2.0 200"), "SIP -> XMPP still works"
+    assert sip_options(gw.sip_addr()).startswith("SIP/2.0 200"), "SIP -> XMPP still works"
 
     # The peer comes up: the next probe (within a second) finds it.
     u = uas(port, "tcp")

@@ -46,8 +46,8 @@ import pytest
 from harness import jingle
 from harness.calls import accept, assert_result, new_sid
 from harness.gateway import BINARY, Gateway
-from harness.kamailio import Kamailio, sip_options
-from harness.net import HOST, free_port, wait_until
+from harness.kamailio import Kamailio
+from harness.net import HOST, free_port, sip_options_status, wait_until
 from harness.postgres import Postgres
 from harness.prosody import DOMAIN, PASSWORD, Prosody
 from harness.sip_ua import SipUa
@@ -479,7 +479,7 @@ def test_a_draining_gateway_answers_503_is_taken_out_and_its_call_goes_on_to_the
 
     gw1.proc.send_signal(signal.SIGTERM)
     drained = time.monotonic()
-    assert wait_until(lambda: sip_options(gw1.sip_addr()) == 503, 5, 0.1), \
+    assert wait_until(lambda: sip_options_status(gw1.sip_addr()) == 503, 5, 0.1), \
         "a draining gateway answers OPTIONS with 503"
     k.wait_state(gw1.sip_addr(), active=False, timeout=max(0.5, 5 - (time.monotonic() - drained)))
     out_after = time.monotonic() - drained
@@ -574,7 +574,7 @@ def test_a_second_gateway_with_a_running_gateways_instance_number_refuses_to_sta
     assert done.returncode != 0, out
     assert "instance" in out and COMPONENTS[1] in out, out
     # Gateway 1 goes on, its number still its own.
-    assert sip_options(site.gateways[1].sip_addr()) == 200
+    assert sip_options_status(site.gateways[1].sip_addr()) == 200
     assert site.gateways[1].exit_code() is None
 
 

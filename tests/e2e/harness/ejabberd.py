@@ -20,13 +20,12 @@ import pwd
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from .net import HOST, free_port, tail, wait_until
+from .net import HOST, accepts, free_port, tail, wait_until
 
 DOMAIN = "example.com"
 COMPONENT = "sip.example.com"
@@ -238,7 +237,7 @@ class Ejabberd:
     def _ready(self) -> bool:
         if self.proc.poll() is not None:
             return True  # exited: stop waiting, start() reports it
-        return all(_accepts(p) for p in (self.c2s_port, self.component_port))
+        return all(accepts(p) for p in (self.c2s_port, self.component_port))
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -283,13 +282,6 @@ class Ejabberd:
     def cleanup(self):
         shutil.rmtree(self.dir, ignore_errors=True)
 
-
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection((HOST, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 def _stat(pid: int) -> list[str] | None:

@@ -40,14 +40,13 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
-from .net import HOST, free_port, tail
+from .net import HOST, free_port, sip_options_status, tail
 
 MODULES = Path(os.environ.get("STOX_E2E_KAMAILIO_MODULES",
                               "/usr/lib/x86_64-linux-gnu/kamailio/modules"))
@@ -216,29 +215,6 @@ class KamailioError(RuntimeError):
     pass
 
 
-def sip_options(addr: str, timeout: float = 2.0) -> int | None:
-    """The status of an OPTIONS sent over UDP to "host:port" (a keepalive
-    as a dispatcher or a phone sends it), or None without an answer."""
-    host, _, port = addr.rpartition(":")
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((HOST, 0))
-        s.settimeout(timeout)
-        me = s.getsockname()[1]
-        tag = uuid.uuid4().hex[:10]
-        s.sendto((f"OPTIONS sip:{addr} SIP/2.0\r\n"
-                  f"Via: SIP/2.0/UDP {HOST}:{me};branch=z9hG4bK{tag};rport\r\n"
-                  f"Max-Forwards: 70\r\nFrom: <sip:probe@{HOST}>;tag={tag}\r\n"
-                  f"To: <sip:{addr}>\r\nCall-ID: {tag}@{HOST}\r\n"
-                  f"CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n").encode(),
-                 (host, int(port)))
-        try:
-            data = s.recv(65535).decode(errors="replace")
-        except OSError:
-            return None
-    m = re.match(r"SIP/2\.0 (\d{3})", data)
-    return int(m.group(1)) if m else None
-
-
 class Kamailio:
     """Kamailio dispatching INVITEs over `gateways` ("host:port" each)."""
 
@@ -342,7 +318,7 @@ class Kamailio:
 
     def options(self, timeout: float = 2.0) -> int | None:
         """An OPTIONS to Kamailio itself over UDP: the status, or None."""
-        return sip_options(self.addr, timeout)
+        return sip_options_status(self.addr, timeout)
 
     def rpc(self, *args: str) -> str:
         done = subprocess.run(["kamcmd", "-s", f"unix:{self.ctl}", *args],

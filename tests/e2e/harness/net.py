@@ -1,8 +1,11 @@
-"""Loopback helpers: free ports, waiting for a port, reading log tails."""
+"""Loopback helpers: free ports, waiting for a port, reading log tails, a
+SIP OPTIONS keepalive."""
 
 import random
+import re
 import socket
 import time
+import uuid
 from pathlib import Path
 
 HOST = "127.0.0.1"
@@ -51,6 +54,43 @@ def port_in_use(port: int, udp: bool = False) -> bool:
         return False
     except OSError:
         return True
+
+
+def accepts(port: int) -> bool:
+    """Something accepts TCP connections on the loopback `port`."""
+    try:
+        with socket.create_connection((HOST, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def sip_options(addr: str, timeout: float = 3.0) -> str:
+    """The response to one OPTIONS outside a dialog sent over UDP to
+    "host:port" (a keepalive as a dispatcher or a phone sends it): its
+    whole text, "" when none came within `timeout`."""
+    host, _, port = addr.rpartition(":")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((HOST, 0))
+        s.settimeout(timeout)
+        me = s.getsockname()[1]
+        tag = uuid.uuid4().hex[:10]
+        s.sendto((f"OPTIONS sip:{addr} SIP/2.0\r\n"
+                  f"Via: SIP/2.0/UDP {HOST}:{me};branch=z9hG4bK{tag};rport\r\n"
+                  f"Max-Forwards: 70\r\nFrom: <sip:probe@{HOST}>;tag={tag}\r\n"
+                  f"To: <sip:{addr}>\r\nCall-ID: {tag}@{HOST}\r\n"
+                  f"CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n").encode(),
+                 (host, int(port)))
+        try:
+            return s.recv(65535).decode(errors="replace")
+        except OSError:
+            return ""
+
+
+def sip_options_status(addr: str, timeout: float = 2.0) -> int | None:
+    """The status code of [sip_options]'s answer, None without one."""
+    m = re.match(r"SIP/2\.0 (\d{3})", sip_options(addr, timeout))
+    return int(m.group(1)) if m else None
 
 
 def wait_until(predicate, timeout: float, interval: float = 0.05):

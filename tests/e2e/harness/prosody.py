@@ -7,12 +7,11 @@ import pwd
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
 
-from .net import HOST, free_port, tail, wait_until
+from .net import HOST, accepts, free_port, tail, wait_until
 
 DOMAIN = "example.com"
 COMPONENT = "sip.example.com"
@@ -114,7 +113,7 @@ class Prosody:
     def _ready(self) -> bool:
         if self.proc.poll() is not None:
             return True  # exited: stop waiting, start() reports it
-        return all(_accepts(p) for p in (self.c2s_port, self.component_port))
+        return all(accepts(p) for p in (self.c2s_port, self.component_port))
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -132,13 +131,6 @@ class Prosody:
     def cleanup(self):
         shutil.rmtree(self.dir, ignore_errors=True)
 
-
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection((HOST, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 def _signal_group(proc: subprocess.Popen, sig: int):
